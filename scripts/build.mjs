@@ -1,0 +1,31 @@
+// Compiles every TypeScript source next to itself (engine/foo.ts -> engine/foo.js), so the
+// README's `node experiments/fixed-variance.js` runs without a bundler and worker threads can
+// load their own files. Type checking is separate (`npm run typecheck`): esbuild only strips.
+import { build } from 'esbuild';
+import { readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+
+const roots = ['engine', 'backends', 'models', 'experiments', 'test', 'bench'];
+
+function tsFiles(dir) {
+  let found = [];
+  for (const name of readdirSync(dir)) {
+    const path = join(dir, name);
+    if (statSync(path).isDirectory()) found = found.concat(tsFiles(path));
+    else if (name.endsWith('.ts') && !name.endsWith('.d.ts')) found.push(path);
+  }
+  return found;
+}
+
+const entryPoints = roots.flatMap((root) => tsFiles(root));
+await build({
+  entryPoints,
+  outdir: '.',
+  outbase: '.',
+  format: 'esm',
+  platform: 'node',
+  target: 'node20',
+  sourcemap: 'inline',
+  logLevel: 'warning',
+});
+console.log(`silentgrad: built ${entryPoints.length} TypeScript files`);
