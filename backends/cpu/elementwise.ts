@@ -1,0 +1,122 @@
+// Strided elementwise loops, generated once per op from one template (so adding a pointwise
+// op is one line in a table, never a copied loop). Dimensions that are contiguous in every
+// operand are merged first, so the common case is a single flat loop.
+import type { BinaryOp, UnaryOp } from '../../engine/backend.js';
+import type { FloatArray } from '../../engine/dtype.js';
+
+/** The JavaScript expression of each pointwise op, in terms of a, b and the parameter p. */
+const unaryExpressions: Record<UnaryOp, string> = {
+  copy: 'a',
+  neg: '-a',
+  exp: 'Math.exp(a)',
+  log: 'Math.log(a)',
+  sqrt: 'Math.sqrt(a)',
+  abs: 'Math.abs(a)',
+  sign: 'Math.sign(a)',
+  square: 'a * a',
+  reciprocal: '1 / a',
+  relu: 'a > 0 ? a : 0',
+  step: 'a > 0 ? 1 : 0',
+  // The branches keep exp() from overflowing for large |a|.
+  sigmoid: 'a >= 0 ? 1 / (1 + Math.exp(-a)) : Math.exp(a) / (1 + Math.exp(a))',
+  softplus: 'a > 0 ? a + Math.log1p(Math.exp(-a)) : Math.log1p(Math.exp(a))',
+  logSigmoid: 'a < 0 ? a - Math.log1p(Math.exp(a)) : -Math.log1p(Math.exp(-a))',
+  tanh: 'Math.tanh(a)',
+  scale: 'a * p',
+  shift: 'a + p',
+  pow: 'Math.pow(a, p)',
+};
+
+const binaryExpressions: Record<BinaryOp, string> = {
+  add: 'a + b',
+  sub: 'a - b',
+  mul: 'a * b',
+  div: 'a / b',
+  maximum: 'a >= b || b !== b ? a : b',
+  minimum: 'a <= b || b !== b ? a : b',
+  greater: 'a > b ? 1 : 0',
+};
+
+/** A strided operand: data plus offset and per-axis strides (in elements). */
+export interface Operand { data: FloatArray; offset: number; strides: readonly number[] }
+
+type Loop = (shape: readonly number[], out: Operand, a: Operand, b: Operand, p: number) => void;
+
+/**
+ * The template: iterate `shape` with an index vector, innermost axis as a tight loop.
+ * `body` assigns to o[io] from a[ia] (and b[ib]).
+ */
+function generateLoop(body: string): Loop {
+  const source = `
+    const rank = shape.length;
+    const o = out.data, x = A.data, y = B.data;
+    const inner = rank ? shape[rank - 1] : 1;
+    const so = rank ? out.strides[rank - 1] : 0, sa = rank ? A.strides[rank - 1] : 0, sb = rank ? B.strides[rank - 1] : 0;
+    let outer = 1;
+    for (let d = 0; d < rank - 1; d++) outer *= shape[d];
+    const index = new Int32Array(Math.max(rank - 1, 1));
+    let baseO = out.offset, baseA = A.offset, baseB = B.offset;
+    for (let n = 0; n < outer; n++) {
+      let io = baseO, ia = baseA, ib = baseB;
+      for (let i = 0; i < inner; i++) {
+        const a = x[ia], b = y[ib];
+        ${body};
+        io += so; ia += sa; ib += sb;
+      }
+      for (let d = rank - 2; d >= 0; d--) {
+        index[d]++;
+        baseO += out.strides[d]; baseA += A.strides[d]; baseB += B.strides[d];
+        if (index[d] < shape[d]) break;
+        baseO -= out.strides[d] * shape[d]; baseA -= A.strides[d] * shape[d]; baseB -= B.strides[d] * shape[d];
+        index[d] = 0;
+      }
+    }`;
+  return new Function('shape', 'out', 'A', 'B', 'p', source) as Loop;
+}
+
+const cache = new Map<string, Loop>();
+
+function loopFor(key: string, body: string): Loop {
+  let loop = cache.get(key);
+  if (!loop) cache.set(key, (loop = generateLoop(body)));
+  return loop;
+}
+
+/**
+ * Merge adjacent axes that are laid out contiguously in every operand (and drop size-1 axes),
+ * so e.g. two contiguous [64, 784] operands become one flat loop of 50176.
+ */
+export function coalesce(shape: readonly number[], operands: readonly Operand[]): [number[], Operand[]] {
+  const keep = shape.map((_, i) => i).filter((i) => shape[i] !== 1);
+  const dims: number[] = [];
+  const strides: number[][] = operands.map(() => []);
+  for (const axis of keep) {
+    const last = dims.length - 1;
+    const mergeable = last >= 0 && operands.every((op, k) => strides[k]![last] === op.strides[axis]! * shape[axis]!);
+    if (mergeable) {
+      dims[last]! *= shape[axis]!;
+      operands.forEach((op, k) => (strides[k]![last] = op.strides[axis]!));
+    } else {
+      dims.push(shape[axis]!);
+      operands.forEach((op, k) => strides[k]!.push(op.strides[axis]!));
+    }
+  }
+  return [dims, operands.map((op, k) => ({ data: op.data, offset: op.offset, strides: strides[k]! }))];
+}
+
+export function runUnary(op: UnaryOp, shape: readonly number[], out: Operand, a: Operand, p: number): void {
+  const [dims, [o, x]] = coalesce(shape, [out, a]);
+  loopFor(`u:${op}`, `o[io] = ${unaryExpressions[op]}`)(dims, o!, x!, x!, p);
+}
+
+export function runBinary(op: BinaryOp, shape: readonly number[], out: Operand, a: Operand, b: Operand): void {
+  const [dims, [o, x, y]] = coalesce(shape, [out, a, b]);
+  loopFor(`b:${op}`, `o[io] = ${binaryExpressions[op]}`)(dims, o!, x!, y!, 0);
+}
+
+/** out (strides 0 along reduced axes) accumulates a: the same loop, reading o[io] as it goes. */
+export function runAccumulate(op: 'sum' | 'max', shape: readonly number[], out: Operand, a: Operand): void {
+  const [dims, [o, x]] = coalesce(shape, [out, a]);
+  const body = op === 'sum' ? 'o[io] += a' : 'if (a > o[io] || a !== a) o[io] = a';
+  loopFor(`r:${op}`, body)(dims, o!, x!, x!, 0);
+}

@@ -1,0 +1,130 @@
+// The reference backend: TypeScript over typed arrays. Elementwise kernels are generated
+// strided loops (elementwise.ts); matmul and convolutions are blocked GEMMs split over both
+// cores (gemm.ts, conv.ts, parallel.ts). Freed storage is pooled by size so a training step
+// reuses last step's arrays instead of allocating (and zeroing) new ones.
+import type { Backend, BinaryOp, Conv2dGeometry, RandomKind, ReduceOp, Storage, UnaryOp, View } from '../../engine/backend.js';
+import { arrayFor, type DType, type FloatArray } from '../../engine/dtype.js';
+import { referenceDraw } from '../../engine/random.js';
+import { contiguousStrides } from '../../engine/tensor.js';
+import { conv2dBackwardFilter, conv2dBackwardInput, conv2dForward, gemm } from './naive-kernels.js';
+import { runAccumulate, runBinary, runUnary, type Operand } from './elementwise.js';
+
+export class CpuStorage implements Storage {
+  constructor(readonly data: FloatArray) {}
+  get dtype(): DType { return this.data instanceof Float32Array ? 'float32' : 'float64'; }
+  get length(): number { return this.data.length; }
+}
+
+function dataOf(storage: Storage): FloatArray {
+  if (!(storage instanceof CpuStorage)) throw new Error('cpu backend: storage belongs to another backend');
+  return storage.data;
+}
+
+const operand = (v: View): Operand => ({ data: dataOf(v.storage), offset: v.offset, strides: v.strides });
+
+/** Pool of freed arrays by dtype and length, bounded so a change of shapes cannot hoard memory. */
+class ArrayPool {
+  private readonly free = new Map<string, FloatArray[]>();
+  private pooledElements = 0;
+  constructor(private readonly maxElements: number) {}
+
+  take(dtype: DType, length: number): FloatArray | undefined {
+    const list = this.free.get(`${dtype}:${length}`);
+    const found = list?.pop();
+    if (found) this.pooledElements -= length;
+    return found;
+  }
+
+  give(data: FloatArray): void {
+    if (this.pooledElements + data.length > this.maxElements) return;
+    const key = `${data instanceof Float32Array ? 'float32' : 'float64'}:${data.length}`;
+    const list = this.free.get(key) ?? [];
+    list.push(data);
+    this.free.set(key, list);
+    this.pooledElements += data.length;
+  }
+}
+
+export class CpuBackend implements Backend {
+  readonly name = 'cpu';
+  private readonly pool = new ArrayPool(64 * 1024 * 1024);
+
+  describe(): string {
+    return 'cpu: TypeScript kernels over typed arrays';
+  }
+
+  supports(): boolean {
+    return true;
+  }
+
+  alloc(dtype: DType, length: number): Storage {
+    return new CpuStorage(this.pool.take(dtype, length) ?? arrayFor(dtype, length));
+  }
+
+  free(storage: Storage): void {
+    this.pool.give(dataOf(storage));
+  }
+
+  upload(data: FloatArray): Storage {
+    const storage = this.alloc(data instanceof Float32Array ? 'float32' : 'float64', data.length);
+    dataOf(storage).set(data);
+    return storage;
+  }
+
+  readSync(view: View): FloatArray {
+    const out = arrayFor(view.storage.dtype, view.shape.reduce((n, d) => n * d, 1));
+    runUnary('copy', view.shape, { data: out, offset: 0, strides: contiguousStrides(view.shape) }, operand(view), 0);
+    return out;
+  }
+
+  read(view: View): Promise<FloatArray> {
+    return Promise.resolve(this.readSync(view));
+  }
+
+  fill(out: View, value: number): void {
+    const data = dataOf(out.storage);
+    if (out.offset === 0 && out.shape.reduce((n, d) => n * d, 1) === data.length) data.fill(value);
+    // A strided region: shift a broadcast zero by `value`.
+    else runUnary('shift', out.shape, operand(out), { data: new Float64Array(1), offset: 0, strides: out.shape.map(() => 0) }, value);
+  }
+
+  unary(op: UnaryOp, x: View, out: View, p: number): void {
+    runUnary(op, x.shape, operand(out), operand(x), p);
+  }
+
+  binary(op: BinaryOp, a: View, b: View, out: View): void {
+    runBinary(op, out.shape, operand(out), operand(a), operand(b));
+  }
+
+  reduce(op: ReduceOp, x: View, axes: readonly number[], out: Storage): void {
+    const outShape = x.shape.map((d, i) => (axes.includes(i) ? 1 : d));
+    // Accumulate in float64 whatever the dtype, so float32 sums of many terms stay accurate.
+    const accumulator = new Float64Array(out.length).fill(op === 'sum' ? 0 : -Infinity);
+    const strides = contiguousStrides(outShape).map((s, i) => (axes.includes(i) ? 0 : s));
+    runAccumulate(op, x.shape, { data: accumulator, offset: 0, strides }, operand(x));
+    dataOf(out).set(accumulator);
+  }
+
+  matmul(a: View, transA: boolean, b: View, transB: boolean, out: Storage): void {
+    const [M, K, N] = [a.shape[0]!, a.shape[1]!, b.shape[1]!];
+    gemm(M, N, K, dataOf(a.storage), a.offset, transA, dataOf(b.storage), b.offset, transB, dataOf(out), 0, false);
+  }
+
+  conv2d(x: View, w: View, geo: Conv2dGeometry, out: Storage): void {
+    conv2dForward(dataOf(x.storage), x.offset, dataOf(w.storage), w.offset, geo, dataOf(out));
+  }
+
+  conv2dBackwardInput(dy: View, w: View, geo: Conv2dGeometry, dx: Storage): void {
+    conv2dBackwardInput(dataOf(dy.storage), dy.offset, dataOf(w.storage), w.offset, geo, dataOf(dx));
+  }
+
+  conv2dBackwardFilter(x: View, dy: View, geo: Conv2dGeometry, dw: Storage): void {
+    conv2dBackwardFilter(dataOf(x.storage), x.offset, dataOf(dy.storage), dy.offset, geo, dataOf(dw));
+  }
+
+  random(kind: RandomKind, seed: number, offset: number, out: Storage): void {
+    referenceDraw(kind, seed, offset, dataOf(out));
+  }
+}
+
+export const cpuBackend = new CpuBackend();

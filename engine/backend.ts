@@ -1,0 +1,73 @@
+// The narrow interface every backend implements: an allocator plus a small set of primitive
+// kernels. Every op of the engine is composed from these, so a new backend is one folder
+// that fills in this interface (the TensorFlow.js lesson in ../shared/design/style.md).
+import type { DType, FloatArray } from './dtype.js';
+
+/** Memory owned by a backend. Opaque to the engine except for its size and type. */
+export interface Storage {
+  readonly dtype: DType;
+  readonly length: number;
+}
+
+/** A strided window onto a storage: how every kernel sees its operands. */
+export interface View {
+  readonly storage: Storage;
+  readonly shape: readonly number[];
+  readonly strides: readonly number[];
+  readonly offset: number;
+}
+
+/** Pointwise functions of one argument; `p` is the scalar parameter of scale/shift/pow. */
+export const unaryOps = [
+  'copy', 'neg', 'exp', 'log', 'sqrt', 'abs', 'sign', 'square', 'reciprocal', 'relu', 'step',
+  'sigmoid', 'softplus', 'logSigmoid', 'tanh', 'scale', 'shift', 'pow',
+] as const;
+export type UnaryOp = (typeof unaryOps)[number];
+
+export const binaryOps = ['add', 'sub', 'mul', 'div', 'maximum', 'minimum', 'greater'] as const;
+export type BinaryOp = (typeof binaryOps)[number];
+
+export const reduceOps = ['sum', 'max'] as const;
+export type ReduceOp = (typeof reduceOps)[number];
+
+export type RandomKind = 'uniform' | 'normal';
+
+export interface Conv2dGeometry {
+  batch: number; inChannels: number; height: number; width: number;
+  outChannels: number; kernelH: number; kernelW: number;
+  stride: number; padding: number; outHeight: number; outWidth: number;
+}
+
+export interface Backend {
+  readonly name: string;
+  /** One line saying what runs the kernels (device, adapter, threads). */
+  describe(): string;
+  supports(dtype: DType): boolean;
+
+  alloc(dtype: DType, length: number): Storage;
+  /** Return memory to the backend's pool; the storage must not be used again. */
+  free(storage: Storage): void;
+  upload(data: FloatArray): Storage;
+  /** Copy a view out to the host as a contiguous array. */
+  read(view: View): Promise<FloatArray>;
+  /** Synchronous read, where the backend can (CPU); used by anomaly mode and item(). */
+  readSync?(view: View): FloatArray;
+
+  fill(out: View, value: number): void;
+  /** out = f(x), elementwise; x and out have the same shape, any strides. */
+  unary(op: UnaryOp, x: View, out: View, p: number): void;
+  /** out = f(a, b); a and b arrive already broadcast to out's shape (zero strides). */
+  binary(op: BinaryOp, a: View, b: View, out: View): void;
+  /** Reduce x over `axes` into a contiguous out whose shape keeps those axes as 1. */
+  reduce(op: ReduceOp, x: View, axes: readonly number[], out: Storage): void;
+  /**
+   * out[M,N] = a[M,K] b[K,N]. The views have those logical shapes; a flag says the operand's
+   * memory is the row-major transpose (a stored K x M), so transposed operands are never copied.
+   */
+  matmul(a: View, transA: boolean, b: View, transB: boolean, out: Storage): void;
+  conv2d(x: View, w: View, geometry: Conv2dGeometry, out: Storage): void;
+  conv2dBackwardInput(dy: View, w: View, geometry: Conv2dGeometry, dx: Storage): void;
+  conv2dBackwardFilter(x: View, dy: View, geometry: Conv2dGeometry, dw: Storage): void;
+  /** Philox-4x32-10 draws, see engine/random.ts: element i uses counter (offset + i/4). */
+  random(kind: RandomKind, seed: number, offset: number, out: Storage): void;
+}

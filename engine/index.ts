@@ -1,0 +1,15 @@
+// silentgrad's public engine API. Importing it makes the CPU backend the default; other
+// backends are chosen with setDefaultBackend (see backends/select.ts).
+import { cpuBackend } from '../backends/cpu/index.js';
+import { setDefaultBackend } from './ops/core.js';
+
+setDefaultBackend(cpuBackend);
+
+export * from './ops/index.js';
+export { backward, detach, isGradEnabled, noGrad, record } from './autograd.js';
+export { Tensor, tidy, sizeOf } from './tensor.js';
+export type { Backend, Storage, View } from './backend.js';
+export type { DType, FloatArray } from './dtype.js';
+export { RandomStream } from './random.js';
+export { cpuBackend };
+export { gradcheck } from './gradcheck.js';
