@@ -38,6 +38,13 @@ export interface Conv2dGeometry {
   stride: number; padding: number; outHeight: number; outWidth: number;
 }
 
+/** One AdamW step's constants (PyTorch's update rule, see engine/optim.ts). */
+export interface AdamWStep {
+  lr: number; beta1: number; beta2: number; eps: number; weightDecay: number;
+  /** 1-based step count, for the bias corrections. */
+  step: number;
+}
+
 export interface Backend {
   readonly name: string;
   /** One line saying what runs the kernels (device, adapter, threads). */
@@ -68,6 +75,11 @@ export interface Backend {
   conv2d(x: View, w: View, geometry: Conv2dGeometry, out: Storage): void;
   conv2dBackwardInput(dy: View, w: View, geometry: Conv2dGeometry, dx: Storage): void;
   conv2dBackwardFilter(x: View, dy: View, geometry: Conv2dGeometry, dw: Storage): void;
+  /**
+   * The one in-place kernel: AdamW's update of param, m and v from a contiguous gradient.
+   * Fused because composed from pointwise ops it would read and write every parameter ~14 times.
+   */
+  adamw(param: Storage, grad: Storage, m: Storage, v: Storage, step: AdamWStep): void;
   /** Philox-4x32-10 draws, see engine/random.ts: element i uses counter (offset + i/4). */
   random(kind: RandomKind, seed: number, offset: number, out: Storage): void;
 }

@@ -13,3 +13,8 @@ export type { DType, FloatArray } from './dtype.js';
 export { RandomStream } from './random.js';
 export { cpuBackend };
 export { gradcheck } from './gradcheck.js';
+export * as nn from './nn/index.js';
+export { AdamW, SGD, adamwDefaults } from './optim.js';
+export type { AdamWOptions, ParamGroup, SGDOptions } from './optim.js';
+export { loadSafetensors, saveSafetensors, writeFileAtomic } from './safetensors.js';
+export { setAnomalyMode } from './ops/core.js';

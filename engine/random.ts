@@ -17,9 +17,9 @@ function mulHi(a: number, b: number): number {
   return (aHi * bHi + (mid1 >>> 16) + (mid2 >>> 16)) >>> 0;
 }
 
-/** Philox-4x32-10 of counter (c0, c1, 0, 0) and key (k0, k1); writes four uint32 words. */
-export function philox4x32(c0: number, c1: number, k0: number, k1: number, out: Uint32Array): void {
-  let x0 = c0 >>> 0, x1 = c1 >>> 0, x2 = 0, x3 = 0;
+/** Philox-4x32-10 of counter (c0, c1, c2, c3) and key (k0, k1); writes four uint32 words. */
+export function philox4x32(c0: number, c1: number, k0: number, k1: number, out: Uint32Array, c2 = 0, c3 = 0): void {
+  let x0 = c0 >>> 0, x1 = c1 >>> 0, x2 = c2 >>> 0, x3 = c3 >>> 0;
   let key0 = k0 >>> 0, key1 = k1 >>> 0;
   for (let round = 0; round < 10; round++) {
     const hi0 = mulHi(M0, x0), lo0 = Math.imul(M0, x0) >>> 0;

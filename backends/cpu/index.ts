@@ -2,7 +2,7 @@
 // strided loops (elementwise.ts); matmul and convolutions are blocked GEMMs split over both
 // cores (gemm.ts, conv.ts, parallel.ts). Freed storage is pooled by size so a training step
 // reuses last step's arrays instead of allocating (and zeroing) new ones.
-import type { Backend, BinaryOp, Conv2dGeometry, RandomKind, ReduceOp, Storage, UnaryOp, View } from '../../engine/backend.js';
+import type { AdamWStep, Backend, BinaryOp, Conv2dGeometry, RandomKind, ReduceOp, Storage, UnaryOp, View } from '../../engine/backend.js';
 import { arrayFor, type DType, type FloatArray } from '../../engine/dtype.js';
 import { referenceDraw } from '../../engine/random.js';
 import { contiguousStrides } from '../../engine/tensor.js';
@@ -120,6 +120,19 @@ export class CpuBackend implements Backend {
 
   conv2dBackwardFilter(x: View, dy: View, geo: Conv2dGeometry, dw: Storage): void {
     conv2dBackwardFilter(dataOf(x.storage), x.offset, dataOf(dy.storage), dy.offset, geo, dataOf(dw));
+  }
+
+  adamw(param: Storage, grad: Storage, m: Storage, v: Storage, h: AdamWStep): void {
+    const [p, g, mm, vv] = [dataOf(param), dataOf(grad), dataOf(m), dataOf(v)];
+    const decay = 1 - h.lr * h.weightDecay;
+    const stepSize = h.lr / (1 - h.beta1 ** h.step);
+    const rootCorrection = Math.sqrt(1 - h.beta2 ** h.step);
+    for (let i = 0; i < p.length; i++) {
+      const gi = g[i]!;
+      const mi = (mm[i] = h.beta1 * mm[i]! + (1 - h.beta1) * gi);
+      const vi = (vv[i] = h.beta2 * vv[i]! + (1 - h.beta2) * gi * gi);
+      p[i] = p[i]! * decay - (stepSize * mi) / (Math.sqrt(vi) / rootCorrection + h.eps);
+    }
   }
 
   random(kind: RandomKind, seed: number, offset: number, out: Storage): void {

@@ -19,6 +19,13 @@ export const contiguous = defineOp('contiguous', true, (x: Tensor): Tensor => {
   return record(out, 'contiguous', [x], (g) => [g]);
 });
 
+/** A fresh contiguous copy (gradient passes straight through). */
+export const clone = defineOp('clone', true, (x: Tensor): Tensor => {
+  const out = emptyLike(x);
+  x.backend.unary('copy', x, out, 0);
+  return record(out, 'clone', [x], (g) => [g]);
+});
+
 export const reshape = defineOp('reshape', true, (x: Tensor, shape: readonly number[]): Tensor => {
   const inferred = shape.indexOf(-1);
   const known = sizeOf(shape.filter((d) => d !== -1));

@@ -1,0 +1,4 @@
+export { Module } from './module.js';
+export { Conv2d, ConvTranspose2d, Flatten, Linear, LogSigmoid, ReLU, Sequential, Sigmoid, Softplus, Unflatten } from './layers.js';
+export type { ConvOptions, LayerOptions } from './layers.js';
+export { BatchNorm2d } from './batchnorm.js';
