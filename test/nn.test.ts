@@ -29,7 +29,7 @@ test('Conv2d and ConvTranspose2d match hand-computed outputs', () => {
 test('default initialisation follows PyTorch: U(-1/sqrt(fan_in), 1/sqrt(fan_in))', () => {
   const layer = new sg.nn.Conv2d(8, 16, 3, { stream: new sg.RandomStream(2) });
   const bound = 1 / Math.sqrt(8 * 9);
-  const w = layer.weight.dataSync();
+  const w = Array.from(layer.weight.dataSync());
   assert.ok(w.every((v) => Math.abs(v) <= bound));
   const variance = w.reduce((a, v) => a + v * v, 0) / w.length;
   assert.ok(Math.abs(variance / (bound * bound / 3) - 1) < 0.1, `variance ratio ${variance / (bound * bound / 3)}`);
