@@ -45,6 +45,35 @@ export interface AdamWStep {
   step: number;
 }
 
+/**
+ * One contraction of the silent ELBO: sum_i u_ji^p a_ji^q moment_bi (math note, "Learnable
+ * variance"). Ubar and Abar are the mean terms, S* use c2, T* use c3, K* use k4.
+ */
+export interface SilentElboTerm {
+  readonly name: string;
+  readonly moment: 'mean' | 'c2' | 'c3' | 'k4';
+  /** Powers (p, q) of the mean-decoder weight u and the precision-decoder weight a. */
+  readonly powers: readonly [number, number];
+}
+
+/** Everything the fused kernels read; all views contiguous. Shapes in the op's docs. */
+export interface SilentElboOperands {
+  readonly form: 'fixed' | 'learnable';
+  /** The terms to contract, in the order their partials are laid out. */
+  readonly terms: readonly SilentElboTerm[];
+  readonly mean: View; readonly c2: View; readonly c3: View | null; readonly k4: View | null;
+  readonly wMu: View; readonly bMu: View; readonly wA: View | null; readonly bA: View | null;
+  readonly x: View;
+  /** The fixed form's output variance. */
+  readonly sigma2: number;
+}
+
+/** Where the backward writes each input's gradient (null: not needed). */
+export interface SilentElboGradients {
+  mean: Storage | null; c2: Storage | null; c3: Storage | null; k4: Storage | null;
+  wMu: Storage | null; bMu: Storage | null; wA: Storage | null; bA: Storage | null; x: Storage | null;
+}
+
 export interface Backend {
   readonly name: string;
   /** One line saying what runs the kernels (device, adapter, threads). */
@@ -80,6 +109,13 @@ export interface Backend {
    * Fused because composed from pointwise ops it would read and write every parameter ~14 times.
    */
   adamw(param: Storage, grad: Storage, m: Storage, v: Storage, step: AdamWStep): void;
+  /**
+   * The fused silent-ELBO op: out[b] = expected log-likelihood of example b. When `partials`
+   * is given, also writes d(pixel term)/d(contraction) laid out [term][b][j], for the backward.
+   */
+  silentElbo(operands: SilentElboOperands, out: Storage, partials: Storage | null): void;
+  /** Gradients of sum_b gradOut[b] out[b] from the saved partials: contractions only. */
+  silentElboBackward(operands: SilentElboOperands, partials: Storage, gradOut: View, grads: SilentElboGradients): void;
   /** Philox-4x32-10 draws, see engine/random.ts: element i uses counter (offset + i/4). */
   random(kind: RandomKind, seed: number, offset: number, out: Storage): void;
 }

@@ -18,3 +18,4 @@ export { AdamW, SGD, adamwDefaults } from './optim.js';
 export type { AdamWOptions, ParamGroup, SGDOptions } from './optim.js';
 export { loadSafetensors, saveSafetensors, writeFileAtomic } from './safetensors.js';
 export { setAnomalyMode } from './ops/core.js';
+export type { LatentMoments, LearnableDecoderWeights } from './ops/silent-elbo.js';

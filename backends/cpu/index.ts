@@ -2,11 +2,12 @@
 // strided loops (elementwise.ts); matmul and convolutions are blocked GEMMs split over both
 // cores (gemm.ts, conv.ts, parallel.ts). Freed storage is pooled by size so a training step
 // reuses last step's arrays instead of allocating (and zeroing) new ones.
-import type { AdamWStep, Backend, BinaryOp, Conv2dGeometry, RandomKind, ReduceOp, Storage, UnaryOp, View } from '../../engine/backend.js';
+import type { AdamWStep, Backend, BinaryOp, Conv2dGeometry, RandomKind, ReduceOp, SilentElboGradients, SilentElboOperands, Storage, UnaryOp, View } from '../../engine/backend.js';
 import { arrayFor, type DType, type FloatArray } from '../../engine/dtype.js';
 import { referenceDraw } from '../../engine/random.js';
 import { contiguousStrides } from '../../engine/tensor.js';
 import { conv2dBackwardFilter, conv2dBackwardInput, conv2dForward, gemm } from './naive-kernels.js';
+import { silentElboBackward, silentElboForward } from './silent-elbo.js';
 import { runAccumulate, runBinary, runUnary, type Operand } from './elementwise.js';
 
 export class CpuStorage implements Storage {
@@ -133,6 +134,14 @@ export class CpuBackend implements Backend {
       const vi = (vv[i] = h.beta2 * vv[i]! + (1 - h.beta2) * gi * gi);
       p[i] = p[i]! * decay - (stepSize * mi) / (Math.sqrt(vi) / rootCorrection + h.eps);
     }
+  }
+
+  silentElbo(operands: SilentElboOperands, out: Storage, partials: Storage | null): void {
+    silentElboForward(operands, out, partials, dataOf, gemm);
+  }
+
+  silentElboBackward(operands: SilentElboOperands, partials: Storage, gradOut: View, grads: SilentElboGradients): void {
+    silentElboBackward(operands, partials, gradOut, grads, dataOf, gemm);
   }
 
   random(kind: RandomKind, seed: number, offset: number, out: Storage): void {

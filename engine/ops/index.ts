@@ -5,3 +5,4 @@ export * from './shape.js';
 export * from './matmul.js';
 export * from './conv.js';
 export * from './random.js';
+export * from './silent-elbo.js';

@@ -1,0 +1,188 @@
+// The fused silent-ELBO kernels on the CPU. Every contraction sum_i u^p a^q moment_i is one
+// GEMM of the moment matrix (B x d) with an elementwise power of the weights (k x d), so the
+// blocked, two-core GEMM does the heavy lifting; the per-pixel epilogue (the closed forms of
+// ../shared/design/silent-elbo-math.md) runs in one loop that also writes the partial
+// derivatives the backward needs. Nothing of size B x d x k is ever formed.
+import type { SilentElboGradients, SilentElboOperands, SilentElboTerm, Storage, View } from '../../engine/backend.js';
+import type { FloatArray } from '../../engine/dtype.js';
+import { silentElboTerms } from '../../engine/ops/silent-elbo.js';
+
+export type Gemm = (M: number, N: number, K: number, A: FloatArray, aOffset: number, transA: boolean,
+  B: FloatArray, bOffset: number, transB: boolean, C: FloatArray, cOffset: number, accumulate: boolean) => void;
+
+type DataOf = (s: Storage) => FloatArray;
+
+/** u^p a^q elementwise over the k x d weights (a absent when every q is 0). */
+function weightPower(p: number, q: number, u: FloatArray, uOff: number, a: FloatArray | null, aOff: number, out: Float64Array): void {
+  for (let i = 0; i < out.length; i++) {
+    let v = 1;
+    for (let r = 0; r < p; r++) v *= u[uOff + i]!;
+    for (let r = 0; r < q; r++) v *= a![aOff + i]!;
+    out[i] = v;
+  }
+}
+
+let scratch = new Float64Array(0);
+/** One growing scratch region, carved into named pieces per call (no allocation per step). */
+function scratchPieces(sizes: readonly number[]): Float64Array[] {
+  const total = sizes.reduce((a, b) => a + b, 0);
+  if (scratch.length < total) scratch = new Float64Array(total);
+  let offset = 0;
+  return sizes.map((n) => scratch.subarray(offset, (offset += n)));
+}
+
+interface Context {
+  B: number; d: number; k: number;
+  terms: readonly SilentElboTerm[];
+  moment(t: SilentElboTerm): View;
+  u: FloatArray; uOff: number; a: FloatArray | null; aOff: number;
+  data: DataOf;
+}
+
+function context(o: SilentElboOperands, data: DataOf): Context {
+  const [B, d] = o.mean.shape as [number, number];
+  const k = o.x.shape[1]!;
+  return {
+    B, d, k, terms: o.terms, data,
+    moment: (t) => (t.moment === 'mean' ? o.mean : o[t.moment]!),
+    u: data(o.wMu.storage), uOff: o.wMu.offset,
+    a: o.wA ? data(o.wA.storage) : null, aOff: o.wA?.offset ?? 0,
+  };
+}
+
+/** Sums[t][b][j] = sum_i power_t(W)_ji moment_t[b, i]. */
+function contract(c: Context, gemm: Gemm, sums: Float64Array, power: Float64Array): void {
+  c.terms.forEach((t, n) => {
+    weightPower(t.powers[0], t.powers[1], c.u, c.uOff, c.a, c.aOff, power);
+    const m = c.moment(t);
+    gemm(c.B, c.k, c.d, c.data(m.storage), m.offset, false, power, 0, true, sums, n * c.B * c.k, false);
+  });
+}
+
+// Slots of the contractions in silentElboTerms order; absent terms stay 0.
+const [UBAR, ABAR, SUU, SAA, SUA, TUAA, TUUA, TAAA, KUUAA, KAAAA] = silentElboTerms.map((_, n) => n) as number[] as
+  [number, number, number, number, number, number, number, number, number, number];
+
+/**
+ * Per-pixel value and partials: reads the contractions v[slot] (biases included), writes
+ * d(value)/d(contraction) into dv[slot], returns the pixel's log-likelihood term.
+ */
+type Epilogue = (x: number, v: Float64Array, dv: Float64Array, sigma2: number) => number;
+
+const LOG_2PI = Math.log(2 * Math.PI);
+
+/** Fixed variance: -((x - Ubar)^2 + Suu) / (2 s2) - log(2 pi s2) / 2. */
+const fixedEpilogue: Epilogue = (x, v, dv, sigma2) => {
+  const residual = x - v[UBAR]!;
+  dv[UBAR] = residual / sigma2;
+  dv[SUU] = -0.5 / sigma2;
+  return -(residual * residual + v[SUU]!) / (2 * sigma2) - 0.5 * (LOG_2PI + Math.log(sigma2));
+};
+
+/** Learnable variance: the math note's E[D^2 A^2], E[A^2], Var[A^2] and the Taylor log term. */
+const learnableEpilogue: Epilogue = (x, v, dv) => {
+  const D = x - v[UBAR]!, A = v[ABAR]!;
+  const Suu = v[SUU]!, Saa = v[SAA]!, Sua = v[SUA]!, Tuaa = v[TUAA]!, Tuua = v[TUUA]!, Taaa = v[TAAA]!;
+  const D2 = D * D, A2 = A * A;
+  const eDA = D2 * A2 + D2 * Saa + A2 * Suu - 4 * D * A * Sua - 2 * D * Tuaa + 2 * A * Tuua
+    + v[KUUAA]! + Suu * Saa + 2 * Sua * Sua;
+  const eA2 = A2 + Saa;
+  const varA2 = 4 * A2 * Saa + 4 * A * Taaa + v[KAAAA]! + 2 * Saa * Saa;
+  const logTerm = Math.log(eA2) - varA2 / (2 * eA2 * eA2);
+  // d logTerm / d E[A^2] and d logTerm / d Var[A^2]
+  const dLogdE = 1 / eA2 + varA2 / (eA2 * eA2 * eA2);
+  const dLogdV = -1 / (2 * eA2 * eA2);
+  const dEdD = 2 * D * A2 + 2 * D * Saa - 4 * A * Sua - 2 * Tuaa;
+  const dEdA = 2 * D2 * A + 2 * A * Suu - 4 * D * Sua + 2 * Tuua;
+  dv[UBAR] = 0.5 * dEdD; // D = x - Ubar
+  dv[ABAR] = -0.5 * dEdA + 0.5 * (dLogdE * 2 * A + dLogdV * (8 * A * Saa + 4 * Taaa));
+  dv[SUU] = -0.5 * (A2 + Saa);
+  dv[SAA] = -0.5 * (D2 + Suu) + 0.5 * (dLogdE + dLogdV * (4 * A2 + 4 * Saa));
+  dv[SUA] = 2 * D * A - 2 * Sua;
+  dv[TUAA] = D;
+  dv[TUUA] = -A;
+  dv[TAAA] = 2 * A * dLogdV;
+  dv[KUUAA] = -0.5;
+  dv[KAAAA] = 0.5 * dLogdV;
+  return -0.5 * eDA + 0.5 * logTerm - 0.5 * LOG_2PI;
+};
+
+export function silentElboForward(o: SilentElboOperands, out: Storage, partialsStorage: Storage | null, data: DataOf, gemm: Gemm): void {
+  const c = context(o, data);
+  const { B, k, terms } = c;
+  const [sums, power] = scratchPieces([terms.length * B * k, k * c.d]);
+  contract(c, gemm, sums!, power!);
+  const slots = terms.map((t) => silentElboTerms.findIndex((s) => s.name === t.name));
+  const x = data(o.x.storage), xOff = o.x.offset;
+  const bMu = data(o.bMu.storage), bMuOff = o.bMu.offset;
+  const bA = o.bA ? data(o.bA.storage) : null, bAOff = o.bA?.offset ?? 0;
+  const result = data(out);
+  const partials = partialsStorage ? data(partialsStorage) : null;
+  const epilogue = o.form === 'fixed' ? fixedEpilogue : learnableEpilogue;
+  const v = new Float64Array(silentElboTerms.length), dv = new Float64Array(silentElboTerms.length);
+  const plane = B * k;
+  for (let b = 0; b < B; b++) {
+    let total = 0;
+    for (let j = 0; j < k; j++) {
+      const at = b * k + j;
+      for (let n = 0; n < slots.length; n++) v[slots[n]!] = sums![n * plane + at]!;
+      v[UBAR]! += bMu[bMuOff + j]!;
+      if (bA) v[ABAR]! += bA[bAOff + j]!;
+      total += epilogue(x[xOff + at]!, v, dv, o.sigma2);
+      if (partials) for (let n = 0; n < slots.length; n++) partials[n * plane + at] = dv[slots[n]!]!;
+    }
+    result[b] = total;
+  }
+}
+
+export function silentElboBackward(o: SilentElboOperands, partialsStorage: Storage, gradOut: View, grads: SilentElboGradients, data: DataOf, gemm: Gemm): void {
+  const c = context(o, data);
+  const { B, d, k, terms } = c;
+  const plane = B * k;
+  const [scaled, power, h] = scratchPieces([terms.length * plane, k * d, k * d]);
+  const partials = data(partialsStorage);
+  const g = data(gradOut.storage), gOff = gradOut.offset;
+  for (let n = 0; n < terms.length; n++)
+    for (let b = 0; b < B; b++) {
+      const gb = g[gOff + b]!;
+      for (let j = 0; j < k; j++) scaled![n * plane + b * k + j] = gb * partials[n * plane + b * k + j]!;
+    }
+  const outputs = [grads.mean, grads.c2, grads.c3, grads.k4, grads.wMu, grads.wA].filter((s): s is Storage => s !== null);
+  for (const s of outputs) data(s).fill(0);
+  terms.forEach((t, n) => {
+    const [p, q] = t.powers;
+    const m = c.moment(t);
+    // Moment gradient: contract the scaled partials over pixels with the weight power.
+    const gMoment = grads[t.moment];
+    if (gMoment) {
+      weightPower(p, q, c.u, c.uOff, c.a, c.aOff, power!);
+      gemm(B, d, k, scaled!, n * plane, false, power!, 0, false, data(gMoment), 0, true);
+    }
+    // Weight gradients: contract over the batch, then the chain rule through u^p a^q.
+    if (!grads.wMu && !grads.wA) return;
+    gemm(k, d, B, scaled!, n * plane, true, data(m.storage), m.offset, false, h!, 0, false);
+    if (grads.wMu && p > 0) {
+      weightPower(p - 1, q, c.u, c.uOff, c.a, c.aOff, power!);
+      const gw = data(grads.wMu);
+      for (let i = 0; i < gw.length; i++) gw[i]! += p * power![i]! * h![i]!;
+    }
+    if (grads.wA && q > 0) {
+      weightPower(p, q - 1, c.u, c.uOff, c.a, c.aOff, power!);
+      const gw = data(grads.wA);
+      for (let i = 0; i < gw.length; i++) gw[i]! += q * power![i]! * h![i]!;
+    }
+  });
+  // Ubar = u.m + bMu and D = x - Ubar, so the bias and data gradients are sums of one plane.
+  const planeOf = (name: string): number => terms.findIndex((t) => t.name === name) * plane;
+  const biasGradient = (target: Storage | null, name: string): void => {
+    if (!target) return;
+    const out = data(target).fill(0), start = planeOf(name);
+    for (let b = 0; b < B; b++) for (let j = 0; j < k; j++) out[j]! += scaled![start + b * k + j]!;
+  };
+  biasGradient(grads.bMu, 'Ubar');
+  biasGradient(grads.bA, 'Abar');
+  if (grads.x) {
+    const out = data(grads.x), start = planeOf('Ubar');
+    for (let i = 0; i < plane; i++) out[i] = -scaled![start + i]!;
+  }
+}

@@ -1,0 +1,86 @@
+// The paper's linear decoders with a Gaussian likelihood. Each can score a sampled z (what the
+// sampling estimators use) and compute the expected log-likelihood under q in closed form
+// (the fused silent-ELBO op): the same decoder object serves every estimator.
+import * as sg from '../../engine/index.js';
+import type { LatentMoments, RandomStream, Tensor } from '../../engine/index.js';
+
+export interface ReconstructionModel extends sg.nn.Module {
+  /** log p(x | z) per example, [B]. */
+  logLikelihood(z: Tensor, x: Tensor): Tensor;
+  /** E_q[log p(x | z)] per example, [B], in closed form from q's moments. */
+  expectedLogLikelihood(moments: LatentMoments, x: Tensor): Tensor;
+  /** The decoder mean for given z, [B, k] (reconstructions, MSE). */
+  decode(z: Tensor): Tensor;
+}
+
+export interface DecoderOptions {
+  latentDim: number;
+  pixels: number;
+  stream: RandomStream;
+  dtype?: sg.DType;
+  backend?: sg.Backend;
+}
+
+/** p(x|z) = N(x; W z + b, sigma2 I) with fixed sigma2 (paper Eq. 2; Table 2 uses 0.01). */
+export class FixedVarianceLinearDecoder extends sg.nn.Module implements ReconstructionModel {
+  readonly linear: sg.nn.Linear;
+  constructor(options: DecoderOptions, readonly sigma2: number) {
+    super();
+    if (!(sigma2 > 0)) throw new Error(`FixedVarianceLinearDecoder: sigma2 must be positive, got ${sigma2}`);
+    this.linear = this.registerModule('linear', new sg.nn.Linear(options.latentDim, options.pixels, options));
+  }
+
+  forward(z: Tensor): Tensor {
+    return this.decode(z);
+  }
+
+  decode(z: Tensor): Tensor {
+    return this.linear.forward(z);
+  }
+
+  logLikelihood(z: Tensor, x: Tensor): Tensor {
+    const squaredError = sg.sum(sg.square(sg.sub(x, this.decode(z))), [1]);
+    const k = x.shape[1]!;
+    return sg.shift(sg.scale(squaredError, -0.5 / this.sigma2), -0.5 * k * Math.log(2 * Math.PI * this.sigma2));
+  }
+
+  expectedLogLikelihood(moments: LatentMoments, x: Tensor): Tensor {
+    return sg.expectedLogLikelihoodFixed(moments, this.linear.weight, this.linear.bias!, x, this.sigma2);
+  }
+}
+
+/**
+ * p(x|z) = N(x; U, 1/A^2) with U = W_mu z + b_mu and the precision root A = W_a z + b_a both
+ * linear in z (paper Sec. 4.1). `initialPrecision` sets b_a, so training starts at sigma = 1/b_a.
+ */
+export class LearnableVarianceLinearDecoder extends sg.nn.Module implements ReconstructionModel {
+  readonly mean: sg.nn.Linear;
+  readonly precision: sg.nn.Linear;
+  constructor(options: DecoderOptions, initialPrecision = 1) {
+    super();
+    this.mean = this.registerModule('mean', new sg.nn.Linear(options.latentDim, options.pixels, options));
+    this.precision = this.registerModule('precision', new sg.nn.Linear(options.latentDim, options.pixels, options));
+    this.precision.bias!.assign(sg.full([options.pixels], initialPrecision, { dtype: options.dtype ?? 'float32', backend: options.backend ?? sg.getDefaultBackend() }));
+  }
+
+  forward(z: Tensor): Tensor {
+    return this.decode(z);
+  }
+
+  decode(z: Tensor): Tensor {
+    return this.mean.forward(z);
+  }
+
+  /** sum_j -1/2 (x_j - U_j)^2 A_j^2 + 1/2 log A_j^2 - 1/2 log 2 pi. */
+  logLikelihood(z: Tensor, x: Tensor): Tensor {
+    const a2 = sg.square(this.precision.forward(z));
+    const perPixel = sg.sub(sg.scale(sg.log(a2), 0.5), sg.scale(sg.mul(sg.square(sg.sub(x, this.decode(z))), a2), 0.5));
+    return sg.shift(sg.sum(perPixel, [1]), -0.5 * x.shape[1]! * Math.log(2 * Math.PI));
+  }
+
+  expectedLogLikelihood(moments: LatentMoments, x: Tensor): Tensor {
+    return sg.expectedLogLikelihoodLearnable(moments, {
+      wMu: this.mean.weight, bMu: this.mean.bias!, wA: this.precision.weight, bA: this.precision.bias!,
+    }, x);
+  }
+}

@@ -1,0 +1,52 @@
+// REINFORCE with a baseline (Williams 1992) for Bernoulli latents: the encoder gets the score
+// function gradient (log p(x|z) - b) grad log q(z|x), b a running average of the reconstruction
+// term (paper App. B.3); the decoder gets the ordinary gradient of log p(x|z).
+import * as sg from '../../engine/index.js';
+import type { RandomStream, Tensor } from '../../engine/index.js';
+import type { ReconstructionModel } from '../decoders/linear-gaussian.js';
+import type { LatentDistribution } from '../latents/family.js';
+import { BernoulliDistribution, BernoulliLatent } from '../latents/bernoulli.js';
+import type { Estimator, EstimatorOutput } from './estimator.js';
+
+export class Reinforce implements Estimator {
+  readonly name = 'reinforce';
+  readonly family = new BernoulliLatent();
+  /** The running baseline, kept on the device so no step waits for a read-back. */
+  private baseline: Tensor | null = null;
+
+  constructor(readonly decay = 0.99) {
+    if (!(decay >= 0 && decay < 1)) throw new Error(`Reinforce: decay must be in [0, 1), got ${decay}`);
+  }
+
+  loss(q: LatentDistribution, x: Tensor, decoder: ReconstructionModel, stream: RandomStream): EstimatorOutput {
+    if (!(q instanceof BernoulliDistribution)) throw new Error('Reinforce: needs Bernoulli latents');
+    const z = q.sample(stream);
+    const reconstruction = decoder.logLikelihood(z, x); // gradient reaches the decoder only
+    const reward = sg.detach(reconstruction);
+    const batchMean = sg.mean(reward);
+    const baseline = this.baseline ?? batchMean;
+    const advantage = sg.sub(reward, baseline);
+    // d/d(encoder) of -mean(advantage * log q(z|x)) is the score-function estimate of -d E[log p].
+    const surrogate = sg.neg(sg.mean(sg.mul(advantage, q.logProb(z))));
+    const kl = q.kl();
+    const loss = sg.add(sg.mean(sg.sub(kl, reconstruction)), surrogate);
+    this.updateBaseline(batchMean);
+    return { loss, reconstruction, kl };
+  }
+
+  private updateBaseline(batchMean: Tensor): void {
+    const next = this.baseline ? sg.add(sg.scale(this.baseline, this.decay), sg.scale(batchMean, 1 - this.decay)) : sg.clone(batchMean);
+    this.baseline?.dispose();
+    this.baseline = next.keep();
+  }
+
+  /** The baseline's current value (for checkpoints), or null before the first step. */
+  get baselineValue(): Tensor | null {
+    return this.baseline;
+  }
+
+  restoreBaseline(value: Tensor | null): void {
+    this.baseline?.dispose();
+    this.baseline = value ? sg.clone(value).keep() : null;
+  }
+}

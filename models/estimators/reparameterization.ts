@@ -1,0 +1,19 @@
+// The reparameterization trick (Kingma & Welling): z = mu + s * eps, one sample per example.
+import * as sg from '../../engine/index.js';
+import type { RandomStream, Tensor } from '../../engine/index.js';
+import type { ReconstructionModel } from '../decoders/linear-gaussian.js';
+import type { LatentDistribution } from '../latents/family.js';
+import { GaussianDistribution, GaussianLatent } from '../latents/gaussian.js';
+import type { Estimator, EstimatorOutput } from './estimator.js';
+
+export class Reparameterization implements Estimator {
+  readonly name = 'reparam';
+  readonly family = new GaussianLatent();
+
+  loss(q: LatentDistribution, x: Tensor, decoder: ReconstructionModel, stream: RandomStream): EstimatorOutput {
+    if (!(q instanceof GaussianDistribution)) throw new Error('Reparameterization: needs Gaussian latents');
+    const reconstruction = decoder.logLikelihood(q.reparameterized(stream), x);
+    const kl = q.kl();
+    return { loss: sg.mean(sg.sub(kl, reconstruction)), reconstruction, kl };
+  }
+}

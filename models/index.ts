@@ -1,0 +1,11 @@
+export type { LatentDistribution, LatentFamily } from './latents/family.js';
+export { GaussianDistribution, GaussianLatent } from './latents/gaussian.js';
+export { BernoulliDistribution, BernoulliLatent } from './latents/bernoulli.js';
+export { LaplaceDistribution, LaplaceLatent } from './latents/laplace.js';
+export { FixedVarianceLinearDecoder, LearnableVarianceLinearDecoder } from './decoders/linear-gaussian.js';
+export type { DecoderOptions, ReconstructionModel } from './decoders/linear-gaussian.js';
+export type { Estimator, EstimatorOutput } from './estimators/estimator.js';
+export { SilentGradients } from './estimators/silent-gradients.js';
+export { Reparameterization } from './estimators/reparameterization.js';
+export { GumbelSoftmax } from './estimators/gumbel-softmax.js';
+export { Reinforce } from './estimators/reinforce.js';
