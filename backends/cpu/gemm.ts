@@ -1,0 +1,266 @@
+// Dense matrix multiply on raw typed arrays: C[M,N] (+)= op(A)[M,K] · op(B)[K,N], row-major.
+//
+// The structure is the GotoBLAS one, in plain TypeScript. Blocks of B (KC×NC) and A (MC×KC) are
+// packed into Float64 scratch panels laid out exactly as the micro-kernel reads them (B as
+// column panels of NR, A as row panels of MR, both k-major), so every transpose case runs the
+// same unit-stride inner loop, float32 inputs are widened once instead of on every multiply,
+// and the panels stay hot in L1/L2. The micro-kernel keeps a 4×4 tile of C in local variables
+// (V8 keeps them in XMM registers); 4×4 beat 4×8, 2×8, 4×6 and 6×2 on this machine because
+// V8 only uses 16 XMM registers and wider tiles spill. Accumulation is in float64 for both
+// dtypes; results are rounded once when stored.
+//
+// `gemmStrided` exposes the leading dimensions so callers (conv, the parallel splitter) can
+// address sub-blocks of larger matrices without copying.
+
+export type FloatArray = Float32Array | Float64Array;
+
+const MR = 4;
+const NR = 4;
+const KC = 256;
+const MC = 128;
+const NC = 1024;
+/** Below this many multiply-adds, packing costs more than it saves. */
+const SMALL = 4096;
+
+let packA = new Float64Array(0);
+let packB = new Float64Array(0);
+const edge = new Float64Array(MR * NR);
+
+/**
+ * C[M,N] (+)= op(A)·op(B). A is stored M×K (K×M when transA), B is K×N (N×K when transB),
+ * C is M×N; all row-major and contiguous, starting at the given element offsets. With
+ * `accumulate` false C is overwritten (and zero-filled when K = 0).
+ */
+export function gemm(
+  M: number, N: number, K: number,
+  A: FloatArray, aOffset: number, transA: boolean,
+  B: FloatArray, bOffset: number, transB: boolean,
+  C: FloatArray, cOffset: number, accumulate: boolean,
+): void {
+  gemmStrided(M, N, K, A, aOffset, transA ? M : K, transA, B, bOffset, transB ? K : N, transB,
+    C, cOffset, N, accumulate);
+}
+
+/**
+ * The rows [rowStart, rowEnd) and columns [colStart, colEnd) of the product `gemm` computes
+ * (same arguments, same full-matrix M, N, K); used to split one product between threads.
+ * Column bounds default to the whole row.
+ */
+export function gemmRange(
+  M: number, N: number, K: number,
+  A: FloatArray, aOffset: number, transA: boolean,
+  B: FloatArray, bOffset: number, transB: boolean,
+  C: FloatArray, cOffset: number, accumulate: boolean,
+  rowStart: number, rowEnd: number, colStart = 0, colEnd = N,
+): void {
+  const lda = transA ? M : K;
+  const ldb = transB ? K : N;
+  const m = rowEnd - rowStart;
+  const n = colEnd - colStart;
+  if (m <= 0 || n <= 0) return;
+  gemmStrided(m, n, K,
+    A, aOffset + (transA ? rowStart : rowStart * lda), lda, transA,
+    B, bOffset + (transB ? colStart * ldb : colStart), ldb, transB,
+    C, cOffset + rowStart * N + colStart, N, accumulate);
+}
+
+/** `gemmRange` restricted to rows; the splitting variant the brief names. */
+export function gemmRows(
+  M: number, N: number, K: number,
+  A: FloatArray, aOffset: number, transA: boolean,
+  B: FloatArray, bOffset: number, transB: boolean,
+  C: FloatArray, cOffset: number, accumulate: boolean,
+  rowStart: number, rowEnd: number,
+): void {
+  gemmRange(M, N, K, A, aOffset, transA, B, bOffset, transB, C, cOffset, accumulate,
+    rowStart, rowEnd, 0, N);
+}
+
+/**
+ * General form with explicit leading dimensions (row strides, in elements): element (i,k)
+ * of op(A) is A[aOffset + i*lda + k] (A[aOffset + k*lda + i] when transA), (k,j) of op(B)
+ * is B[bOffset + k*ldb + j] (B[bOffset + j*ldb + k] when transB), C[i,j] is
+ * C[cOffset + i*ldc + j].
+ */
+export function gemmStrided(
+  M: number, N: number, K: number,
+  A: FloatArray, aOffset: number, lda: number, transA: boolean,
+  B: FloatArray, bOffset: number, ldb: number, transB: boolean,
+  C: FloatArray, cOffset: number, ldc: number, accumulate: boolean,
+): void {
+  if (M <= 0 || N <= 0) return;
+  if (K <= 0) {
+    if (!accumulate) for (let i = 0; i < M; i++) C.fill(0, cOffset + i * ldc, cOffset + i * ldc + N);
+    return;
+  }
+  if (M * N * K <= SMALL) {
+    gemmSmall(M, N, K, A, aOffset, lda, transA, B, bOffset, ldb, transB, C, cOffset, ldc, accumulate);
+    return;
+  }
+  const kcMax = Math.min(K, KC);
+  const ncMax = Math.min(roundUp(N, NR), NC);
+  const mcMax = Math.min(roundUp(M, MR), MC);
+  if (packB.length < kcMax * ncMax) packB = new Float64Array(kcMax * ncMax);
+  if (packA.length < kcMax * mcMax) packA = new Float64Array(kcMax * mcMax);
+  const pa = packA;
+  const pb = packB;
+
+  for (let jc = 0; jc < N; jc += NC) {
+    const nc = Math.min(NC, N - jc);
+    for (let pc = 0; pc < K; pc += KC) {
+      const kc = Math.min(KC, K - pc);
+      const add = accumulate || pc > 0;
+      if (transB) packRowsStrided(B, bOffset + jc * ldb + pc, ldb, nc, kc, pb);
+      else packRowsContiguous(B, bOffset + pc * ldb + jc, ldb, nc, kc, pb);
+      for (let ic = 0; ic < M; ic += MC) {
+        const mc = Math.min(MC, M - ic);
+        if (transA) packRowsContiguous(A, aOffset + pc * lda + ic, lda, mc, kc, pa);
+        else packRowsStrided(A, aOffset + ic * lda + pc, lda, mc, kc, pa);
+        for (let jr = 0; jr < nc; jr += NR) {
+          const nr = Math.min(NR, nc - jr);
+          const ib = jr * kc;
+          for (let ir = 0; ir < mc; ir += MR) {
+            const mr = Math.min(MR, mc - ir);
+            micro4x4(kc, pa, ir * kc, pb, ib, C, cOffset + (ic + ir) * ldc + jc + jr, ldc, mr, nr, add);
+          }
+        }
+      }
+    }
+  }
+}
+
+function roundUp(x: number, m: number): number {
+  return Math.ceil(x / m) * m;
+}
+
+/**
+ * Pack `count` lanes × kc of a matrix whose lanes are strided rows (lane l, step p at
+ * src[off + l*ld + p]) into panels of 4 lanes, k-major: dst[panel*kc*4 + p*4 + l].
+ * Used for A (not transposed) and B (transposed). Missing lanes are zero.
+ */
+function packRowsStrided(src: FloatArray, off: number, ld: number, count: number, kc: number, dst: Float64Array): void {
+  let d = 0;
+  for (let l0 = 0; l0 < count; l0 += 4) {
+    const lanes = count - l0;
+    const r0 = off + l0 * ld;
+    if (lanes >= 4) {
+      const r1 = r0 + ld, r2 = r1 + ld, r3 = r2 + ld;
+      for (let p = 0; p < kc; p++) {
+        dst[d] = src[r0 + p];
+        dst[d + 1] = src[r1 + p];
+        dst[d + 2] = src[r2 + p];
+        dst[d + 3] = src[r3 + p];
+        d += 4;
+      }
+    } else {
+      for (let p = 0; p < kc; p++) {
+        for (let l = 0; l < 4; l++) dst[d + l] = l < lanes ? src[r0 + l * ld + p] : 0;
+        d += 4;
+      }
+    }
+  }
+}
+
+/**
+ * Pack `count` lanes × kc where lanes are contiguous within a row and k steps by `ld`
+ * (lane l, step p at src[off + p*ld + l]). Used for A (transposed) and B (not transposed).
+ */
+function packRowsContiguous(src: FloatArray, off: number, ld: number, count: number, kc: number, dst: Float64Array): void {
+  let d = 0;
+  for (let l0 = 0; l0 < count; l0 += 4) {
+    const lanes = count - l0;
+    let s = off + l0;
+    if (lanes >= 4) {
+      for (let p = 0; p < kc; p++) {
+        dst[d] = src[s];
+        dst[d + 1] = src[s + 1];
+        dst[d + 2] = src[s + 2];
+        dst[d + 3] = src[s + 3];
+        d += 4;
+        s += ld;
+      }
+    } else {
+      for (let p = 0; p < kc; p++) {
+        for (let l = 0; l < 4; l++) dst[d + l] = l < lanes ? src[s + l] : 0;
+        d += 4;
+        s += ld;
+      }
+    }
+  }
+}
+
+/** One MR×NR tile: C[ci..] (+)= Apanel · Bpanel over kc steps; only mr×nr of it is stored. */
+function micro4x4(
+  kc: number, pa: Float64Array, ia: number, pb: Float64Array, ib: number,
+  C: FloatArray, ci: number, ldc: number, mr: number, nr: number, add: boolean,
+): void {
+  let c00 = 0, c01 = 0, c02 = 0, c03 = 0;
+  let c10 = 0, c11 = 0, c12 = 0, c13 = 0;
+  let c20 = 0, c21 = 0, c22 = 0, c23 = 0;
+  let c30 = 0, c31 = 0, c32 = 0, c33 = 0;
+  for (let p = 0; p < kc; p++) {
+    const a0 = pa[ia], a1 = pa[ia + 1], a2 = pa[ia + 2], a3 = pa[ia + 3];
+    const b0 = pb[ib], b1 = pb[ib + 1], b2 = pb[ib + 2], b3 = pb[ib + 3];
+    c00 += a0 * b0; c01 += a0 * b1; c02 += a0 * b2; c03 += a0 * b3;
+    c10 += a1 * b0; c11 += a1 * b1; c12 += a1 * b2; c13 += a1 * b3;
+    c20 += a2 * b0; c21 += a2 * b1; c22 += a2 * b2; c23 += a2 * b3;
+    c30 += a3 * b0; c31 += a3 * b1; c32 += a3 * b2; c33 += a3 * b3;
+    ia += 4;
+    ib += 4;
+  }
+  if (mr === 4 && nr === 4) {
+    const r1 = ci + ldc, r2 = r1 + ldc, r3 = r2 + ldc;
+    if (add) {
+      C[ci] += c00; C[ci + 1] += c01; C[ci + 2] += c02; C[ci + 3] += c03;
+      C[r1] += c10; C[r1 + 1] += c11; C[r1 + 2] += c12; C[r1 + 3] += c13;
+      C[r2] += c20; C[r2 + 1] += c21; C[r2 + 2] += c22; C[r2 + 3] += c23;
+      C[r3] += c30; C[r3 + 1] += c31; C[r3 + 2] += c32; C[r3 + 3] += c33;
+    } else {
+      C[ci] = c00; C[ci + 1] = c01; C[ci + 2] = c02; C[ci + 3] = c03;
+      C[r1] = c10; C[r1 + 1] = c11; C[r1 + 2] = c12; C[r1 + 3] = c13;
+      C[r2] = c20; C[r2 + 1] = c21; C[r2 + 2] = c22; C[r2 + 3] = c23;
+      C[r3] = c30; C[r3 + 1] = c31; C[r3 + 2] = c32; C[r3 + 3] = c33;
+    }
+    return;
+  }
+  const t = edge;
+  t[0] = c00; t[1] = c01; t[2] = c02; t[3] = c03;
+  t[4] = c10; t[5] = c11; t[6] = c12; t[7] = c13;
+  t[8] = c20; t[9] = c21; t[10] = c22; t[11] = c23;
+  t[12] = c30; t[13] = c31; t[14] = c32; t[15] = c33;
+  for (let i = 0; i < mr; i++) {
+    const row = ci + i * ldc;
+    for (let j = 0; j < nr; j++) {
+      if (add) C[row + j] += t[i * 4 + j];
+      else C[row + j] = t[i * 4 + j];
+    }
+  }
+}
+
+/** Direct dot-product loops for tiny products, where packing would dominate. */
+function gemmSmall(
+  M: number, N: number, K: number,
+  A: FloatArray, aOffset: number, lda: number, transA: boolean,
+  B: FloatArray, bOffset: number, ldb: number, transB: boolean,
+  C: FloatArray, cOffset: number, ldc: number, accumulate: boolean,
+): void {
+  const aRow = transA ? 1 : lda, aK = transA ? lda : 1;
+  const bCol = transB ? ldb : 1, bK = transB ? 1 : ldb;
+  for (let i = 0; i < M; i++) {
+    const ai = aOffset + i * aRow;
+    const ci = cOffset + i * ldc;
+    for (let j = 0; j < N; j++) {
+      let s = 0;
+      let a = ai;
+      let b = bOffset + j * bCol;
+      for (let p = 0; p < K; p++) {
+        s += A[a] * B[b];
+        a += aK;
+        b += bK;
+      }
+      if (accumulate) C[ci + j] += s;
+      else C[ci + j] = s;
+    }
+  }
+}
+

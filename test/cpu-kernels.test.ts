@@ -1,0 +1,278 @@
+// The CPU backend's raw kernels (backends/cpu/gemm.ts, parallel.ts, conv.ts) against naive
+// loops, in float64 so the comparisons are tight, plus a float32 smoke test of each.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { gemm, gemmRange, gemmStrided, type FloatArray } from '../backends/cpu/gemm.js';
+import { allocShared, isShared, parallelGemm, threadCount, warmUp, workerPieces } from '../backends/cpu/parallel.js';
+import {
+  conv2dBackwardFilter, conv2dBackwardInput, conv2dForward, convOutSize,
+} from '../backends/cpu/conv.js';
+
+// Deterministic pseudo-random fill (xorshift), values in [-1, 1).
+let seed = 12345;
+function rand(): number {
+  seed ^= seed << 13; seed ^= seed >>> 17; seed ^= seed << 5;
+  return (seed >>> 0) / 2 ** 31 - 1;
+}
+function randomArray(n: number, shared = false, dtype: 'float32' | 'float64' = 'float64'): FloatArray {
+  const a = shared ? allocShared(dtype, n) : dtype === 'float32' ? new Float32Array(n) : new Float64Array(n);
+  for (let i = 0; i < n; i++) a[i] = rand();
+  return a;
+}
+
+function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>, n = a.length, aOff = 0, bOff = 0): number {
+  let m = 0;
+  for (let i = 0; i < n; i++) m = Math.max(m, Math.abs(a[aOff + i]! - b[bOff + i]!));
+  return m;
+}
+
+function close(actual: ArrayLike<number>, expected: ArrayLike<number>, tol: number, what: string): void {
+  assert.is(actual.length, expected.length, `${what}: length`);
+  const d = maxAbsDiff(actual, expected);
+  assert.ok(d <= tol, `${what}: max |diff| ${d} > ${tol}`);
+}
+
+function naiveGemm(M: number, N: number, K: number, A: ArrayLike<number>, aOff: number, tA: boolean,
+  B: ArrayLike<number>, bOff: number, tB: boolean, C: FloatArray, cOff: number, acc: boolean): void {
+  for (let i = 0; i < M; i++) {
+    for (let j = 0; j < N; j++) {
+      let s = 0;
+      for (let k = 0; k < K; k++) {
+        s += A[aOff + (tA ? k * M + i : i * K + k)]! * B[bOff + (tB ? j * K + k : k * N + j)]!;
+      }
+      C[cOff + i * N + j] = (acc ? C[cOff + i * N + j]! : 0) + s;
+    }
+  }
+}
+
+const sizes = [1, 3, 17, 65];
+
+test('gemm matches a naive triple loop: all transposes, odd sizes, offsets, accumulate', () => {
+  for (const M of sizes) for (const N of [1, 4, 17, 65]) for (const K of [1, 3, 65]) {
+    for (const tA of [false, true]) for (const tB of [false, true]) for (const acc of [false, true]) {
+      const aOff = 3, bOff = 5, cOff = 7;
+      const A = randomArray(aOff + M * K + 2);
+      const B = randomArray(bOff + K * N + 2);
+      const C0 = randomArray(cOff + M * N + 2);
+      const C = C0.slice();
+      const R = C0.slice();
+      gemm(M, N, K, A, aOff, tA, B, bOff, tB, C, cOff, acc);
+      naiveGemm(M, N, K, A, aOff, tA, B, bOff, tB, R, cOff, acc);
+      close(C, R, 1e-12 * K, `gemm M=${M} N=${N} K=${K} tA=${tA} tB=${tB} acc=${acc}`);
+    }
+  }
+});
+
+test('gemm: blocking boundaries (K > 256, N > 1024, M > 128) and K = 0', () => {
+  for (const [M, N, K] of [[130, 1030, 7], [9, 13, 600], [131, 70, 300]] as const) {
+    for (const tA of [false, true]) for (const tB of [false, true]) {
+      const A = randomArray(M * K), B = randomArray(K * N);
+      const C = randomArray(M * N), R = C.slice();
+      gemm(M, N, K, A, 0, tA, B, 0, tB, C, 0, true);
+      naiveGemm(M, N, K, A, 0, tA, B, 0, tB, R, 0, true);
+      close(C, R, 1e-11, `gemm ${M}x${K}x${N} tA=${tA} tB=${tB}`);
+    }
+  }
+  const C = randomArray(12);
+  gemm(3, 4, 0, new Float64Array(0), 0, false, new Float64Array(0), 0, false, C, 0, false);
+  close(C, new Float64Array(12), 0, 'K = 0 zero-fills');
+});
+
+test('gemmRange computes exactly its block; gemmStrided addresses sub-matrices', () => {
+  const M = 37, N = 29, K = 41;
+  for (const tA of [false, true]) for (const tB of [false, true]) {
+    const A = randomArray(M * K), B = randomArray(K * N);
+    const full = new Float64Array(M * N);
+    gemm(M, N, K, A, 0, tA, B, 0, tB, full, 0, false);
+    const C = new Float64Array(M * N).fill(NaN);
+    gemmRange(M, N, K, A, 0, tA, B, 0, tB, C, 0, false, 0, 13, 0, N);
+    gemmRange(M, N, K, A, 0, tA, B, 0, tB, C, 0, false, 13, M, 0, 10);
+    gemmRange(M, N, K, A, 0, tA, B, 0, tB, C, 0, false, 13, M, 10, N);
+    close(C, full, 1e-12, `gemmRange tA=${tA} tB=${tB}`);
+  }
+  // A 5x6 block of a 9x11 matrix times a 6x4 block of an 8x10 matrix into a 12x7 matrix.
+  const A = randomArray(9 * 11), B = randomArray(8 * 10), C = new Float64Array(12 * 7);
+  gemmStrided(5, 4, 6, A, 2 * 11 + 3, 11, false, B, 1 * 10 + 2, 10, false, C, 3 * 7 + 1, 7, false);
+  for (let i = 0; i < 5; i++) for (let j = 0; j < 4; j++) {
+    let s = 0;
+    for (let k = 0; k < 6; k++) s += A[(2 + i) * 11 + 3 + k]! * B[(1 + k) * 10 + 2 + j]!;
+    assert.ok(Math.abs(C[(3 + i) * 7 + 1 + j]! - s) < 1e-12, 'gemmStrided element');
+  }
+});
+
+test('gemm float32 stays close to the float64 result', () => {
+  const M = 33, N = 70, K = 300;
+  const A64 = randomArray(M * K), B64 = randomArray(K * N);
+  const C64 = new Float64Array(M * N), C32 = new Float32Array(M * N);
+  gemm(M, N, K, A64, 0, false, B64, 0, true, C64, 0, false);
+  gemm(M, N, K, Float32Array.from(A64), 0, false, Float32Array.from(B64), 0, true, C32, 0, false);
+  close(C32, C64, 1e-4, 'float32 gemm');
+});
+
+test('parallel gemm equals single-threaded gemm', () => {
+  const threads = warmUp();
+  assert.ok(threads >= 1);
+  assert.ok(isShared(allocShared('float32', 4)));
+  for (const [M, N, K] of [[512, 64, 64], [64, 784, 200], [784, 200, 64], [3, 2000, 100], [101, 103, 107]] as const) {
+    for (const tA of [false, true]) for (const tB of [false, true]) for (const dtype of ['float64', 'float32'] as const) {
+      const A = randomArray(M * K + 1, true, dtype), B = randomArray(K * N + 2, true, dtype);
+      const C0 = randomArray(M * N + 3, true, dtype);
+      const C = allocShared(dtype, C0.length);
+      C.set(C0);
+      const R = C0.slice();
+      parallelGemm(M, N, K, A, 1, tA, B, 2, tB, C, 3, true);
+      gemm(M, N, K, A, 1, tA, B, 2, tB, R, 3, true);
+      close(C, R, 0, `parallel gemm ${M}x${K}x${N} tA=${tA} tB=${tB} ${dtype} (${threads} threads)`);
+    }
+  }
+  // Non-shared arrays fall back to one thread and still compute the product.
+  const A = randomArray(64 * 64), B = randomArray(64 * 64), C = new Float64Array(64 * 64), R = new Float64Array(64 * 64);
+  parallelGemm(64, 64, 64, A, 0, false, B, 0, false, C, 0, false);
+  gemm(64, 64, 64, A, 0, false, B, 0, false, R, 0, false);
+  close(C, R, 0, 'unshared fallback');
+  assert.ok(threadCount() >= 1);
+  if (threads > 1) {
+    // The workers really take part (given a few tries on a machine that may be busy).
+    const before = workerPieces();
+    const n = 256;
+    const X = randomArray(n * n, true), Y = randomArray(n * n, true), Z = allocShared('float64', n * n);
+    for (let i = 0; i < 50 && workerPieces() === before; i++) parallelGemm(n, n, n, X, 0, false, Y, 0, false, Z, 0, false);
+    assert.ok(workerPieces() > before, 'a worker ran part of a parallel gemm');
+  }
+});
+
+// ---- convolution ----------------------------------------------------------------------------
+
+interface Case { N: number; C: number; H: number; W: number; O: number; kh: number; kw: number; s: number; p: number }
+
+function naiveConv(x: ArrayLike<number>, w: ArrayLike<number>, c: Case): Float64Array {
+  const Ho = convOutSize(c.H, c.kh, c.s, c.p), Wo = convOutSize(c.W, c.kw, c.s, c.p);
+  const y = new Float64Array(c.N * c.O * Ho * Wo);
+  for (let n = 0; n < c.N; n++) for (let o = 0; o < c.O; o++) for (let oh = 0; oh < Ho; oh++) for (let ow = 0; ow < Wo; ow++) {
+    let s = 0;
+    for (let ci = 0; ci < c.C; ci++) for (let ki = 0; ki < c.kh; ki++) for (let kj = 0; kj < c.kw; kj++) {
+      const ih = oh * c.s - c.p + ki, iw = ow * c.s - c.p + kj;
+      if (ih < 0 || ih >= c.H || iw < 0 || iw >= c.W) continue;
+      s += x[((n * c.C + ci) * c.H + ih) * c.W + iw]! * w[((o * c.C + ci) * c.kh + ki) * c.kw + kj]!;
+    }
+    y[((n * c.O + o) * Ho + oh) * Wo + ow] = s;
+  }
+  return y;
+}
+
+function naiveBackwardInput(dy: ArrayLike<number>, w: ArrayLike<number>, c: Case): Float64Array {
+  const Ho = convOutSize(c.H, c.kh, c.s, c.p), Wo = convOutSize(c.W, c.kw, c.s, c.p);
+  const dx = new Float64Array(c.N * c.C * c.H * c.W);
+  for (let n = 0; n < c.N; n++) for (let o = 0; o < c.O; o++) for (let oh = 0; oh < Ho; oh++) for (let ow = 0; ow < Wo; ow++) {
+    const g = dy[((n * c.O + o) * Ho + oh) * Wo + ow]!;
+    for (let ci = 0; ci < c.C; ci++) for (let ki = 0; ki < c.kh; ki++) for (let kj = 0; kj < c.kw; kj++) {
+      const ih = oh * c.s - c.p + ki, iw = ow * c.s - c.p + kj;
+      if (ih < 0 || ih >= c.H || iw < 0 || iw >= c.W) continue;
+      dx[((n * c.C + ci) * c.H + ih) * c.W + iw] += g * w[((o * c.C + ci) * c.kh + ki) * c.kw + kj]!;
+    }
+  }
+  return dx;
+}
+
+function naiveBackwardFilter(x: ArrayLike<number>, dy: ArrayLike<number>, c: Case): Float64Array {
+  const Ho = convOutSize(c.H, c.kh, c.s, c.p), Wo = convOutSize(c.W, c.kw, c.s, c.p);
+  const dw = new Float64Array(c.O * c.C * c.kh * c.kw);
+  for (let n = 0; n < c.N; n++) for (let o = 0; o < c.O; o++) for (let oh = 0; oh < Ho; oh++) for (let ow = 0; ow < Wo; ow++) {
+    const g = dy[((n * c.O + o) * Ho + oh) * Wo + ow]!;
+    for (let ci = 0; ci < c.C; ci++) for (let ki = 0; ki < c.kh; ki++) for (let kj = 0; kj < c.kw; kj++) {
+      const ih = oh * c.s - c.p + ki, iw = ow * c.s - c.p + kj;
+      if (ih < 0 || ih >= c.H || iw < 0 || iw >= c.W) continue;
+      dw[((o * c.C + ci) * c.kh + ki) * c.kw + kj] += g * x[((n * c.C + ci) * c.H + ih) * c.W + iw]!;
+    }
+  }
+  return dw;
+}
+
+function dot(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let s = 0;
+  for (let i = 0; i < a.length; i++) s += a[i]! * b[i]!;
+  return s;
+}
+
+const cases: Case[] = [
+  { N: 2, C: 3, H: 7, W: 7, O: 4, kh: 3, kw: 3, s: 1, p: 1 },
+  { N: 1, C: 1, H: 9, W: 11, O: 5, kh: 3, kw: 3, s: 2, p: 0 },
+  { N: 3, C: 2, H: 8, W: 8, O: 3, kh: 4, kw: 4, s: 2, p: 1 },
+  { N: 2, C: 1, H: 5, W: 6, O: 2, kh: 3, kw: 3, s: 1, p: 2 },
+  { N: 1, C: 4, H: 13, W: 9, O: 6, kh: 4, kw: 4, s: 2, p: 2 },
+  { N: 2, C: 3, H: 6, W: 7, O: 2, kh: 2, kw: 3, s: 1, p: 0 },
+  { N: 5, C: 2, H: 3, W: 3, O: 3, kh: 3, kw: 3, s: 3, p: 1 },
+  { N: 1, C: 2, H: 4, W: 4, O: 1, kh: 1, kw: 1, s: 1, p: 0 },
+  { N: 4, C: 8, H: 15, W: 15, O: 16, kh: 3, kw: 3, s: 2, p: 1 },
+  { N: 7, C: 3, H: 28, W: 28, O: 8, kh: 4, kw: 4, s: 2, p: 1 },
+];
+
+function describe(c: Case): string {
+  return `N${c.N} C${c.C} ${c.H}x${c.W} O${c.O} k${c.kh}x${c.kw} s${c.s} p${c.p}`;
+}
+
+function runCase(c: Case, shared: boolean): void {
+  const Ho = convOutSize(c.H, c.kh, c.s, c.p), Wo = convOutSize(c.W, c.kw, c.s, c.p);
+  const xShape = [c.N, c.C, c.H, c.W], wShape = [c.O, c.C, c.kh, c.kw];
+  const alloc = (n: number): FloatArray => (shared ? allocShared('float64', n) : new Float64Array(n));
+  const x = randomArray(c.N * c.C * c.H * c.W, shared), w = randomArray(c.O * c.C * c.kh * c.kw, shared);
+  const dy = randomArray(c.N * c.O * Ho * Wo, shared);
+  const y = alloc(dy.length).fill(NaN), dx = alloc(x.length).fill(NaN), dw = alloc(w.length).fill(NaN);
+  conv2dForward(x, xShape, w, wShape, c.s, c.p, y);
+  conv2dBackwardInput(dy, xShape, w, wShape, c.s, c.p, dx);
+  conv2dBackwardFilter(x, xShape, dy, wShape, c.s, c.p, dw);
+  const tag = `${describe(c)}${shared ? ' (shared)' : ''}`;
+  close(y, naiveConv(x, w, c), 1e-12, `forward ${tag}`);
+  close(dx, naiveBackwardInput(dy, w, c), 1e-12, `backward input ${tag}`);
+  close(dw, naiveBackwardFilter(x, dy, c), 1e-11, `backward filter ${tag}`);
+  // Adjoint identities: <conv(x, w), dy> = <x, dconv/dx(dy)> = <w, dconv/dw(x, dy)>.
+  const lhs = dot(y, dy);
+  assert.ok(Math.abs(lhs - dot(x, dx)) <= 1e-10 * (1 + Math.abs(lhs)), `adjoint input ${tag}`);
+  assert.ok(Math.abs(lhs - dot(w, dw)) <= 1e-10 * (1 + Math.abs(lhs)), `adjoint filter ${tag}`);
+}
+
+test('conv2d forward / backward input / backward filter match naive loops and are adjoint', () => {
+  for (const c of cases) runCase(c, false);
+});
+
+test('conv2d on shared arrays (split across threads) gives the same results', () => {
+  warmUp();
+  for (const c of cases) runCase(c, true);
+  // Large enough to cross the parallel threshold for sure.
+  runCase({ N: 6, C: 8, H: 14, W: 14, O: 16, kh: 3, kw: 3, s: 1, p: 1 }, true);
+});
+
+test('conv2d honours element offsets', () => {
+  const c: Case = { N: 2, C: 2, H: 6, W: 5, O: 3, kh: 3, kw: 3, s: 1, p: 1 };
+  const Ho = convOutSize(c.H, c.kh, c.s, c.p), Wo = convOutSize(c.W, c.kw, c.s, c.p);
+  const xShape = [c.N, c.C, c.H, c.W], wShape = [c.O, c.C, c.kh, c.kw];
+  const nx = c.N * c.C * c.H * c.W, nw = c.O * c.C * c.kh * c.kw, ny = c.N * c.O * Ho * Wo;
+  const x = randomArray(nx + 5), w = randomArray(nw + 6), dy = randomArray(ny + 7);
+  const y = new Float64Array(ny + 8).fill(7), dx = new Float64Array(nx + 9).fill(7), dw = new Float64Array(nw + 10).fill(7);
+  conv2dForward(x, xShape, w, wShape, c.s, c.p, y, 5, 6, 8);
+  conv2dBackwardInput(dy, xShape, w, wShape, c.s, c.p, dx, 7, 6, 9);
+  conv2dBackwardFilter(x, xShape, dy, wShape, c.s, c.p, dw, 5, 7, 10);
+  const xs = x.subarray(5), ws = w.subarray(6), dys = dy.subarray(7);
+  assert.ok(maxAbsDiff(y, naiveConv(xs, ws, c), ny, 8, 0) < 1e-12, 'forward with offsets');
+  assert.ok(maxAbsDiff(dx, naiveBackwardInput(dys, ws, c), nx, 9, 0) < 1e-12, 'backward input with offsets');
+  assert.ok(maxAbsDiff(dw, naiveBackwardFilter(xs, dys, c), nw, 10, 0) < 1e-11, 'backward filter with offsets');
+  assert.is(y[0], 7, 'forward leaves memory before the offset alone');
+  assert.is(dx[0], 7, 'backward input leaves memory before the offset alone');
+  assert.is(dw[0], 7, 'backward filter leaves memory before the offset alone');
+});
+
+test('conv2d float32 stays close to float64', () => {
+  const c: Case = { N: 3, C: 4, H: 10, W: 10, O: 5, kh: 3, kw: 3, s: 1, p: 1 };
+  const xShape = [c.N, c.C, c.H, c.W], wShape = [c.O, c.C, c.kh, c.kw];
+  const x = randomArray(c.N * c.C * c.H * c.W), w = randomArray(c.O * c.C * 9);
+  const y32 = allocShared('float32', c.N * c.O * 100), dx32 = allocShared('float32', x.length), dw32 = allocShared('float32', w.length);
+  conv2dForward(Float32Array.from(x), xShape, Float32Array.from(w), wShape, 1, 1, y32);
+  close(y32, naiveConv(x, w, c), 1e-5, 'float32 forward');
+  const dy = randomArray(y32.length);
+  conv2dBackwardInput(Float32Array.from(dy), xShape, Float32Array.from(w), wShape, 1, 1, dx32);
+  close(dx32, naiveBackwardInput(dy, w, c), 1e-5, 'float32 backward input');
+  conv2dBackwardFilter(Float32Array.from(x), xShape, Float32Array.from(dy), wShape, 1, 1, dw32);
+  close(dw32, naiveBackwardFilter(x, dy, c), 1e-4, 'float32 backward filter');
+});
+
+test.run();
