@@ -81,8 +81,15 @@ export class AdamW extends Optimizer<AdamWOptions> {
     if (g !== grad) g.dispose();
   }
 
-  /** Moments and step counts by parameter index, for checkpoints. */
-  stateTensors(): { m: Tensor; v: Tensor; step: number }[] {
-    return this.groups.flatMap((g) => g.params).map((p) => this.state.get(p)).filter((s) => s !== undefined);
+  /** A parameter's moments and step count (undefined before its first step), for checkpoints. */
+  stateOf(param: Tensor): { m: Tensor; v: Tensor; step: number } | undefined {
+    return this.state.get(param);
+  }
+
+  /** Restore what stateOf returned (tensors are copied in). */
+  restoreState(param: Tensor, saved: { m: Tensor; v: Tensor; step: number }): void {
+    this.state.get(param)?.m.dispose();
+    this.state.get(param)?.v.dispose();
+    this.state.set(param, { m: clone(saved.m).keep(), v: clone(saved.v).keep(), step: saved.step });
   }
 }

@@ -9,3 +9,5 @@ export { SilentGradients } from './estimators/silent-gradients.js';
 export { Reparameterization } from './estimators/reparameterization.js';
 export { GumbelSoftmax } from './estimators/gumbel-softmax.js';
 export { Reinforce } from './estimators/reinforce.js';
+export { table5Encoder } from './encoders.js';
+export type { EncoderOptions } from './encoders.js';

@@ -67,6 +67,14 @@ const cases: Record<string, Case[]> = {
     { inputs: () => [randn(1, 2, 3, 3), randn(2, 3, 3, 3)], f: (x, w) => sg.convTranspose2d(x!, w!, 1, 0) },
     { inputs: () => [randn(2, 2, 1, 1), randn(2, 4, 4, 4)], f: (x, w) => sg.convTranspose2d(x!, w!, 1, 0) },
   ],
+  expectedLogLikelihoodFixed: [{
+    inputs: () => [randn(3, 4), positive(3, 4), randn(5, 4), randn(5), positive(3, 5)],
+    f: (mean, c2, w, b, x) => sg.expectedLogLikelihoodFixed({ mean: mean!, c2: c2! }, w!, b!, x!, 0.5),
+  }],
+  expectedLogLikelihoodLearnable: [{
+    inputs: () => [randn(2, 3), positive(2, 3), randn(2, 3), positive(2, 3), randn(4, 3), randn(4), sg.scale(randn(4, 3), 0.2), sg.shift(randn(4), 3), positive(2, 4)],
+    f: (mean, c2, c3, k4, wMu, bMu, wA, bA, x) => sg.expectedLogLikelihoodLearnable({ mean: mean!, c2: c2!, c3: c3!, k4: k4! }, { wMu: wMu!, bMu: bMu!, wA: wA!, bA: bA! }, x!),
+  }],
 };
 
 test('every op has a gradcheck case here or is marked non-differentiable', () => {

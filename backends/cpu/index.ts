@@ -6,7 +6,8 @@ import type { AdamWStep, Backend, BinaryOp, Conv2dGeometry, RandomKind, ReduceOp
 import { arrayFor, type DType, type FloatArray } from '../../engine/dtype.js';
 import { referenceDraw } from '../../engine/random.js';
 import { contiguousStrides } from '../../engine/tensor.js';
-import { conv2dBackwardFilter, conv2dBackwardInput, conv2dForward, gemm } from './naive-kernels.js';
+import { conv2dBackwardFilter, conv2dBackwardInput, conv2dForward } from './conv.js';
+import { allocShared, parallelGemm, threadCount } from './parallel.js';
 import { silentElboBackward, silentElboForward } from './silent-elbo.js';
 import { runAccumulate, runBinary, runUnary, type Operand } from './elementwise.js';
 
@@ -46,12 +47,17 @@ class ArrayPool {
   }
 }
 
+const shapes = (g: Conv2dGeometry): { x: number[]; w: number[] } => ({
+  x: [g.batch, g.inChannels, g.height, g.width],
+  w: [g.outChannels, g.inChannels, g.kernelH, g.kernelW],
+});
+
 export class CpuBackend implements Backend {
   readonly name = 'cpu';
   private readonly pool = new ArrayPool(64 * 1024 * 1024);
 
   describe(): string {
-    return 'cpu: TypeScript kernels over typed arrays';
+    return `cpu: TypeScript kernels over typed arrays, ${threadCount()} thread(s)`;
   }
 
   supports(): boolean {
@@ -59,7 +65,7 @@ export class CpuBackend implements Backend {
   }
 
   alloc(dtype: DType, length: number): Storage {
-    return new CpuStorage(this.pool.take(dtype, length) ?? arrayFor(dtype, length));
+    return new CpuStorage(this.pool.take(dtype, length) ?? allocShared(dtype, length));
   }
 
   free(storage: Storage): void {
@@ -108,19 +114,19 @@ export class CpuBackend implements Backend {
 
   matmul(a: View, transA: boolean, b: View, transB: boolean, out: Storage): void {
     const [M, K, N] = [a.shape[0]!, a.shape[1]!, b.shape[1]!];
-    gemm(M, N, K, dataOf(a.storage), a.offset, transA, dataOf(b.storage), b.offset, transB, dataOf(out), 0, false);
+    parallelGemm(M, N, K, dataOf(a.storage), a.offset, transA, dataOf(b.storage), b.offset, transB, dataOf(out), 0, false);
   }
 
   conv2d(x: View, w: View, geo: Conv2dGeometry, out: Storage): void {
-    conv2dForward(dataOf(x.storage), x.offset, dataOf(w.storage), w.offset, geo, dataOf(out));
+    conv2dForward(dataOf(x.storage), shapes(geo).x, dataOf(w.storage), shapes(geo).w, geo.stride, geo.padding, dataOf(out), x.offset, w.offset);
   }
 
   conv2dBackwardInput(dy: View, w: View, geo: Conv2dGeometry, dx: Storage): void {
-    conv2dBackwardInput(dataOf(dy.storage), dy.offset, dataOf(w.storage), w.offset, geo, dataOf(dx));
+    conv2dBackwardInput(dataOf(dy.storage), shapes(geo).x, dataOf(w.storage), shapes(geo).w, geo.stride, geo.padding, dataOf(dx), dy.offset, w.offset);
   }
 
   conv2dBackwardFilter(x: View, dy: View, geo: Conv2dGeometry, dw: Storage): void {
-    conv2dBackwardFilter(dataOf(x.storage), x.offset, dataOf(dy.storage), dy.offset, geo, dataOf(dw));
+    conv2dBackwardFilter(dataOf(x.storage), shapes(geo).x, dataOf(dy.storage), shapes(geo).w, geo.stride, geo.padding, dataOf(dw), x.offset, dy.offset);
   }
 
   adamw(param: Storage, grad: Storage, m: Storage, v: Storage, h: AdamWStep): void {
@@ -137,11 +143,11 @@ export class CpuBackend implements Backend {
   }
 
   silentElbo(operands: SilentElboOperands, out: Storage, partials: Storage | null): void {
-    silentElboForward(operands, out, partials, dataOf, gemm);
+    silentElboForward(operands, out, partials, dataOf, parallelGemm);
   }
 
   silentElboBackward(operands: SilentElboOperands, partials: Storage, gradOut: View, grads: SilentElboGradients): void {
-    silentElboBackward(operands, partials, gradOut, grads, dataOf, gemm);
+    silentElboBackward(operands, partials, gradOut, grads, dataOf, parallelGemm);
   }
 
   random(kind: RandomKind, seed: number, offset: number, out: Storage): void {

@@ -6,6 +6,7 @@
 import type { SilentElboGradients, SilentElboOperands, SilentElboTerm, Storage, View } from '../../engine/backend.js';
 import type { FloatArray } from '../../engine/dtype.js';
 import { silentElboTerms } from '../../engine/ops/silent-elbo.js';
+import { allocShared } from './parallel.js';
 
 export type Gemm = (M: number, N: number, K: number, A: FloatArray, aOffset: number, transA: boolean,
   B: FloatArray, bOffset: number, transB: boolean, C: FloatArray, cOffset: number, accumulate: boolean) => void;
@@ -23,10 +24,13 @@ function weightPower(p: number, q: number, u: FloatArray, uOff: number, a: Float
 }
 
 let scratch = new Float64Array(0);
-/** One growing scratch region, carved into named pieces per call (no allocation per step). */
+/**
+ * One growing scratch region, carved into pieces per call (no allocation per step); shared
+ * memory, so the GEMMs on it can use both cores.
+ */
 function scratchPieces(sizes: readonly number[]): Float64Array[] {
   const total = sizes.reduce((a, b) => a + b, 0);
-  if (scratch.length < total) scratch = new Float64Array(total);
+  if (scratch.length < total) scratch = allocShared('float64', total) as Float64Array;
   let offset = 0;
   return sizes.map((n) => scratch.subarray(offset, (offset += n)));
 }

@@ -108,7 +108,8 @@ export const expectedLogLikelihoodFixed = defineOp('expectedLogLikelihoodFixed',
   (moments: LatentMoments, weight: Tensor, bias: Tensor, x: Tensor, sigma2: number): Tensor => {
     const op = 'expectedLogLikelihoodFixed';
     if (!(sigma2 > 0) || !Number.isFinite(sigma2)) throw new Error(`${op}: sigma2 must be a positive number, got ${sigma2}`);
-    validate(op, { mean: moments.mean, c2: moments.c2 }, [['wMu', weight], ['bMu', bias]], x);
+    // Named as the caller passed them (validate's shape rule keys on the leading 'w').
+    validate(op, { mean: moments.mean, c2: moments.c2 }, [['weight', weight], ['bias', bias]], x);
     const [mean, c2, wMu, bMu, xc] = [moments.mean, moments.c2, weight, bias, x].map((t) => contiguous(t)) as Tensor[];
     return runFused(op, { form: 'fixed', mean: mean!, c2: c2!, c3: null, k4: null, wMu: wMu!, bMu: bMu!, wA: null, bA: null, x: xc!, sigma2 },
       [['mean', mean], ['c2', c2], ['wMu', wMu], ['bMu', bMu], ['x', xc]]);

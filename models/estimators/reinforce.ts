@@ -24,7 +24,11 @@ export class Reinforce implements Estimator {
     const reconstruction = decoder.logLikelihood(z, x); // gradient reaches the decoder only
     const reward = sg.detach(reconstruction);
     const batchMean = sg.mean(reward);
-    const baseline = this.baseline ?? batchMean;
+    // The baseline must not depend on this example's own sample, or the score-function term is
+    // biased (the current batch mean scales it by 1 - 1/B, and to zero at B = 1). Before a running
+    // average exists, use the mean over the batch's other examples (independent draws), or 0.
+    const batch = reward.shape[0]!;
+    const baseline = this.baseline ?? (batch > 1 ? sg.scale(sg.sub(sg.sum(reward), reward), 1 / (batch - 1)) : sg.fullLike(reward, 0));
     const advantage = sg.sub(reward, baseline);
     // d/d(encoder) of -mean(advantage * log q(z|x)) is the score-function estimate of -d E[log p].
     const surrogate = sg.neg(sg.mean(sg.mul(advantage, q.logProb(z))));

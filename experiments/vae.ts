@@ -1,0 +1,165 @@
+// The fixed-variance VAE of the paper's Section 3.2 and Appendix B, shared by the experiments
+// that study it (fixed-variance.ts trains it; gradient-variance.ts measures its gradients):
+// the five methods, the model, one training epoch and the test-set metrics.
+import * as sg from '../engine/index.js';
+import type { Tensor } from '../engine/index.js';
+import {
+  BernoulliLatent, FixedVarianceLinearDecoder, GaussianLatent, GumbelSoftmax, Reinforce, Reparameterization,
+  SilentGradients, table5Encoder, type Estimator, type LatentFamily,
+} from '../models/index.js';
+import { MNIST_PIXELS, epochOrder, pixelBatch, type MnistSplit } from './data/mnist.js';
+
+export const methodNames = ['silent-gaussian', 'reparam', 'silent-bernoulli', 'gumbel', 'reinforce'] as const;
+export type MethodName = (typeof methodNames)[number];
+
+export interface VaeConfig {
+  latentDim: number;
+  channels: number;
+  sigma2: number;
+  lr: number;
+  weightDecay: number;
+  batchSize: number;
+  seed: number;
+  gumbelTemperature: number;
+  reinforceDecay: number;
+}
+
+/** The rows of Table 2, in its order, with the estimator each one trains with. */
+export const methods: Record<MethodName, { label: string; make: (c: VaeConfig) => Estimator }> = {
+  'silent-gaussian': { label: 'Continuous Silent Gradients', make: () => new SilentGradients(new GaussianLatent()) },
+  reparam: { label: 'Reparameterization', make: () => new Reparameterization() },
+  'silent-bernoulli': { label: 'Discrete Silent Gradients', make: () => new SilentGradients(new BernoulliLatent()) },
+  gumbel: { label: 'Gumbel-Softmax', make: (c) => new GumbelSoftmax(c.gumbelTemperature) },
+  reinforce: { label: 'REINFORCE', make: (c) => new Reinforce(c.reinforceDecay) },
+};
+
+/** Labels of the independent random streams, so each consumer draws its own numbers. */
+const STREAM = { init: 1, training: 2, evaluation: 3 } as const;
+
+export class FixedVarianceVae {
+  readonly estimator: Estimator;
+  readonly family: LatentFamily;
+  readonly encoder: sg.nn.Sequential;
+  readonly decoder: FixedVarianceLinearDecoder;
+  readonly optimizer: sg.AdamW;
+  /** Dequantization noise and latent samples during training; its offset is checkpointed. */
+  readonly trainingStream: sg.RandomStream;
+
+  constructor(readonly method: MethodName, readonly config: VaeConfig, readonly backend: sg.Backend) {
+    this.estimator = methods[method].make(config);
+    this.family = this.estimator.family;
+    const root = new sg.RandomStream(config.seed);
+    const init = root.fork(STREAM.init);
+    this.trainingStream = root.fork(STREAM.training);
+    this.encoder = table5Encoder({ channels: config.channels, outputs: this.family.parametersPerLatent * config.latentDim, stream: init, backend });
+    this.decoder = new FixedVarianceLinearDecoder({ latentDim: config.latentDim, pixels: MNIST_PIXELS, stream: init, backend }, config.sigma2);
+    // Paper App. B.3: AdamW with betas (0.9, 0.95); weight decay is not given, so PyTorch's default.
+    this.optimizer = new sg.AdamW([...this.encoder.parameters(), ...this.decoder.parameters()], {
+      lr: config.lr, betas: [0.9, 0.95], weightDecay: config.weightDecay,
+    });
+  }
+
+  /** Every tensor a checkpoint must hold, by name. */
+  namedState(): Map<string, Tensor> {
+    return new Map([...this.encoder.stateDict('encoder.'), ...this.decoder.stateDict('decoder.')]);
+  }
+
+  /** The latent distribution for a batch of images x [B, 784]. */
+  posterior(x: Tensor) {
+    return this.family.distribution(this.encoder.forward(sg.reshape(x, [x.shape[0]!, 1, 28, 28])));
+  }
+
+  /**
+   * One epoch over `train` in the order epochOrder(seed, epoch) gives; returns the mean training
+   * loss (the estimator's negative ELBO estimate). `onStep` sees the step count as it goes.
+   */
+  async trainEpoch(train: MnistSplit, epoch: number, onStep: (step: number, steps: number) => void): Promise<number> {
+    const order = epochOrder(train.count, this.config.seed, epoch);
+    const steps = Math.floor(train.count / this.config.batchSize); // drop the last partial batch, as PyTorch's drop_last
+    let lossSum = sg.zeros([], { backend: this.backend }).keep();
+    for (let step = 0; step < steps; step++) {
+      const indices = order.subarray(step * this.config.batchSize, (step + 1) * this.config.batchSize);
+      const next = sg.tidy(() => {
+        const x = dequantized(train, indices, this.trainingStream, this.backend);
+        const { loss } = this.estimator.loss(this.posterior(x), x, this.decoder, this.trainingStream);
+        sg.backward(loss);
+        this.optimizer.step();
+        this.optimizer.zeroGrad();
+        return sg.add(lossSum, sg.detach(loss));
+      });
+      lossSum.dispose();
+      lossSum = next.keep();
+      onStep(step + 1, steps);
+    }
+    const mean = (await lossSum.item()) / steps;
+    lossSum.dispose();
+    return mean;
+  }
+
+  /**
+   * Test metrics with the exact closed-form ELBO for every method (the fixed-variance linear
+   * decoder makes it exact), so methods are compared on the same yardstick.
+   */
+  async evaluate(test: MnistSplit, epoch: number): Promise<TestMetrics> {
+    const stream = new sg.RandomStream(this.config.seed).fork(STREAM.evaluation).fork(epoch);
+    const batch = 250;
+    let totals = sg.zeros([4], { backend: this.backend }).keep();
+    sg.noGrad(() => {
+      for (let start = 0; start < test.count; start += batch) {
+        const indices = Uint32Array.from({ length: Math.min(batch, test.count - start) }, (_, i) => start + i);
+        const next = sg.tidy(() => {
+          const x = sg.tensor(pixelBatch(test, indices), [indices.length, MNIST_PIXELS], { backend: this.backend });
+          const y = sg.add(x, sg.scale(sg.uniform(x.shape, stream, { backend: this.backend }), 1 / 256));
+          const q = this.posterior(y);
+          const moments = q.moments();
+          const elbo = sg.sub(this.decoder.expectedLogLikelihood(moments, y), q.kl());
+          // E_q ||x - U||^2 = -2 sigma2 (E log p(x|z) + k/2 log(2 pi sigma2)), from the same closed form.
+          const logNormalizer = 0.5 * MNIST_PIXELS * Math.log(2 * Math.PI * this.config.sigma2);
+          const expectedSquaredError = sg.scale(sg.shift(this.decoder.expectedLogLikelihood(moments, x), logNormalizer), -2 * this.config.sigma2);
+          const meanSquaredError = sg.sum(sg.square(sg.sub(x, this.decoder.decode(moments.mean))), [1]);
+          const batchSums = sg.concat([elbo, expectedSquaredError, meanSquaredError, q.kl()].map((t) => sg.reshape(sg.sum(t), [1])), 0);
+          return sg.add(totals, batchSums);
+        });
+        totals.dispose();
+        totals = next.keep();
+      }
+    });
+    const [elbo, expectedSquaredError, meanSquaredError, kl] = [...(await totals.data())].map((v) => v / test.count) as [number, number, number, number];
+    totals.dispose();
+    return {
+      // Math note, "Data and metrics": BPD = (-ELBO / D) / ln 2 + 8 for 256 levels per pixel.
+      bpd: -elbo / MNIST_PIXELS / Math.LN2 + 8,
+      negativeElbo: -elbo,
+      msePosteriorMean: meanSquaredError,
+      mseExpected: expectedSquaredError,
+      kl,
+    };
+  }
+
+  /** Decoder means at the posterior means of the given test images, [n * 784] in [0, 1]. */
+  async reconstruct(test: MnistSplit, indices: Uint32Array): Promise<Float32Array> {
+    const out = sg.noGrad(() => sg.tidy(() => {
+      const x = sg.tensor(pixelBatch(test, indices), [indices.length, MNIST_PIXELS], { backend: this.backend });
+      return this.decoder.decode(this.posterior(x).moments().mean);
+    }));
+    const values = Float32Array.from(await out.data());
+    out.dispose();
+    return values;
+  }
+}
+
+export interface TestMetrics {
+  bpd: number;
+  negativeElbo: number;
+  /** Squared error summed over pixels of the decoder mean at the posterior mean, per image. */
+  msePosteriorMean: number;
+  /** E_q of the squared error summed over pixels, per image. */
+  mseExpected: number;
+  kl: number;
+}
+
+/** x = (x_int + u) / 256 with u ~ U[0, 1) from the stream (paper App. B.1). */
+function dequantized(split: MnistSplit, indices: Uint32Array, stream: sg.RandomStream, backend: sg.Backend): Tensor {
+  const x = sg.tensor(pixelBatch(split, indices), [indices.length, MNIST_PIXELS], { backend });
+  return sg.add(x, sg.scale(sg.uniform(x.shape, stream, { backend }), 1 / 256));
+}
