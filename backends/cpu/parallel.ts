@@ -4,8 +4,8 @@
 // thread runs share 0 and each persistent worker (worker_threads) runs one of the others. Jobs
 // are posted through a small control SharedArrayBuffer per worker and coordinated with
 // Atomics.wait/notify, with no postMessage round trip per call (measured on the 2-core dev
-// box: a no-op job round trip costs ~10 µs this way against ~60 µs for postMessage to a worker
-// that answers through Atomics, see bench/kernels.ts).
+// box: a no-op job costs ~1-2 µs this way against ~23-35 µs for postMessage to a worker that
+// answers through Atomics; bench/kernels.ts prints both).
 //
 // Workers address the caller's arrays through their SharedArrayBuffers: the first time a
 // buffer appears in a job it gets an id (WeakMap), and the buffer is sent once over a
