@@ -93,8 +93,10 @@ function readConfig(values: Record<string, string | boolean | undefined>): RunCo
 // ---- The run: train every method, evaluate after every epoch, checkpoint, report ------------
 
 interface EpochRecord extends TestMetrics {
+  /** 0 is the untrained model, the reference every method must improve on. */
   epoch: number;
-  trainLoss: number;
+  /** Mean training loss over the epoch (null for epoch 0). */
+  trainLoss: number | null;
   seconds: number;
 }
 
@@ -136,10 +138,11 @@ async function main(): Promise<void> {
     let history: EpochRecord[] = [];
     if (values.resume && existsSync(checkpoint)) {
       history = loadCheckpoint<EpochRecord[]>(checkpoint, vae).history;
-      console.log(`${method}: resumed after epoch ${history.length}`);
+      console.log(`${method}: resumed after epoch ${history.length - 1}`);
     }
     results.methods[method] = { label: methods[method].label, epochs: history };
-    for (let epoch = history.length + 1; epoch <= config.epochs; epoch++) {
+    if (history.length === 0) history.push({ epoch: 0, trainLoss: null, ...(await vae.evaluate(test, 0)), seconds: 0 });
+    for (let epoch = history.length; epoch <= config.epochs; epoch++) {
       const started = performance.now();
       const bar = progressBar(`${method.padEnd(16)} epoch ${epoch}/${config.epochs}`);
       const trainLoss = await vae.trainEpoch(train, epoch, (step, steps) => (step === 1 ? bar.start(steps, 1) : bar.update(step)));
@@ -191,7 +194,8 @@ function table2(results: Results): string {
     const last = m!.epochs[m!.epochs.length - 1];
     const paper = PAPER_TABLE_2[name as MethodName];
     if (!last) return `| ${m!.label} | - | - | - | - | - | ${paper.bpd} | ${paper.mse} |`;
-    const perEpoch = m!.epochs.reduce((a, e) => a + e.seconds, 0) / m!.epochs.length;
+    const trained = m!.epochs.filter((e) => e.epoch > 0);
+    const perEpoch = trained.reduce((a, e) => a + e.seconds, 0) / Math.max(trained.length, 1);
     return `| ${m!.label} | ${last.bpd.toFixed(3)} | ${last.msePosteriorMean.toFixed(3)} | ${last.mseExpected.toFixed(3)} | ${last.kl.toFixed(2)} | ${perEpoch.toFixed(1)} | ${paper.bpd} | ${paper.mse} |`;
   });
   const c = results.config;
@@ -213,7 +217,10 @@ async function writeFigures(out: string, results: Results, config: RunConfig, te
     title: 'Test BPD by epoch (fixed-variance VAE, MNIST)',
     xLabel: 'epoch',
     yLabel: 'bits per dimension',
-    series: Object.values(results.methods).map((m) => ({ name: m!.label, x: m!.epochs.map((e) => e.epoch), y: m!.epochs.map((e) => e.bpd) })),
+    series: Object.values(results.methods).map((m) => {
+      const trained = m!.epochs.filter((e) => e.epoch > 0); // epoch 0 (untrained) would flatten the scale
+      return { name: m!.label, x: trained.map((e) => e.epoch), y: trained.map((e) => e.bpd) };
+    }),
   });
   // Figure 2: originals on top, then each method's reconstruction at the posterior mean.
   const shown = Uint32Array.from({ length: Math.min(10, test.count) }, (_, i) => i);

@@ -23,7 +23,7 @@ function weightPower(p: number, q: number, u: FloatArray, uOff: number, a: Float
   }
 }
 
-let scratch = new Float64Array(0);
+let scratch: Float64Array<ArrayBufferLike> = new Float64Array(0);
 /**
  * One growing scratch region, carved into pieces per call (no allocation per step); shared
  * memory, so the GEMMs on it can use both cores.

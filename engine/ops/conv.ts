@@ -31,8 +31,8 @@ export const conv2d = defineOp('conv2d', true, (x: Tensor, w: Tensor, stride: nu
   const out = empty([geo.batch, geo.outChannels, geo.outHeight, geo.outWidth], x.dtype, x.backend);
   x.backend.conv2d(xc, wc, geo, out.storage);
   return record(out, 'conv2d', [x, w], (g) => [
-    convTranspose2d(g, w, stride, padding, [geo.height, geo.width]),
-    conv2dFilterGradient(x, g, geo),
+    x.requiresGrad ? convTranspose2d(g, w, stride, padding, [geo.height, geo.width]) : null,
+    w.requiresGrad ? conv2dFilterGradient(x, g, geo) : null,
   ]);
 });
 
@@ -58,8 +58,8 @@ export const convTranspose2d = defineOp('convTranspose2d', true, (x: Tensor, w: 
   const out = empty([geo.batch, geo.inChannels, h, wd], x.dtype, x.backend);
   x.backend.conv2dBackwardInput(xc, wc, geo, out.storage);
   return record(out, 'convTranspose2d', [x, w], (g) => [
-    conv2d(g, w, stride, padding),
-    conv2dFilterGradient(g, x, geo),
+    x.requiresGrad ? conv2d(g, w, stride, padding) : null,
+    w.requiresGrad ? conv2dFilterGradient(g, x, geo) : null,
   ]);
 });
 

@@ -26,7 +26,8 @@ export const matmul = defineOp('matmul', true, (a: Tensor, b: Tensor): Tensor =>
   const [bv, transB] = asKernelOperand(b);
   const out = empty([a.shape[0]!, b.shape[1]!], a.dtype, a.backend);
   a.backend.matmul(av, transA, bv, transB, out.storage);
-  return record(out, 'matmul', [a, b], (g) => [matmul(g, transpose(b)), matmul(transpose(a), g)]);
+  // Skip the product nobody needs (the data operand of a first layer, a frozen weight).
+  return record(out, 'matmul', [a, b], (g) => [a.requiresGrad ? matmul(g, transpose(b)) : null, b.requiresGrad ? matmul(transpose(a), g) : null]);
 });
 
 /** PyTorch's linear layer: x [B,in] Wᵀ + bias, with W stored [out,in]. */
