@@ -132,6 +132,7 @@ async function main(): Promise<void> {
   console.log(`writing to ${out}`);
 
   const results: Results = { config, backend: backend.describe(), commit: gitCommit(), methods: {} };
+  if (!values.resume) writeResults(out, results); // the configuration first: --resume checks against it
   for (const method of config.methods) {
     const vae = new FixedVarianceVae(method, config, backend);
     const checkpoint = join(out, 'checkpoints', `${method}.safetensors`);
