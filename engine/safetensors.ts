@@ -18,7 +18,10 @@ export function writeFileAtomic(path: string, chunks: readonly Uint8Array[]): vo
   const temporary = `${path}.${process.pid}.tmp`;
   const fd = openSync(temporary, 'w');
   try {
-    for (const chunk of chunks) writeSync(fd, chunk);
+    for (const chunk of chunks) {
+      let written = 0;
+      while (written < chunk.length) written += writeSync(fd, chunk, written, chunk.length - written);
+    }
     fsyncSync(fd);
   } finally {
     closeSync(fd);

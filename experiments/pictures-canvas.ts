@@ -1,7 +1,7 @@
 // A minimal RGBA raster for the experiment figures: rectangles, anti-aliased thick lines, round
 // markers and bitmap-font text, written to PNG atomically so a crashed or concurrent run never
 // leaves a half-written picture behind.
-import { closeSync, fsyncSync, openSync, renameSync, writeSync } from 'node:fs';
+import { writeFileAtomic } from '../engine/safetensors.js';
 import { PNG } from 'pngjs';
 import { GLYPH_ADVANCE, GLYPH_ROWS, glyphColumns, textWidthInFontPixels } from './pictures-font.js';
 
@@ -134,7 +134,7 @@ export class Canvas {
   writePng(path: string): void {
     const png = new PNG({ width: this.width, height: this.height });
     png.data.set(this.rgba);
-    writeFileAtomically(path, PNG.sync.write(png));
+    writeFileAtomic(path, [PNG.sync.write(png)]);
   }
 }
 
@@ -145,18 +145,4 @@ export function textWidth(text: string, scale = 1): number {
 /** Height of one line of text including descenders. */
 export function textHeight(scale = 1): number {
   return GLYPH_ROWS * scale;
-}
-
-/** Writes `path.tmp`, flushes it to disk, then renames over `path`, which is atomic on POSIX. */
-export function writeFileAtomically(path: string, bytes: Uint8Array): void {
-  const temporary = `${path}.tmp`;
-  const fd = openSync(temporary, 'w');
-  try {
-    let written = 0;
-    while (written < bytes.length) written += writeSync(fd, bytes, written, bytes.length - written);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  renameSync(temporary, path);
 }
