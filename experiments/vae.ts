@@ -159,7 +159,7 @@ export interface TestMetrics {
 }
 
 /** x = (x_int + u) / 256 with u ~ U[0, 1) from the stream (paper App. B.1). */
-function dequantized(split: MnistSplit, indices: Uint32Array, stream: sg.RandomStream, backend: sg.Backend): Tensor {
+export function dequantized(split: MnistSplit, indices: Uint32Array, stream: sg.RandomStream, backend: sg.Backend): Tensor {
   const x = sg.tensor(pixelBatch(split, indices), [indices.length, MNIST_PIXELS], { backend });
   return sg.add(x, sg.scale(sg.uniform(x.shape, stream, { backend }), 1 / 256));
 }
