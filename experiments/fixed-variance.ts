@@ -5,14 +5,13 @@
 //
 //   node experiments/fixed-variance.js            a short run that fits 15 minutes on 2 cores
 //   node experiments/fixed-variance.js --paper    the paper's configuration (500 epochs, full data)
-import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import cliProgress from 'cli-progress';
 import * as sg from '../engine/index.js';
 import { backendNames, selectBackend, type BackendName } from '../backends/select.js';
 import { UsageError, helpText, listOf, nonNegativeInteger, oneOf, parseFlags, positiveInteger, positiveNumber, runMain, type FlagTable } from './cli.js';
 import { loadCheckpoint, saveCheckpoint } from './checkpoint.js';
+import { checkResumable, gitCommit, progressBar } from './run-helpers.js';
 import { loadMnist, pixelBatch } from './data/mnist.js';
 import { writeImageGrid, writeLineChart } from './pictures.js';
 import { FixedVarianceVae, methodNames, methods, type MethodName, type TestMetrics, type VaeConfig } from './vae.js';
@@ -159,29 +158,6 @@ async function main(): Promise<void> {
   }
   await writeFigures(out, results, config, test);
   console.log(`\n${table2(results)}\nresults in ${out}: results.json, results.md, convergence.png, reconstructions.png`);
-}
-
-function progressBar(label: string): cliProgress.SingleBar {
-  return new cliProgress.SingleBar({
-    format: `${label} |{bar}| {value}/{total} batches | {duration_formatted} elapsed, ETA {eta_formatted}`,
-    hideCursor: true, clearOnComplete: true,
-  }, cliProgress.Presets.shades_classic);
-}
-
-function checkResumable(resultsPath: string, config: RunConfig): void {
-  if (!existsSync(resultsPath)) throw new UsageError(`--resume: ${resultsPath} does not exist (nothing to resume)`);
-  const saved = (JSON.parse(readFileSync(resultsPath, 'utf8')) as Results).config;
-  for (const key of Object.keys(config) as (keyof RunConfig)[])
-    if (JSON.stringify(saved[key]) !== JSON.stringify(config[key]) && key !== 'backend')
-      throw new UsageError(`--resume: the run used ${key} = ${JSON.stringify(saved[key])}, but this command gives ${JSON.stringify(config[key])}`);
-}
-
-function gitCommit(): string {
-  try {
-    return execFileSync('git', ['rev-parse', 'HEAD'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
-  } catch {
-    return 'unknown (not a git checkout)';
-  }
 }
 
 function writeResults(out: string, results: Results): void {

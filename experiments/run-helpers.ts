@@ -1,0 +1,31 @@
+// What every experiment's run does the same way: a progress bar with an ETA, the commit that
+// produced the results, and the check that --resume continues the same configuration.
+import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import cliProgress from 'cli-progress';
+import { UsageError } from './cli.js';
+
+/** A bar over `{total}` units (`unit` names them), cleared when it completes. */
+export function progressBar(label: string, unit = 'batches'): cliProgress.SingleBar {
+  return new cliProgress.SingleBar({
+    format: `${label} |{bar}| {value}/{total} ${unit} | {duration_formatted} elapsed, ETA {eta_formatted}`,
+    hideCursor: true, clearOnComplete: true,
+  }, cliProgress.Presets.shades_classic);
+}
+
+export function gitCommit(): string {
+  try {
+    return execFileSync('git', ['rev-parse', 'HEAD'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+  } catch {
+    return 'unknown (not a git checkout)';
+  }
+}
+
+/** --resume must repeat the interrupted run's settings (the backend may change). */
+export function checkResumable<C extends object>(resultsPath: string, config: C): void {
+  if (!existsSync(resultsPath)) throw new UsageError(`--resume: ${resultsPath} does not exist (nothing to resume)`);
+  const saved = (JSON.parse(readFileSync(resultsPath, 'utf8')) as { config: C }).config;
+  for (const key of Object.keys(config) as (keyof C)[])
+    if (JSON.stringify(saved[key]) !== JSON.stringify(config[key]) && key !== 'backend')
+      throw new UsageError(`--resume: the run used ${String(key)} = ${JSON.stringify(saved[key])}, but this command gives ${JSON.stringify(config[key])}`);
+}
