@@ -1,0 +1,100 @@
+// Getting a WebGPU device in Node through the `webgpu` package (Dawn). Two facts shape this
+// file (../shared/design/webgpu-on-cpu.md and the probe that followed it):
+//  - the GPU object returned by create() must outlive every device made from it: when it was
+//    garbage-collected while a device was alive, lavapipe and llvmpipe crashed 10 runs in 10.
+//    So each create() result is held in a module-level map for the whole process, never dropped;
+//  - without a GPU, Vulkan on Mesa's lavapipe is preferred (full WebGPU); Dawn's OpenGL backend
+//    on llvmpipe (EGL surfaceless, compatibility mode) is the fallback.
+import { create, globals } from 'webgpu';
+
+// GPUBufferUsage, GPUMapMode, GPUShaderStage... as in a browser.
+Object.assign(globalThis, globals);
+
+export type AdapterKind = 'vulkan' | 'opengl';
+
+export interface GpuContext {
+  readonly device: GPUDevice;
+  readonly adapter: GPUAdapter;
+  readonly kind: AdapterKind;
+  /** vendor, architecture, device, description of the adapter, one line. */
+  readonly info: string;
+}
+
+/** create() results by option string: kept forever on purpose (see the header). */
+const instances = new Map<string, GPU>();
+
+function instance(options: string[]): GPU {
+  const key = options.join(' ');
+  let gpu = instances.get(key);
+  if (!gpu) instances.set(key, (gpu = create(options)));
+  return gpu;
+}
+
+/** Extra Dawn toggles, e.g. SILENTGRAD_DAWN_FEATURES=disable_robustness. */
+function dawnFlags(): string[] {
+  const features = process.env.SILENTGRAD_DAWN_FEATURES;
+  return features ? [`enable-dawn-features=${features}`] : [];
+}
+
+function describeInfo(adapter: GPUAdapter, kind: AdapterKind): string {
+  const i = adapter.info;
+  const parts = [`vendor '${i.vendor}'`, `architecture '${i.architecture}'`, `device '${i.device}'`];
+  if (i.description) parts.push(`description '${i.description}'`);
+  return `${kind}: ${parts.join(', ')}`;
+}
+
+async function tryAdapter(kind: AdapterKind): Promise<{ adapter: GPUAdapter } | { reason: string }> {
+  try {
+    if (kind === 'opengl') {
+      // EGL needs no display server this way; must be set before Dawn loads EGL.
+      process.env.EGL_PLATFORM ??= 'surfaceless';
+      const adapter = await instance(['backend=opengl', ...dawnFlags()]).requestAdapter({ featureLevel: 'compatibility' });
+      return adapter ? { adapter } : { reason: 'OpenGL: requestAdapter() returned null' };
+    }
+    const adapter = await instance(dawnFlags()).requestAdapter();
+    return adapter ? { adapter } : { reason: 'Vulkan: requestAdapter() returned null' };
+  } catch (e) {
+    return { reason: `${kind}: ${(e as Error).message}` };
+  }
+}
+
+/** Copy every numeric limit the adapter offers (so e.g. OpenGL gets its real 1024 invocations). */
+function adapterLimits(adapter: GPUAdapter): Record<string, number> {
+  const limits: Record<string, number> = {};
+  const source = adapter.limits as unknown as Record<string, unknown>;
+  for (const key in source) {
+    const value = source[key];
+    if (typeof value === 'number') limits[key] = value;
+  }
+  return limits;
+}
+
+let pending: Promise<GpuContext | { reason: string }> | null = null;
+
+/**
+ * The process's one WebGPU device, made on first call (later calls share it). Order: the
+ * SILENTGRAD_WEBGPU_ADAPTER env variable ('vulkan' or 'opengl') if set, else Vulkan then OpenGL.
+ */
+export function gpuContext(): Promise<GpuContext | { reason: string }> {
+  pending ??= openDevice();
+  return pending;
+}
+
+async function openDevice(): Promise<GpuContext | { reason: string }> {
+  // Mesa warns when this is unset; any writable directory will do.
+  process.env.XDG_RUNTIME_DIR ??= '/tmp';
+  const forced = process.env.SILENTGRAD_WEBGPU_ADAPTER;
+  const order: AdapterKind[] = forced === 'opengl' ? ['opengl'] : forced === 'vulkan' ? ['vulkan'] : ['vulkan', 'opengl'];
+  const reasons: string[] = [];
+  for (const kind of order) {
+    const found = await tryAdapter(kind);
+    if ('reason' in found) {
+      reasons.push(found.reason);
+      continue;
+    }
+    const { adapter } = found;
+    const device = await adapter.requestDevice({ requiredLimits: adapterLimits(adapter) });
+    return { device, adapter, kind, info: describeInfo(adapter, kind) };
+  }
+  return { reason: `no WebGPU adapter (${reasons.join('; ')})` };
+}

@@ -1,0 +1,216 @@
+// The WebGPU backend: the Backend interface of engine/backend.ts on a Dawn device (float32
+// only, WGSL has no f64). Allocation goes through a size-class pool (pool.ts), work through a
+// queue that batches dispatches into few submits (queue.ts), and every kernel is generated
+// from a template in kernels/ and cached by its source. Only read() waits for the GPU.
+import type { AdamWStep, Backend, BinaryOp, Conv2dGeometry, RandomKind, ReduceOp, SilentElboGradients, SilentElboOperands, Storage, UnaryOp, View } from '../../engine/backend.js';
+import type { DType, FloatArray } from '../../engine/dtype.js';
+import { gpuContext, type GpuContext } from './device.js';
+import { adamw } from './kernels/adamw.js';
+import { conv2dBackwardFilter, conv2dBackwardInput, conv2dForward } from './kernels/conv.js';
+import { binaryWgsl, elementwise, unaryWgsl, type GpuView } from './kernels/elementwise.js';
+import { matmul } from './kernels/matmul.js';
+import { random } from './kernels/random.js';
+import { reduce } from './kernels/reduce.js';
+import { silentElboBackward } from './kernels/silent-elbo-backward.js';
+import { operandBuffers, silentElboForward } from './kernels/silent-elbo-forward.js';
+import { BufferPool, type PoolStats } from './pool.js';
+import { Queue, type Dispatch } from './queue.js';
+
+export class WebGpuStorage implements Storage {
+  readonly dtype: DType = 'float32';
+  constructor(readonly buffer: GPUBuffer, readonly length: number) {}
+}
+
+function bufferOf(storage: Storage): GPUBuffer {
+  if (!(storage instanceof WebGpuStorage)) throw new Error('webgpu backend: storage belongs to another backend');
+  return storage.buffer;
+}
+
+const gpuView = (v: View): GpuView => ({ buffer: bufferOf(v.storage), shape: v.shape, strides: v.strides, offset: v.offset });
+
+function isDense(v: View): boolean {
+  let expected = 1;
+  for (let i = v.shape.length - 1; i >= 0; i--) {
+    if (v.shape[i] !== 1 && v.strides[i] !== expected) return false;
+    expected *= v.shape[i]!;
+  }
+  return true;
+}
+
+export interface WebGpuStats extends PoolStats {
+  dispatches: number;
+  submits: number;
+  pipelines: number;
+}
+
+export class WebGpuBackend implements Backend {
+  readonly name = 'webgpu';
+  private readonly pool: BufferPool;
+  private readonly queue: Queue;
+
+  constructor(readonly context: GpuContext) {
+    this.pool = new BufferPool(context.device);
+    this.queue = new Queue(context, this.pool);
+  }
+
+  describe(): string {
+    return `webgpu (Dawn) on ${this.context.info}`;
+  }
+
+  supports(dtype: DType): boolean {
+    return dtype === 'float32';
+  }
+
+  /** Live GPU buffers and bytes (flat after warm-up when the pool reuses), dispatch counts. */
+  stats(): WebGpuStats {
+    return { ...this.pool.snapshot(), ...this.queue.counts };
+  }
+
+  /** Submit recorded work now (a benchmark's end of iteration). */
+  flush(): void {
+    this.queue.flush();
+  }
+
+  alloc(dtype: DType, length: number): Storage {
+    if (dtype !== 'float32') throw new Error(`webgpu backend: ${dtype} is not supported (WGSL computes in float32)`);
+    return new WebGpuStorage(this.pool.take('storage', length * 4), length);
+  }
+
+  free(storage: Storage): void {
+    this.pool.give('storage', bufferOf(storage));
+  }
+
+  upload(data: FloatArray): Storage {
+    const storage = this.alloc('float32', data.length);
+    this.queue.upload(bufferOf(storage), data instanceof Float32Array ? data : Float32Array.from(data));
+    return storage;
+  }
+
+  async read(view: View): Promise<FloatArray> {
+    const n = view.shape.reduce((a, d) => a * d, 1);
+    if (n === 0) return new Float32Array(0);
+    if (isDense(view)) return this.queue.read(bufferOf(view.storage), view.offset * 4, n * 4);
+    const packed = this.alloc('float32', n);
+    try {
+      this.unary('copy', view, { storage: packed, shape: view.shape, strides: denseStrides(view.shape), offset: 0 }, 0);
+      return await this.queue.read(bufferOf(packed), 0, n * 4);
+    } finally {
+      this.free(packed);
+    }
+  }
+
+  /** Record dispatches; scratch buffers taken meanwhile go back after (queue order keeps them safe). */
+  private run(make: (scratch: (floats: number) => GPUBuffer) => Dispatch | null | readonly Dispatch[]): void {
+    const taken: GPUBuffer[] = [];
+    const scratch = (floats: number): GPUBuffer => {
+      const buffer = this.pool.take('storage', floats * 4);
+      taken.push(buffer);
+      return buffer;
+    };
+    const made = make(scratch);
+    for (const d of made === null ? [] : Array.isArray(made) ? made : [made as Dispatch]) this.queue.dispatch(d);
+    for (const buffer of taken) this.pool.give('storage', buffer);
+  }
+
+  /** An elementwise dispatch; an input sharing out's buffer is read from a copy (WebGPU forbids the alias). */
+  private pointwise(expression: string, out: View, inputs: readonly View[], p: number): void {
+    this.run((scratch) => {
+      const target = gpuView(out);
+      const sources = inputs.map((v) => {
+        const g = gpuView(v);
+        if (g.buffer !== target.buffer) return g;
+        const copy = scratch(g.buffer.size / 4);
+        this.queue.copy(g.buffer, 0, copy, 0, g.buffer.size);
+        return { ...g, buffer: copy };
+      });
+      return elementwise(expression, target, sources, p);
+    });
+  }
+
+  fill(out: View, value: number): void {
+    this.pointwise('p', out, [], value);
+  }
+
+  unary(op: UnaryOp, x: View, out: View, p: number): void {
+    this.pointwise(unaryWgsl[op], out, [x], p);
+  }
+
+  binary(op: BinaryOp, a: View, b: View, out: View): void {
+    this.pointwise(binaryWgsl[op], out, [a, b], 0);
+  }
+
+  reduce(op: ReduceOp, x: View, axes: readonly number[], out: Storage): void {
+    this.run(() => reduce(op, gpuView(x), axes, bufferOf(out)));
+  }
+
+  matmul(a: View, transA: boolean, b: View, transB: boolean, out: Storage): void {
+    this.run((scratch) => matmul(gpuView(a), transA, gpuView(b), transB, bufferOf(out), scratch));
+  }
+
+  conv2d(x: View, w: View, geometry: Conv2dGeometry, out: Storage): void {
+    this.run(() => conv2dForward(gpuView(x), gpuView(w), geometry, bufferOf(out)));
+  }
+
+  conv2dBackwardInput(dy: View, w: View, geometry: Conv2dGeometry, dx: Storage): void {
+    this.run(() => conv2dBackwardInput(gpuView(dy), gpuView(w), geometry, bufferOf(dx)));
+  }
+
+  conv2dBackwardFilter(x: View, dy: View, geometry: Conv2dGeometry, dw: Storage): void {
+    this.run((scratch) => conv2dBackwardFilter(gpuView(x), gpuView(dy), geometry, bufferOf(dw), scratch));
+  }
+
+  adamw(param: Storage, grad: Storage, m: Storage, v: Storage, step: AdamWStep): void {
+    this.run(() => adamw(bufferOf(param), bufferOf(grad), bufferOf(m), bufferOf(v), param.length, step));
+  }
+
+  silentElbo(o: SilentElboOperands, out: Storage, partials: Storage | null): void {
+    const inputs = operandBuffers(o, (v) => bufferOf(v.storage));
+    this.run((scratch) => silentElboForward(o, inputs, bufferOf(out), partials ? bufferOf(partials) : null, scratch));
+  }
+
+  silentElboBackward(o: SilentElboOperands, partials: Storage, gradOut: View, grads: SilentElboGradients): void {
+    const maybe = (s: Storage | null): GPUBuffer | null => (s ? bufferOf(s) : null);
+    const targets: Partial<Record<keyof SilentElboGradients, GPUBuffer>> = {};
+    for (const key of Object.keys(grads) as (keyof SilentElboGradients)[]) {
+      const s = grads[key];
+      if (s) targets[key] = bufferOf(s);
+    }
+    const inputs = {
+      moments: { mean: bufferOf(o.mean.storage), c2: bufferOf(o.c2.storage), c3: maybe(o.c3?.storage ?? null), k4: maybe(o.k4?.storage ?? null) },
+      wMu: bufferOf(o.wMu.storage), wA: maybe(o.wA?.storage ?? null),
+    };
+    this.run(() => silentElboBackward(o, bufferOf(partials), { buffer: bufferOf(gradOut.storage), offset: gradOut.offset }, inputs, targets));
+  }
+
+  random(kind: RandomKind, seed: number, offset: number, out: Storage): void {
+    this.run(() => random(kind, seed, offset, bufferOf(out), out.length));
+  }
+}
+
+function denseStrides(shape: readonly number[]): number[] {
+  const strides: number[] = [];
+  for (let i = shape.length - 1, s = 1; i >= 0; i--) { strides[i] = s; s *= shape[i]!; }
+  return strides;
+}
+
+let backend: Promise<WebGpuBackend | null> | null = null;
+let unavailable: string | null = null;
+
+/**
+ * The process's WebGPU backend (one device, shared by every caller), or null when no adapter
+ * can be created; webGpuUnavailableReason() then says why.
+ */
+export function createWebGpuBackend(): Promise<WebGpuBackend | null> {
+  backend ??= gpuContext().then((ctx) => {
+    if ('reason' in ctx) {
+      unavailable = ctx.reason;
+      return null;
+    }
+    return new WebGpuBackend(ctx);
+  });
+  return backend;
+}
+
+export function webGpuUnavailableReason(): string | null {
+  return unavailable;
+}

@@ -1,0 +1,102 @@
+// conv2d forward, input gradient and filter gradient (NCHW, square stride and padding) as
+// implicit GEMMs on the template of gemm.ts: the im2col matrix is never formed; each B
+// element is gathered from the image with its padding test. Per-column index arithmetic is
+// hoisted out of the k loop (colSetup), per-k arithmetic is shared by the 16 columns (kSetup).
+//   forward:         y[o, (b,oy,ox)]  = sum_(c,i,j)  w[o,(c,i,j)] x[b,c,oy*s-p+i,ox*s-p+j]
+//   input gradient:  dx[c, (b,y,x)]   = sum_(o,i,j)  w[o,c,i,j] dy[b,o,(y+p-i)/s,(x+p-j)/s]
+//   filter gradient: dw[o, (c,i,j)]   = sum_(b,oy,ox) dy[b,o,oy,ox] x[b,c,oy*s-p+i,ox*s-p+j]
+import type { Conv2dGeometry } from '../../../engine/backend.js';
+import type { Dispatch } from '../queue.js';
+import type { GpuView } from './elementwise.js';
+import { gemmDispatch, splitCount, type GemmSpec } from './gemm.js';
+import { reduce } from './reduce.js';
+
+// Parameter slots after the GEMM's four: two operand offsets, then the geometry.
+const GEOMETRY = `
+fn C() -> u32 { return P[6]; } fn H() -> u32 { return P[7]; } fn W() -> u32 { return P[8]; }
+fn O_() -> u32 { return P[9]; } fn KH() -> u32 { return P[10]; } fn KW() -> u32 { return P[11]; }
+fn S() -> u32 { return P[12]; } fn PAD() -> i32 { return i32(P[13]); }
+fn HO() -> u32 { return P[14]; } fn WO() -> u32 { return P[15]; }`;
+
+// Branch-free gathers (clamped load + select): lavapipe runs 8 invocations per SIMD register,
+// and divergent branches in the 16 unrolled columns made LLVM take ~20 s to compile a kernel.
+/** x[b, c, y, x] with zeros outside the image (the padding). */
+const xAt = `
+fn xAt(b: u32, c: u32, y: i32, x: i32) -> f32 {
+  let inside = (y >= 0) & (x >= 0) & (y < i32(H())) & (x < i32(W()));
+  let yy = u32(clamp(y, 0, i32(H()) - 1)); let xx = u32(clamp(x, 0, i32(W()) - 1));
+  return select(0.0, X[P[4] + ((b * C() + c) * H() + yy) * W() + xx], inside);
+}`;
+
+/** dy[b, o, y/s, x/s] where (y, x) lands on an output position, else 0. */
+const dyAtStrided = `
+fn dyAt(b: u32, o: u32, y: i32, x: i32) -> f32 {
+  let s = i32(S());
+  let oy = y / s; let ox = x / s;
+  let inside = (y >= 0) & (x >= 0) & (y % s == 0) & (x % s == 0) & (oy < i32(HO())) & (ox < i32(WO()));
+  let yy = u32(clamp(oy, 0, i32(HO()) - 1)); let xx = u32(clamp(ox, 0, i32(WO()) - 1));
+  return select(0.0, DY[P[4] + ((b * O_() + o) * HO() + yy) * WO() + xx], inside);
+}`;
+
+const forwardSpec: GemmSpec = {
+  name: 'conv2d forward',
+  inputs: [{ name: 'X', access: 'read' }, { name: 'Wt', access: 'read' }],
+  functions: GEOMETRY + xAt,
+  kSetup: 'let kc = k / (KH() * KW()); let kr = k % (KH() * KW()); let ki = i32(kr / KW()); let kj = i32(kr % KW());',
+  aAt: (r) => `Wt[P[5] + row_${r} * K + k]`,
+  colSetup: (t) => `let cb_${t} = col_${t} / (HO() * WO()); let cp_${t} = col_${t} % (HO() * WO()); ` +
+    `let cy_${t} = i32((cp_${t} / WO()) * S()) - PAD(); let cx_${t} = i32((cp_${t} % WO()) * S()) - PAD();`,
+  bAt: (t) => `xAt(cb_${t}, kc, cy_${t} + ki, cx_${t} + kj)`,
+  store: (row, col, v) => `O[(${col} / (HO() * WO()) * M + ${row}) * (HO() * WO()) + ${col} % (HO() * WO())] = ${v};`,
+};
+
+const inputGradientSpec: GemmSpec = {
+  name: 'conv2d input gradient',
+  inputs: [{ name: 'DY', access: 'read' }, { name: 'Wt', access: 'read' }],
+  functions: GEOMETRY + dyAtStrided,
+  kSetup: 'let ko = k / (KH() * KW()); let kr = k % (KH() * KW()); let ki = i32(kr / KW()); let kj = i32(kr % KW());',
+  aAt: (r) => `Wt[P[5] + (ko * C() + row_${r}) * (KH() * KW()) + kr]`,
+  colSetup: (t) => `let cb_${t} = col_${t} / (H() * W()); let cp_${t} = col_${t} % (H() * W()); ` +
+    `let cy_${t} = i32(cp_${t} / W()) + PAD(); let cx_${t} = i32(cp_${t} % W()) + PAD();`,
+  bAt: (t) => `dyAt(cb_${t}, ko, cy_${t} - ki, cx_${t} - kj)`,
+  store: (row, col, v) => `O[(${col} / (H() * W()) * M + ${row}) * (H() * W()) + ${col} % (H() * W())] = ${v};`,
+};
+
+const filterGradientSpec: GemmSpec = {
+  name: 'conv2d filter gradient',
+  inputs: [{ name: 'X', access: 'read' }, { name: 'DY', access: 'read' }],
+  functions: GEOMETRY + xAt,
+  kSetup: 'let kb = k / (HO() * WO()); let kp = k % (HO() * WO()); ' +
+    'let ky = i32((kp / WO()) * S()) - PAD(); let kx = i32((kp % WO()) * S()) - PAD();',
+  aAt: (r) => `DY[P[5] + (kb * M + row_${r}) * (HO() * WO()) + kp]`,
+  colSetup: (t) => `let cc_${t} = col_${t} / (KH() * KW()); let cr_${t} = col_${t} % (KH() * KW()); ` +
+    `let ci_${t} = i32(cr_${t} / KW()); let cj_${t} = i32(cr_${t} % KW());`,
+  bAt: (t) => `xAt(kb, cc_${t}, ky + ci_${t}, kx + cj_${t})`,
+  store: (row, col, v) => `O[${row} * N + ${col}] = ${v};`,
+};
+
+const geometryParams = (g: Conv2dGeometry): number[] =>
+  [g.inChannels, g.height, g.width, g.outChannels, g.kernelH, g.kernelW, g.stride, g.padding, g.outHeight, g.outWidth];
+
+export function conv2dForward(x: GpuView, w: GpuView, g: Conv2dGeometry, out: GPUBuffer): Dispatch {
+  const K = g.inChannels * g.kernelH * g.kernelW;
+  return gemmDispatch(forwardSpec, [x.buffer, w.buffer, out], g.outChannels, g.batch * g.outHeight * g.outWidth, K,
+    [x.offset, w.offset, ...geometryParams(g)], 1);
+}
+
+export function conv2dBackwardInput(dy: GpuView, w: GpuView, g: Conv2dGeometry, dx: GPUBuffer): Dispatch {
+  const K = g.outChannels * g.kernelH * g.kernelW;
+  return gemmDispatch(inputGradientSpec, [dy.buffer, w.buffer, dx], g.inChannels, g.batch * g.height * g.width, K,
+    [dy.offset, w.offset, ...geometryParams(g)], 1);
+}
+
+/** The filter gradient sums over every pixel of the batch: split K when the output is small. */
+export function conv2dBackwardFilter(x: GpuView, dy: GpuView, g: Conv2dGeometry, dw: GPUBuffer, scratch: (floats: number) => GPUBuffer): Dispatch[] {
+  const [M, N, K] = [g.outChannels, g.inChannels * g.kernelH * g.kernelW, g.batch * g.outHeight * g.outWidth];
+  const splits = splitCount(M, N, K);
+  const extra = [x.offset, dy.offset, ...geometryParams(g)];
+  if (splits === 1) return [gemmDispatch(filterGradientSpec, [x.buffer, dy.buffer, dw], M, N, K, extra, 1)];
+  const partial = scratch(splits * M * N);
+  const sum = reduce('sum', { buffer: partial, shape: [splits, M * N], strides: [M * N, 1], offset: 0 }, [0], dw);
+  return [gemmDispatch(filterGradientSpec, [x.buffer, dy.buffer, partial], M, N, K, extra, splits), ...(sum ? [sum] : [])];
+}

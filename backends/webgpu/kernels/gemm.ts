@@ -1,0 +1,111 @@
+// One register-blocked GEMM template, C[M,N] = sum_k A[m,k] B[k,n], that matmul and all three
+// convolutions instantiate by saying how to load an element of A and B and where C goes.
+// Each invocation keeps an 8 x 8 block of C in 16 vec4 registers; a 4 x 4 workgroup covers
+// 32 x 32; no workgroup memory and no barriers (on lavapipe/llvmpipe barriers cost more than
+// they save: 3-6x slower in the probe recorded in the design note). 8 x 16 blocks ran at the
+// same speed here but took LLVM twice as long to compile (5 s vs 2 s a kernel with a cold
+// Mesa shader cache; conv kernels 15 s vs 5.5 s), which CI pays on every run.
+// Long, thin products (a filter gradient: 32 x 288 outputs, 50k terms each) split K over
+// the grid's z axis into a scratch [splits, M, N] summed afterwards by the reduce kernel.
+import type { Dispatch } from '../queue.js';
+import { entry, header, type BufferDecl } from './wgsl.js';
+
+export const ROWS = 8;
+export const COL_VECS = 2;
+export const WG_X = 4, WG_Y = 4;
+export const TILE_M = ROWS * WG_Y, TILE_N = 4 * COL_VECS * WG_X;
+
+/**
+ * How one product reads and writes. WGSL snippets see: M, N, K (u32), `k` in the loop,
+ * `row_r` (clamped row r of the block), `col_t` (clamped scalar column t) or `cg_c` (clamped
+ * vec4 column group c). Parameters of the spec start at P[4].
+ */
+export interface GemmSpec {
+  /** Identifies the spec's code in the shader (e.g. 'matmul tA'). */
+  readonly name: string;
+  /** Every binding but the output, which is always `O` (f32 or vec4 per `store4`). */
+  readonly inputs: readonly BufferDecl[];
+  readonly functions?: string;
+  /** Statements at the top of each k iteration. */
+  readonly kSetup?: string;
+  /** Statements before the loop for row r. */
+  readonly rowSetup?: (r: number) => string;
+  /** Statements before the loop for scalar column t (0..4 * COL_VECS - 1). */
+  readonly colSetup?: (t: number) => string;
+  /** Scalar A element of row r at k. */
+  readonly aAt: (r: number) => string;
+  /** Either a vec4 of B for column group c at k, or a scalar for column t. */
+  readonly bVec?: (c: number) => string;
+  readonly bAt?: (t: number) => string;
+  /** Store the scalar `v` at (row, col), both u32 expressions in range. */
+  readonly store: (row: string, col: string, v: string) => string;
+  /** If given, O is vec4: store a whole group (N % 4 == 0 guaranteed by the caller). */
+  readonly store4?: (row: string, group: string, v: string) => string;
+}
+
+const range = (n: number): number[] => Array.from({ length: n }, (_, i) => i);
+
+export function gemmSource(spec: GemmSpec, split: boolean): string {
+  const vectorOut = !!spec.store4 && !split;
+  const out: BufferDecl = { name: 'O', access: 'read_write', type: vectorOut ? 'vec4<f32>' : 'f32' };
+  const rows = range(ROWS), groups = range(COL_VECS), cols = range(4 * COL_VECS);
+  const acc = (r: number, c: number): string => `acc_${r}_${c}`;
+  const loadB = spec.bVec
+    ? groups.map((c) => `let b_${c} = ${spec.bVec!(c)};`)
+    : groups.map((c) => `let b_${c} = vec4<f32>(${range(4).map((e) => spec.bAt!(4 * c + e)).join(', ')});`);
+  const stores: string[] = [];
+  for (const r of rows) {
+    const row = `(row0 + ${r}u)`;
+    const inner: string[] = [];
+    for (const c of groups) {
+      if (vectorOut) inner.push(`if (col0 + ${4 * c}u < N) { ${spec.store4!(row, `(col0 / 4u + ${c}u)`, acc(r, c))} }`);
+      else for (const e of range(4)) {
+        const col = `(col0 + ${4 * c + e}u)`;
+        const v = `${acc(r, c)}[${e}]`;
+        inner.push(`if (${col} < N) { ${split ? `O[(wid.z * M + ${row}) * N + ${col}] = ${v};` : spec.store(row, col, v)} }`);
+      }
+    }
+    stores.push(`if (${row} < M) {\n    ${inner.join('\n    ')}\n  }`);
+  }
+  return `// gemm: ${spec.name}${split ? ' (split K)' : ''}
+${header([...spec.inputs, out])}
+${spec.functions ?? ''}
+${entry([WG_X, WG_Y])} {
+  let M = P[0]; let N = P[1]; let K = P[2];
+  let row0 = (wid.y * ${WG_Y}u + lid3.y) * ${ROWS}u;
+  let col0 = (wid.x * ${WG_X}u + lid3.x) * ${4 * COL_VECS}u;
+  if (row0 >= M || col0 >= N) { return; }
+  let kBegin = wid.z * P[3];
+  let kEnd = min(K, kBegin + P[3]);
+  ${rows.map((r) => `let row_${r} = min(row0 + ${r}u, M - 1u);`).join(' ')}
+  ${spec.bVec ? groups.map((c) => `let cg_${c} = min(col0 / 4u + ${c}u, (N + 3u) / 4u - 1u);`).join(' ') : cols.map((t) => `let col_${t} = min(col0 + ${t}u, N - 1u);`).join(' ')}
+  ${spec.rowSetup ? rows.map(spec.rowSetup).join('\n  ') : ''}
+  ${spec.colSetup ? cols.map(spec.colSetup).join('\n  ') : ''}
+  ${rows.flatMap((r) => groups.map((c) => `var ${acc(r, c)} = vec4<f32>(0.0);`)).join(' ')}
+  for (var k = kBegin; k < kEnd; k++) {
+    ${spec.kSetup ?? ''}
+    ${rows.map((r) => `let a_${r} = ${spec.aAt(r)};`).join(' ')}
+    ${loadB.join(' ')}
+    ${rows.flatMap((r) => groups.map((c) => `${acc(r, c)} += a_${r} * b_${c};`)).join(' ')}
+  }
+  ${stores.join('\n  ')}
+}`;
+}
+
+/** K split in chunks so thin products still fill the machine; 1 when the tiles already do. */
+export function splitCount(M: number, N: number, K: number): number {
+  const tiles = Math.ceil(M / TILE_M) * Math.ceil(N / TILE_N);
+  if (tiles >= 64 || K < 1024) return 1;
+  return Math.max(1, Math.min(64, Math.ceil(128 / tiles), Math.floor(K / 512)));
+}
+
+/** The dispatch of a spec; with splits > 1, `O` must be a scratch of splits * M * N floats. */
+export function gemmDispatch(spec: GemmSpec, buffers: readonly GPUBuffer[], M: number, N: number, K: number, extra: readonly number[], splits: number): Dispatch {
+  const chunk = Math.ceil(K / splits);
+  return {
+    source: gemmSource(spec, splits > 1),
+    buffers,
+    params: Uint32Array.from([M, N, K, Math.max(chunk, 1), ...extra]),
+    groups: M === 0 || N === 0 ? 0 : [Math.ceil(N / TILE_N), Math.ceil(M / TILE_M), splits],
+  };
+}

@@ -1,0 +1,60 @@
+// What every generated shader shares: binding declarations in the order the host passes the
+// buffers, the parameter block (binding n, `array<u32>`, f32 scalars stored as their bits),
+// and a writer that lays out those parameters on the host side.
+
+export interface BufferDecl {
+  readonly name: string;
+  readonly access: 'read' | 'read_write';
+  /** Element type the shader sees; vec4 views need offsets and lengths in multiples of 4. */
+  readonly type?: 'f32' | 'vec4<f32>' | 'u32';
+}
+
+/** Storage bindings 0..n-1, then the parameter block P at binding n, then helpers. */
+export function header(buffers: readonly BufferDecl[]): string {
+  const lines = buffers.map((b, i) => `@group(0) @binding(${i}) var<storage, ${b.access}> ${b.name}: array<${b.type ?? 'f32'}>;`);
+  lines.push(`@group(0) @binding(${buffers.length}) var<storage, read> P: array<u32>;`);
+  lines.push('fn pf(i: u32) -> f32 { return bitcast<f32>(P[i]); }');
+  // WGSL rejects NaN and infinity in constant expressions; mixing in a runtime word (always 0)
+  // makes these runtime values.
+  lines.push('fn nanF() -> f32 { return bitcast<f32>(0x7fc00000u | (P[0] & 0u)); }');
+  lines.push('fn negInfF() -> f32 { return bitcast<f32>(0xff800000u | (P[0] & 0u)); }');
+  return lines.join('\n');
+}
+
+/** The entry point's signature; bodies use wid/nwg/lid/gid as needed. */
+export function entry(workgroup: readonly number[]): string {
+  return `@compute @workgroup_size(${workgroup.join(', ')})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_id) lid3: vec3<u32>, @builtin(local_invocation_index) lid: u32)`;
+}
+
+/** Host side of the parameter block. */
+export class Params {
+  private readonly words: number[] = [];
+  private readonly scratch = new DataView(new ArrayBuffer(4));
+
+  /** Index of the next word (for shaders that compute where a field lives). */
+  get length(): number { return this.words.length; }
+
+  u32(...values: number[]): this {
+    for (const v of values) {
+      if (!Number.isInteger(v) || v < 0 || v > 0xffffffff) throw new Error(`webgpu: parameter ${v} is not a u32`);
+      this.words.push(v);
+    }
+    return this;
+  }
+
+  f32(...values: number[]): this {
+    for (const v of values) {
+      this.scratch.setFloat32(0, v, true);
+      this.words.push(this.scratch.getUint32(0, true));
+    }
+    return this;
+  }
+
+  build(): Uint32Array {
+    return Uint32Array.from(this.words);
+  }
+}
+
+export const ceilDiv = (a: number, b: number): number => Math.ceil(a / b);
