@@ -1,7 +1,6 @@
 // Choosing a backend by name. `auto` takes the fastest one that works here and says why.
 import type { Backend } from '../engine/backend.js';
 import { cpuBackend } from './cpu/index.js';
-import { createWebGpuBackend, webGpuUnavailableReason } from './webgpu/index.js';
 
 export const backendNames = ['auto', 'cpu', 'webgpu', 'gpujs'] as const;
 export type BackendName = (typeof backendNames)[number];
@@ -12,21 +11,40 @@ export interface SelectedBackend {
   reason: string;
 }
 
+/** Loaded on demand, so runs that never use gpu.js never load it. */
+async function gpuJsBackend(): Promise<import('./gpujs/index.js').GpuJsBackend> {
+  return (await import('./gpujs/index.js')).createGpuJsBackend();
+}
+
+/** Loaded on demand too (Dawn is a native module): the backend, or null and the reason. */
+async function webGpuBackend(): Promise<{ backend: import('./webgpu/index.js').WebGpuBackend } | { reason: string }> {
+  const webgpu = await import('./webgpu/index.js');
+  const backend = await webgpu.createWebGpuBackend();
+  return backend ? { backend } : { reason: webgpu.webGpuUnavailableReason() ?? 'no WebGPU adapter' };
+}
+
 export async function selectBackend(name: BackendName): Promise<SelectedBackend> {
   switch (name) {
     case 'cpu':
       return { backend: cpuBackend, reason: `--backend cpu: ${cpuBackend.describe()}` };
-    case 'webgpu': {
-      const gpu = await createWebGpuBackend();
-      if (!gpu) throw new Error(`--backend webgpu: ${webGpuUnavailableReason()}. Install a driver (.ci/install-system-deps.sh sets up Mesa's lavapipe) or use --backend cpu`);
-      return { backend: gpu, reason: `--backend webgpu: ${gpu.describe()}` };
-    }
     case 'auto': {
-      const gpu = await createWebGpuBackend();
-      if (gpu) return { backend: gpu, reason: `--backend auto chose webgpu (an adapter exists): ${gpu.describe()}` };
-      return { backend: cpuBackend, reason: `--backend auto chose cpu (${webGpuUnavailableReason()}): ${cpuBackend.describe()}` };
+      // WebGPU first whenever an adapter exists (the same WGSL runs on lavapipe and on a GPU).
+      const webgpu = await webGpuBackend();
+      if ('backend' in webgpu) return { backend: webgpu.backend, reason: `--backend auto chose webgpu (an adapter exists): ${webgpu.backend.describe()}` };
+      // gpu.js next, but only where it reaches a GPU: in its webasm/cpu modes it computes on the
+      // host, where the CPU backend's blocked two-core kernels are faster (bench/gpujs.ts measures both).
+      const gpujs = await gpuJsBackend();
+      if (!gpujs.onHost) return { backend: gpujs, reason: `--backend auto chose gpujs (${webgpu.reason}): ${gpujs.describe()}` };
+      return { backend: cpuBackend, reason: `--backend auto chose cpu: ${webgpu.reason}; gpu.js would run in '${gpujs.mode}' mode, computing on the CPU, where the cpu backend is faster; ${cpuBackend.describe()}` };
     }
-    case 'gpujs':
-      throw new Error(`the ${name} backend is not built yet; use --backend cpu, webgpu or auto`);
+    case 'gpujs': {
+      const gpujs = await gpuJsBackend();
+      return { backend: gpujs, reason: `--backend gpujs: ${gpujs.describe()}` };
+    }
+    case 'webgpu': {
+      const webgpu = await webGpuBackend();
+      if ('reason' in webgpu) throw new Error(`--backend webgpu: ${webgpu.reason}. Install a driver (.ci/install-system-deps.sh sets up Mesa's lavapipe) or use --backend cpu`);
+      return { backend: webgpu.backend, reason: `--backend webgpu: ${webgpu.backend.describe()}` };
+    }
   }
 }
