@@ -10,7 +10,7 @@
 // kept per thread and reused across calls. The batch is split across the thread pool
 // (parallel.ts); backward filter gives each extra thread its own partial dW, summed here.
 import { gemmStrided, type FloatArray } from './gemm.js';
-import { allocShared, defineKernel, parallelFor, threadCount } from './parallel.js';
+import { allocShared, defineKernel, parallelFor } from './parallel.js';
 
 export type Shape4 = readonly number[];
 
@@ -201,22 +201,27 @@ function backwardInputRange(dy: FloatArray, dyOff: number, w: FloatArray, wOff: 
   }
 }
 
-/** dw += the filter gradient of images [n0, n1) (the caller zeroes dw once per call). */
-function backwardFilterRange(x: FloatArray, xOff: number, dy: FloatArray, dyOff: number, dw: FloatArray, dwOff: number,
+/**
+ * The filter gradient of each chunk of images in [n0, n1), written to that chunk's own slot of
+ * `slots` (slot n / chunkImages at O·CKK each). Fixed slots, summed in order by the caller, make
+ * the result independent of which thread ran which chunk: same inputs, same bits.
+ */
+function backwardFilterRange(x: FloatArray, xOff: number, dy: FloatArray, dyOff: number, slots: FloatArray,
   g: Geometry, n0: number, n1: number): void {
   const B = chunkImages(g);
   const { O, P, CKK } = g;
   for (let n = n0; n < n1; n += B) {
     const b = Math.min(B, n1 - n);
     const L = b * P;
+    const slot = (n / B) * O * CKK;
     const col = scratch(x, 0, CKK * L);
     im2col(x, xOff, g, n, b, col);
     if (b === 1) {
-      gemmStrided(O, CKK, P, dy, dyOff + n * O * P, P, false, col, 0, L, true, dw, dwOff, CKK, true);
+      gemmStrided(O, CKK, P, dy, dyOff + n * O * P, P, false, col, 0, L, true, slots, slot, CKK, false);
     } else {
       const tmp = scratch(dy, 1, O * L);
       gatherChunk(dy, dyOff, g, n, b, tmp);
-      gemmStrided(O, CKK, L, tmp, 0, L, false, col, 0, L, true, dw, dwOff, CKK, true);
+      gemmStrided(O, CKK, L, tmp, 0, L, false, col, 0, L, true, slots, slot, CKK, false);
     }
   }
 }
@@ -230,11 +235,8 @@ const backwardInputKernel = defineKernel('silentgrad.conv2d.backwardInput', impo
   backwardInputRange(arrays[0]!, a[9]!, arrays[1]!, a[10]!, arrays[2]!, a[11]!, geometryFrom(a), n0, n1);
 });
 
-// Share 0 accumulates into dw itself; share s > 0 into its partial sum in arrays[3] at (s-1)·O·CKK.
-const backwardFilterKernel = defineKernel('silentgrad.conv2d.backwardFilter', import.meta.url, (arrays, a, n0, n1, share) => {
-  const g = geometryFrom(a);
-  if (share === 0) backwardFilterRange(arrays[0]!, a[9]!, arrays[1]!, a[10]!, arrays[2]!, a[11]!, g, n0, n1);
-  else backwardFilterRange(arrays[0]!, a[9]!, arrays[1]!, a[10]!, arrays[3]!, (share - 1) * g.O * g.CKK, g, n0, n1);
+const backwardFilterKernel = defineKernel('silentgrad.conv2d.backwardFilter', import.meta.url, (arrays, a, n0, n1) => {
+  backwardFilterRange(arrays[0]!, a[9]!, arrays[1]!, a[10]!, arrays[2]!, geometryFrom(a), n0, n1);
 });
 
 function work(g: Geometry): number {
@@ -275,7 +277,7 @@ export function conv2dBackwardInput(
   parallelFor(backwardInputKernel, [dy, w, dx], [...geometryArgs(g), dyOffset, wOffset, dxOffset], ...split(g));
 }
 
-let partials: Record<'float32' | 'float64', FloatArray | null> = { float32: null, float64: null };
+let filterSlots: Record<'float32' | 'float64', FloatArray | null> = { float32: null, float64: null };
 
 /**
  * dw[O,C,kh,kw] = the gradient of conv2dForward with respect to w, given x[N,C,H,W] and
@@ -288,19 +290,17 @@ export function conv2dBackwardFilter(
 ): void {
   const g = geometry(xShape, wShape, stride, padding);
   const size = g.O * g.CKK;
-  const extra = threadCount() - 1;
+  const chunks = Math.ceil(g.N / chunkImages(g));
   const dtype = dw instanceof Float32Array ? 'float32' : 'float64';
-  let partial = partials[dtype];
-  if (!partial || partial.length < Math.max(1, extra * size)) {
-    partial = allocShared(dtype, Math.max(1, extra * size));
-    partials = { ...partials, [dtype]: partial };
+  let slots = filterSlots[dtype];
+  if (!slots || slots.length < chunks * size) {
+    slots = allocShared(dtype, chunks * size);
+    filterSlots = { ...filterSlots, [dtype]: slots };
   }
-  dw.fill(0, dwOffset, dwOffset + size);
-  partial.fill(0, 0, extra * size);
-  const shares = parallelFor(backwardFilterKernel, [x, dy, dw, partial],
-    [...geometryArgs(g), xOffset, dyOffset, dwOffset], ...split(g));
-  for (let s = 1; s < shares; s++) {
-    const base = (s - 1) * size;
-    for (let i = 0; i < size; i++) dw[dwOffset + i] += partial[base + i]!;
+  parallelFor(backwardFilterKernel, [x, dy, slots], [...geometryArgs(g), xOffset, dyOffset], ...split(g));
+  for (let i = 0; i < size; i++) {
+    let sum = 0;
+    for (let c = 0; c < chunks; c++) sum += slots[c * size + i]!;
+    dw[dwOffset + i] = sum;
   }
 }
