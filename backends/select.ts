@@ -28,9 +28,14 @@ export async function selectBackend(name: BackendName): Promise<SelectedBackend>
     case 'cpu':
       return { backend: cpuBackend, reason: `--backend cpu: ${cpuBackend.describe()}` };
     case 'auto': {
-      // WebGPU first whenever an adapter exists (the same WGSL runs on lavapipe and on a GPU).
-      const webgpu = await webGpuBackend();
-      if ('backend' in webgpu) return { backend: webgpu.backend, reason: `--backend auto chose webgpu (an adapter exists): ${webgpu.backend.describe()}` };
+      // WebGPU first when its adapter is a GPU. A software adapter (lavapipe in CI) runs the same
+      // WGSL on the host CPU, where the cpu backend measured faster (bench/webgpu.ts), so auto
+      // takes the cpu backend then; --backend webgpu still runs there.
+      const found = await webGpuBackend();
+      const webgpu = 'backend' in found && found.backend.context.software
+        ? { reason: `the WebGPU adapter is a software rasteriser (${found.backend.context.info}), slower than the cpu backend here` }
+        : found;
+      if ('backend' in webgpu) return { backend: webgpu.backend, reason: `--backend auto chose webgpu (a GPU adapter exists): ${webgpu.backend.describe()}` };
       // gpu.js next, but only where it reaches a GPU: in its webasm/cpu modes it computes on the
       // host, where the CPU backend's blocked two-core kernels are faster (bench/gpujs.ts measures both).
       const gpujs = await gpuJsBackend();

@@ -63,9 +63,10 @@ function topologicalOrder(root: Tensor): Tensor[] {
 
 /**
  * Accumulates d(root)/d(leaf) into leaf.grad for every leaf that requires a gradient.
- * `seed` defaults to ones (root must then have one element). The graph is freed afterwards.
+ * `seed` defaults to ones (root must then have one element). The graph is freed afterwards,
+ * unless `retainGraph` keeps it for another backward through the same nodes (as PyTorch's).
  */
-export function backward(root: Tensor, seed?: Tensor): void {
+export function backward(root: Tensor, seed?: Tensor, options: { retainGraph?: boolean } = {}): void {
   if (!root.requiresGrad) throw new Error(`backward: the tensor [${root.shape}] does not require a gradient (no parameter fed it, or it was computed under noGrad)`);
   if (!seed && root.size !== 1) throw new Error(`backward: root has shape [${root.shape}]; pass a seed gradient for non-scalar roots`);
   const grads = new Map<Tensor, Tensor>([[root, seed ?? fullLike(root, 1)]]);
@@ -90,7 +91,7 @@ export function backward(root: Tensor, seed?: Tensor): void {
         const existing = grads.get(input);
         grads.set(input, existing ? add(existing, ig) : ig);
       });
-      t.node = null;
+      if (!options.retainGraph) t.node = null;
     }
   });
 }

@@ -119,25 +119,6 @@ function isAllZero(t: Tensor): boolean {
   return true;
 }
 
-type GradNode = NonNullable<Tensor['node']>;
-
-/** backward() frees the graph it walks; this puts it back, so one encoder pass serves every draw. */
-function retainGraph(root: Tensor): () => void {
-  const saved: [Tensor, GradNode][] = [];
-  const seen = new Set<Tensor>();
-  const stack = [root];
-  while (stack.length > 0) {
-    const t = stack.pop()!;
-    if (seen.has(t) || !t.node) continue;
-    seen.add(t);
-    saved.push([t, t.node]);
-    stack.push(...t.node.inputs);
-  }
-  return () => {
-    for (const [t, node] of saved) t.node = node;
-  };
-}
-
 /**
  * The gradient of the reconstruction loss w.r.t. the encoder parameters for S latent draws on
  * one fixed batch x: the sum of per-parameter variances over the draws, and the mean gradient.
@@ -162,7 +143,6 @@ export async function estimatorGradientVariance(
     moments = sg.tidy(() => {
       const output = probe.encode(x);
       if (!output.requiresGrad) throw new Error('estimatorGradientVariance: the encoder output does not depend on encoderParameters');
-      const restoreGraph = retainGraph(output);
       const leaf = sg.detach(output);
       leaf.requiresGrad = true;
       /** One latent draw's d(loss)/d(encoder output). */
@@ -176,8 +156,7 @@ export async function estimatorGradientVariance(
       };
       /** The vector-Jacobian product: seed pushed back through the encoder to its parameters. */
       const vjp = (seed: Tensor): Tensor[] => {
-        restoreGraph();
-        sg.backward(output, seed);
+        sg.backward(output, seed, { retainGraph: true }); // one encoder pass serves every draw
         return parameters.map((p) => {
           if (!p.grad) throw new Error(`estimatorGradientVariance: no gradient reached an encoder parameter [${p.shape}]`);
           const g = p.grad;

@@ -18,6 +18,13 @@ export interface GpuContext {
   readonly kind: AdapterKind;
   /** vendor, architecture, device, description of the adapter, one line. */
   readonly info: string;
+  /** A CPU rasteriser (Mesa's lavapipe/llvmpipe), not a GPU: WebGPU then computes on the host. */
+  readonly software: boolean;
+}
+
+function isSoftware(adapter: GPUAdapter): boolean {
+  const { architecture, device, description } = adapter.info;
+  return architecture === 'software' || /llvmpipe|lavapipe|swiftshader/i.test(`${device} ${description}`);
 }
 
 /** create() results by option string: kept forever on purpose (see the header). */
@@ -94,7 +101,7 @@ async function openDevice(): Promise<GpuContext | { reason: string }> {
     }
     const { adapter } = found;
     const device = await adapter.requestDevice({ requiredLimits: adapterLimits(adapter) });
-    return { device, adapter, kind, info: describeInfo(adapter, kind) };
+    return { device, adapter, kind, info: describeInfo(adapter, kind), software: isSoftware(adapter) };
   }
   return { reason: `no WebGPU adapter (${reasons.join('; ')})` };
 }
