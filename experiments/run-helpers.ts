@@ -1,7 +1,8 @@
 // What every experiment's run does the same way: a progress bar with an ETA, the commit that
 // produced the results, and the check that --resume continues the same configuration.
 import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import cliProgress from 'cli-progress';
 import { UsageError } from './cli.js';
 
@@ -28,4 +29,17 @@ export function checkResumable<C extends object>(resultsPath: string, config: C)
   for (const key of Object.keys(config) as (keyof C)[])
     if (JSON.stringify(saved[key]) !== JSON.stringify(config[key]) && key !== 'backend')
       throw new UsageError(`--resume: the run used ${String(key)} = ${JSON.stringify(saved[key])}, but this command gives ${JSON.stringify(config[key])}`);
+}
+
+/**
+ * The run folder: --out or runs/<study>-<time>. A new run refuses a folder that already holds
+ * one; --resume requires one with the same settings. Creates the checkpoints folder.
+ */
+export function prepareRunFolder<C extends object>(study: string, out: string | undefined, resume: boolean, config: C): string {
+  const folder = out ?? join('runs', `${study}-${new Date().toISOString().replace(/[:.]/g, '-')}`);
+  const resultsPath = join(folder, 'results.json');
+  if (resume) checkResumable(resultsPath, config);
+  else if (existsSync(resultsPath)) throw new UsageError(`${folder} already holds a run; pass --resume to continue it or choose another --out`);
+  mkdirSync(join(folder, 'checkpoints'), { recursive: true });
+  return folder;
 }
