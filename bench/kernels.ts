@@ -7,7 +7,8 @@
 import Benchmark from 'benchmark';
 import { Worker, isMainThread } from 'node:worker_threads';
 import { gemm, type FloatArray } from '../backends/cpu/gemm.js';
-import { allocShared, defineKernel, parallelFor, parallelGemm, threadCount, warmUp } from '../backends/cpu/parallel.js';
+import { allocShared, defineKernel, parallelFor, threadCount, warmUp } from '../backends/cpu/parallel.js';
+import { parallelGemm } from '../backends/cpu/parallel-gemm.js';
 import { conv2dBackwardFilter, conv2dBackwardInput, conv2dForward } from '../backends/cpu/conv.js';
 
 // A do-nothing kernel, to time the hand-off itself. Workers import this module to find it, so

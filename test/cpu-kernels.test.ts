@@ -3,7 +3,8 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { gemm, gemmRange, gemmStrided, type FloatArray } from '../backends/cpu/gemm.js';
-import { allocShared, isShared, parallelGemm, threadCount, warmUp, workerPieces } from '../backends/cpu/parallel.js';
+import { allocShared, isShared, threadCount, warmUp, workerPieces } from '../backends/cpu/parallel.js';
+import { parallelGemm } from '../backends/cpu/parallel-gemm.js';
 import {
   conv2dBackwardFilter, conv2dBackwardInput, conv2dForward, convOutSize,
 } from '../backends/cpu/conv.js';

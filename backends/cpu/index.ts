@@ -7,7 +7,8 @@ import { arrayFor, type DType, type FloatArray } from '../../engine/dtype.js';
 import { referenceDraw } from '../../engine/random.js';
 import { contiguousStrides } from '../../engine/tensor.js';
 import { conv2dBackwardFilter, conv2dBackwardInput, conv2dForward } from './conv.js';
-import { allocShared, parallelGemm, threadCount } from './parallel.js';
+import { allocShared, threadCount } from './parallel.js';
+import { parallelGemm } from './parallel-gemm.js';
 import { silentElboBackward, silentElboForward } from './silent-elbo.js';
 import { runAccumulate, runBinary, runUnary, type Operand } from './elementwise.js';
 

@@ -13,16 +13,15 @@
 // control block says messages are pending. When a buffer is garbage-collected on this side a
 // FinalizationRegistry tells the workers to forget its id, so they never keep memory alive.
 //
+// The worker side lives in parallel-worker.ts; GEMM over the pool in parallel-gemm.ts.
+//
 // Kernels are plain functions registered by name with `defineKernel(name, import.meta.url, fn)`;
 // a worker imports the defining module itself, so any module can make its kernels parallel.
 // Work that is small, arrays that are not shared, a busy or still-starting worker, or a nested
 // call all fall back to running the whole range on the calling thread.
 import { availableParallelism } from 'node:os';
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
-import { gemmRange } from './gemm.js';
 import {
-  MessageChannel, type MessagePort, Worker, isMainThread, receiveMessageOnPort, workerData,
+  MessageChannel, type MessagePort, Worker, isMainThread, receiveMessageOnPort,
 } from 'node:worker_threads';
 
 export type FloatArray = Float32Array | Float64Array;
@@ -42,29 +41,30 @@ export interface Kernel {
   readonly run: RangeKernel;
 }
 
-// ---- control block layout (Int32 slots, then a Float64 job area) --------------------------
-const STATE = 0;
-const MSG_SENT = 1;
-const PIECES = 2; // pieces this worker has run, for diagnostics
-const INT_SLOTS = 4;
-const JOB_DOUBLES = 512;
-const CTRL_BYTES = INT_SLOTS * 4 + JOB_DOUBLES * 8;
 
-const STARTING = 0;
-const IDLE = 1;
-const POSTED = 2;
-const DONE = 3;
-const FAILED = 4;
-const LOADING = 5;
-const DEAD = 6;
-const SKIPPED = 7; // the worker lacked the kernel's module (the caller did all the pieces)
-const RUNNING = 8;
+// ---- control block layout (Int32 slots, then a Float64 job area) --------------------------
+export const STATE = 0;
+export const MSG_SENT = 1;
+export const PIECES = 2; // pieces this worker has run, for diagnostics
+export const INT_SLOTS = 4;
+export const JOB_DOUBLES = 512;
+export const CTRL_BYTES = INT_SLOTS * 4 + JOB_DOUBLES * 8;
+
+export const STARTING = 0;
+export const IDLE = 1;
+export const POSTED = 2;
+export const DONE = 3;
+export const FAILED = 4;
+export const LOADING = 5;
+export const DEAD = 6;
+export const SKIPPED = 7; // the worker lacked the kernel's module (the caller did all the pieces)
+export const RUNNING = 8;
 
 /** Busy-wait iterations before a thread sleeps on the futex. */
-const SPIN = 4000;
+export const SPIN = 4000;
 
-const DTYPE_F32 = 0;
-const DTYPE_F64 = 1;
+export const DTYPE_F32 = 0;
+export const DTYPE_F64 = 1;
 
 /** Multiply-adds (or comparable inner-loop steps) below which a job stays on one thread. */
 export const PARALLEL_MIN_WORK = 1 << 17;
@@ -73,7 +73,8 @@ let pool: Pool | null = null;
 let poolDisabled = false;
 let busy = false;
 const kernels: Kernel[] = [];
-const kernelsByName = new Map<string, Kernel>();
+/** Every kernel defined in this isolate, by name (workers look kernels up here). */
+export const kernelsByName = new Map<string, Kernel>();
 
 /**
  * Register a range kernel under a unique name. `url` is the defining module's
@@ -99,39 +100,10 @@ export function isShared(a: FloatArray): boolean {
   return a.buffer instanceof SharedArrayBuffer;
 }
 
-// ---- gemm over all cores ----------------------------------------------------------------------
-
-const gemmKernel = defineKernel('silentgrad.gemm', import.meta.url, (arrays, a, start, end) => {
-  const M = a[0]!, N = a[1]!, K = a[2]!;
-  const splitCols = a[9] === 1;
-  gemmRange(M, N, K, arrays[0]!, a[3]!, a[4] === 1, arrays[1]!, a[5]!, a[6] === 1,
-    arrays[2]!, a[7]!, a[8] === 1,
-    splitCols ? 0 : start, splitCols ? M : end, splitCols ? start : 0, splitCols ? end : N);
-});
-
-/**
- * `gemm` (same arguments) split over the pool: by rows of C when M >= N, else by columns, so
- * the operand each thread packs in full is the smaller one. Runs on the calling thread alone
- * when the arrays are not on SharedArrayBuffers or the product is small.
- */
-export function parallelGemm(
-  M: number, N: number, K: number,
-  A: FloatArray, aOffset: number, transA: boolean,
-  B: FloatArray, bOffset: number, transB: boolean,
-  C: FloatArray, cOffset: number, accumulate: boolean,
-): void {
-  const splitCols = N > M;
-  parallelFor(gemmKernel, [A, B, C],
-    [M, N, K, aOffset, transA ? 1 : 0, bOffset, transB ? 1 : 0, cOffset, accumulate ? 1 : 0, splitCols ? 1 : 0],
-    splitCols ? N : M, GEMM_GRAIN, M * N * K);
-}
-
-/** Rows/columns per share boundary: a multiple of the micro-kernel tile. */
-const GEMM_GRAIN = 8;
 
 // ---- main-thread side -----------------------------------------------------------------------
 
-type ToWorker =
+export type ToWorker =
   | { type: 'buffer'; id: number; buffer: SharedArrayBuffer }
   | { type: 'free'; id: number }
   | { type: 'kernel'; index: number; name: string; url: string };
@@ -201,7 +173,7 @@ function getPool(): Pool | null {
     poolDisabled = true;
     return null;
   }
-  const url = new URL(import.meta.url);
+  const url = new URL('./parallel-worker.js', import.meta.url);
   const next = new Int32Array(new SharedArrayBuffer(4));
   const workers: WorkerHandle[] = [];
   for (let i = 0; i < n; i++) workers.push(new WorkerHandle(url, kernels, next.buffer as SharedArrayBuffer));
@@ -387,27 +359,8 @@ function finish(w: WorkerHandle): string | null {
   }
 }
 
-// ---- worker side ----------------------------------------------------------------------------
 
-/** Bytes of forgotten buffers after which a worker runs a full GC to release them. */
-const FREED_BYTES_PER_GC = 64 << 20;
-
-let gcFunction: (() => void) | null | undefined;
-
-function collectGarbage(): void {
-  if (gcFunction === undefined) {
-    try {
-      setFlagsFromString('--expose-gc');
-      const f: unknown = runInNewContext('gc');
-      gcFunction = typeof f === 'function' ? (f as () => void) : null;
-    } catch {
-      gcFunction = null;
-    }
-  }
-  gcFunction?.();
-}
-
-interface WorkerInit {
+export interface WorkerInit {
   silentgradPool: true;
   ctrl: SharedArrayBuffer;
   next: SharedArrayBuffer;
@@ -415,132 +368,6 @@ interface WorkerInit {
   kernels: { index: number; name: string; url: string }[];
 }
 
-function isWorkerInit(d: unknown): d is WorkerInit {
+export function isWorkerInit(d: unknown): d is WorkerInit {
   return typeof d === 'object' && d !== null && (d as { silentgradPool?: unknown }).silentgradPool === true;
-}
-
-async function workerMain(init: WorkerInit): Promise<void> {
-  const ctrl = new Int32Array(init.ctrl, 0, INT_SLOTS);
-  const job = new Float64Array(init.ctrl, INT_SLOTS * 4, JOB_DOUBLES);
-  const next = new Int32Array(init.next);
-  const port = init.port;
-  const buffers = new Map<number, SharedArrayBuffer>();
-  const names = new Map<number, string>();
-  const urls = new Set<string>();
-  const pendingUrls = new Set<string>();
-  let received = 0;
-  let freedBytes = 0;
-
-  const load = async (url: string): Promise<void> => {
-    if (urls.has(url)) return;
-    urls.add(url);
-    await import(url);
-  };
-  for (const k of init.kernels) {
-    names.set(k.index, k.name);
-    await load(k.url);
-  }
-
-  const drain = (): void => {
-    while (received < Atomics.load(ctrl, MSG_SENT)) {
-      const m = receiveMessageOnPort(port) as { message: ToWorker } | undefined;
-      if (!m) continue; // posted but not yet visible: spin
-      received++;
-      const msg = m.message;
-      if (msg.type === 'buffer') buffers.set(msg.id, msg.buffer);
-      else if (msg.type === 'free') {
-        freedBytes += buffers.get(msg.id)?.byteLength ?? 0;
-        buffers.delete(msg.id);
-      } else {
-        names.set(msg.index, msg.name);
-        if (!urls.has(msg.url)) pendingUrls.add(msg.url);
-      }
-    }
-  };
-
-  /** Pull pieces until the range is exhausted; false if this worker lacks the kernel. */
-  const runJob = (): boolean => {
-    drain();
-    let o = 0;
-    const name = names.get(job[o++]!);
-    const kernel = name === undefined ? undefined : kernelsByName.get(name);
-    if (!kernel) return false;
-    const total = job[o++]!;
-    const chunk = job[o++]!;
-    const share = job[o++]!;
-    const nArrays = job[o++]!;
-    const arrays: FloatArray[] = [];
-    for (let i = 0; i < nArrays; i++) {
-      const id = job[o++]!;
-      const dtype = job[o++]!;
-      const byteOffset = job[o++]!;
-      const length = job[o++]!;
-      const buffer = buffers.get(id);
-      if (!buffer) throw new Error(`unknown buffer id ${id}`);
-      arrays.push(dtype === DTYPE_F32
-        ? new Float32Array(buffer, byteOffset, length)
-        : new Float64Array(buffer, byteOffset, length));
-    }
-    const nArgs = job[o++]!;
-    const args = job.slice(o, o + nArgs);
-    for (;;) {
-      const start = Atomics.add(next, 0, chunk);
-      if (start >= total) break;
-      kernel.run(arrays, args, start, Math.min(total, start + chunk), share);
-      Atomics.add(ctrl, PIECES, 1);
-    }
-    return true;
-  };
-
-  Atomics.store(ctrl, STATE, IDLE);
-  Atomics.notify(ctrl, STATE);
-  try {
-    for (;;) {
-      if (freedBytes >= FREED_BYTES_PER_GC) {
-        // This isolate allocates almost nothing, so it would hardly ever collect the
-        // SharedArrayBuffer objects it has dropped, and their memory would stay mapped.
-        freedBytes = 0;
-        collectGarbage();
-      }
-      let s = Atomics.load(ctrl, STATE);
-      if (s !== POSTED) {
-        // Spin a little before sleeping: back-to-back kernels (a training step) then skip
-        // the futex wake-up.
-        for (let spin = 0; spin < SPIN && Atomics.load(ctrl, STATE) === s; spin++);
-        Atomics.wait(ctrl, STATE, s);
-        s = Atomics.load(ctrl, STATE);
-      }
-      if (s === POSTED) {
-        // The caller may cancel a job nobody has started; claim it first.
-        if (Atomics.compareExchange(ctrl, STATE, POSTED, RUNNING) !== POSTED) continue;
-        let outcome = DONE;
-        try {
-          if (!runJob()) outcome = SKIPPED;
-        } catch (e) {
-          port.postMessage({ error: e instanceof Error ? e.stack ?? e.message : String(e) });
-          outcome = FAILED;
-        }
-        Atomics.store(ctrl, STATE, outcome);
-        Atomics.notify(ctrl, STATE);
-        continue;
-      }
-      drain(); // woken for a message (buffer freed, kernel defined)
-      if (pendingUrls.size > 0 && (s === IDLE || s === DONE)
-        && Atomics.compareExchange(ctrl, STATE, s, LOADING) === s) {
-        for (const url of [...pendingUrls]) {
-          pendingUrls.delete(url);
-          await load(url);
-        }
-        Atomics.store(ctrl, STATE, IDLE);
-        Atomics.notify(ctrl, STATE);
-      }
-    }
-  } finally {
-    Atomics.store(ctrl, STATE, DEAD);
-    Atomics.notify(ctrl, STATE);
-  }
-}
-
-if (!isMainThread && isWorkerInit(workerData)) {
-  void workerMain(workerData);
 }

@@ -1,0 +1,154 @@
+// The worker side of the CPU backend's thread pool (parallel.ts): waits on its control block,
+// runs pieces of posted jobs with the kernels its isolate has imported, and keeps its table of
+// the caller's SharedArrayBuffers in step with the messages the pool sends.
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+import { isMainThread, receiveMessageOnPort, workerData } from 'node:worker_threads';
+import {
+  DEAD, DONE, DTYPE_F32, FAILED, IDLE, INT_SLOTS, JOB_DOUBLES, LOADING, MSG_SENT, PIECES, POSTED, RUNNING,
+  SKIPPED, SPIN, STATE, isWorkerInit, kernelsByName, type FloatArray, type ToWorker, type WorkerInit,
+} from './parallel.js';
+
+/** Bytes of forgotten buffers after which a worker runs a full GC to release them. */
+const FREED_BYTES_PER_GC = 64 << 20;
+
+let gcFunction: (() => void) | null | undefined;
+
+function collectGarbage(): void {
+  if (gcFunction === undefined) {
+    try {
+      setFlagsFromString('--expose-gc');
+      const f: unknown = runInNewContext('gc');
+      gcFunction = typeof f === 'function' ? (f as () => void) : null;
+    } catch {
+      gcFunction = null;
+    }
+  }
+  gcFunction?.();
+}
+
+async function workerMain(init: WorkerInit): Promise<void> {
+  const ctrl = new Int32Array(init.ctrl, 0, INT_SLOTS);
+  const job = new Float64Array(init.ctrl, INT_SLOTS * 4, JOB_DOUBLES);
+  const next = new Int32Array(init.next);
+  const port = init.port;
+  const buffers = new Map<number, SharedArrayBuffer>();
+  const names = new Map<number, string>();
+  const urls = new Set<string>();
+  const pendingUrls = new Set<string>();
+  let received = 0;
+  let freedBytes = 0;
+
+  const load = async (url: string): Promise<void> => {
+    if (urls.has(url)) return;
+    urls.add(url);
+    await import(url);
+  };
+  for (const k of init.kernels) {
+    names.set(k.index, k.name);
+    await load(k.url);
+  }
+
+  const drain = (): void => {
+    while (received < Atomics.load(ctrl, MSG_SENT)) {
+      const m = receiveMessageOnPort(port) as { message: ToWorker } | undefined;
+      if (!m) continue; // posted but not yet visible: spin
+      received++;
+      const msg = m.message;
+      if (msg.type === 'buffer') buffers.set(msg.id, msg.buffer);
+      else if (msg.type === 'free') {
+        freedBytes += buffers.get(msg.id)?.byteLength ?? 0;
+        buffers.delete(msg.id);
+      } else {
+        names.set(msg.index, msg.name);
+        if (!urls.has(msg.url)) pendingUrls.add(msg.url);
+      }
+    }
+  };
+
+  /** Pull pieces until the range is exhausted; false if this worker lacks the kernel. */
+  const runJob = (): boolean => {
+    drain();
+    let o = 0;
+    const name = names.get(job[o++]!);
+    const kernel = name === undefined ? undefined : kernelsByName.get(name);
+    if (!kernel) return false;
+    const total = job[o++]!;
+    const chunk = job[o++]!;
+    const share = job[o++]!;
+    const nArrays = job[o++]!;
+    const arrays: FloatArray[] = [];
+    for (let i = 0; i < nArrays; i++) {
+      const id = job[o++]!;
+      const dtype = job[o++]!;
+      const byteOffset = job[o++]!;
+      const length = job[o++]!;
+      const buffer = buffers.get(id);
+      if (!buffer) throw new Error(`unknown buffer id ${id}`);
+      arrays.push(dtype === DTYPE_F32
+        ? new Float32Array(buffer, byteOffset, length)
+        : new Float64Array(buffer, byteOffset, length));
+    }
+    const nArgs = job[o++]!;
+    const args = job.slice(o, o + nArgs);
+    for (;;) {
+      const start = Atomics.add(next, 0, chunk);
+      if (start >= total) break;
+      kernel.run(arrays, args, start, Math.min(total, start + chunk), share);
+      Atomics.add(ctrl, PIECES, 1);
+    }
+    return true;
+  };
+
+  Atomics.store(ctrl, STATE, IDLE);
+  Atomics.notify(ctrl, STATE);
+  try {
+    for (;;) {
+      if (freedBytes >= FREED_BYTES_PER_GC) {
+        // This isolate allocates almost nothing, so it would hardly ever collect the
+        // SharedArrayBuffer objects it has dropped, and their memory would stay mapped.
+        freedBytes = 0;
+        collectGarbage();
+      }
+      let s = Atomics.load(ctrl, STATE);
+      if (s !== POSTED) {
+        // Spin a little before sleeping: back-to-back kernels (a training step) then skip
+        // the futex wake-up.
+        for (let spin = 0; spin < SPIN && Atomics.load(ctrl, STATE) === s; spin++);
+        Atomics.wait(ctrl, STATE, s);
+        s = Atomics.load(ctrl, STATE);
+      }
+      if (s === POSTED) {
+        // The caller may cancel a job nobody has started; claim it first.
+        if (Atomics.compareExchange(ctrl, STATE, POSTED, RUNNING) !== POSTED) continue;
+        let outcome = DONE;
+        try {
+          if (!runJob()) outcome = SKIPPED;
+        } catch (e) {
+          port.postMessage({ error: e instanceof Error ? e.stack ?? e.message : String(e) });
+          outcome = FAILED;
+        }
+        Atomics.store(ctrl, STATE, outcome);
+        Atomics.notify(ctrl, STATE);
+        continue;
+      }
+      drain(); // woken for a message (buffer freed, kernel defined)
+      if (pendingUrls.size > 0 && (s === IDLE || s === DONE)
+        && Atomics.compareExchange(ctrl, STATE, s, LOADING) === s) {
+        for (const url of [...pendingUrls]) {
+          pendingUrls.delete(url);
+          await load(url);
+        }
+        Atomics.store(ctrl, STATE, IDLE);
+        Atomics.notify(ctrl, STATE);
+      }
+    }
+  } finally {
+    Atomics.store(ctrl, STATE, DEAD);
+    Atomics.notify(ctrl, STATE);
+  }
+}
+
+if (!isMainThread && isWorkerInit(workerData)) {
+  void workerMain(workerData);
+}
