@@ -79,13 +79,13 @@ async function main(): Promise<void> {
     return;
   }
   const config = readConfig(values);
-  const out = prepareRunFolder('fixed-variance', values.out as string | undefined, values.resume === true, config);
-
-  const { backend, reason } = await selectBackend(config.backend);
-  sg.setDefaultBackend(backend);
+  // Bad input fails first, before a run folder is made or a device is opened.
   const dataDir = values['data-dir'] as string | undefined;
   const train = loadMnist('train', { dataDir, limit: config.trainSize });
   const test = loadMnist('test', { dataDir, limit: config.testSize });
+  const out = prepareRunFolder('fixed-variance', values.out as string | undefined, values.resume === true, config);
+  const { backend, reason } = await selectBackend(config.backend);
+  sg.setDefaultBackend(backend);
   console.log(`silentgrad fixed-variance study: ${reason}`);
   console.log(`${config.methods.length} methods x ${config.epochs} epochs on ${train.count} training images, ` +
     `tested on ${test.count}; encoder ${config.channels} channels, d = ${config.latentDim}, sigma^2 = ${config.sigma2}, ` +

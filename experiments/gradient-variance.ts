@@ -101,11 +101,11 @@ async function main(): Promise<void> {
     return;
   }
   const config = readConfig(values);
+  // Bad input fails first, before a run folder is made or a device is opened.
+  const train = loadMnist('train', { dataDir: values['data-dir'] as string | undefined, limit: config.trainSize });
   const out = prepareRunFolder('gradient-variance', values.out as string | undefined, values.resume === true, config);
-
   const { backend, reason } = await selectBackend(config.backend);
   sg.setDefaultBackend(backend);
-  const train = loadMnist('train', { dataDir: values['data-dir'] as string | undefined, limit: config.trainSize });
   const lastEpoch = config.atEpochs[config.atEpochs.length - 1]!;
   console.log(`silentgrad gradient-variance study (Table 1): ${reason}`);
   console.log(`${config.methods.length} methods trained to epoch ${lastEpoch} on ${train.count} images, measured after epochs ${config.atEpochs.join(', ')} ` +
