@@ -13,6 +13,8 @@ import { createWebGpuBackend, webGpuUnavailableReason, type WebGpuBackend } from
 
 const REPS = 5;
 const quick = process.argv.includes('--quick');
+/** --only=WORD keeps the rows whose name contains WORD (e.g. --only=matmul). */
+const only = process.argv.find((a) => a.startsWith('--only='))?.slice('--only='.length);
 const gpu = await createWebGpuBackend();
 if (!gpu) throw new Error(`bench/webgpu: ${webGpuUnavailableReason()}`);
 console.log(`adapter: ${gpu.describe()}`);
@@ -74,6 +76,7 @@ function timeRow(row: Row, backend: sg.Backend): Promise<number> {
 
 const table: string[] = [];
 for (const row of rows) {
+  if (only && !row.name.includes(only)) continue;
   const [cpuMs, gpuMs] = [await timeRow(row, sg.cpuBackend), await timeRow(row, gpu)];
   const rate = (ms: number): string => (row.flops ? `${(row.flops / ms / 1e6).toFixed(1)} GFLOP/s` : '').padStart(14);
   table.push(`${row.name.padEnd(44)} cpu ${cpuMs.toFixed(2).padStart(8)} ms ${rate(cpuMs)}   webgpu ${gpuMs.toFixed(2).padStart(8)} ms ${rate(gpuMs)}`);

@@ -10,10 +10,10 @@
 import type { Dispatch } from '../queue.js';
 import { entry, header, type BufferDecl } from './wgsl.js';
 
-export const ROWS = 8;
-export const COL_VECS = 2;
-export const WG_X = 4, WG_Y = 4;
-export const TILE_M = ROWS * WG_Y, TILE_N = 4 * COL_VECS * WG_X;
+/** Rows and vec4 column groups per invocation, workgroup size: mutable for probes only. */
+export const tiling = { rows: 8, colVecs: 2, wgX: 4, wgY: 4, bake: true };
+const tileM = (): number => tiling.rows * tiling.wgY;
+const tileN = (): number => 4 * tiling.colVecs * tiling.wgX;
 
 /**
  * How one product reads and writes. WGSL snippets see: M, N, K (u32), `k` in the loop,
@@ -43,11 +43,25 @@ export interface GemmSpec {
   readonly store4?: (row: string, group: string, v: string) => string;
 }
 
+/** Multiply-adds from which a product's sizes are baked into its shader. */
+const BAKE_MIN_MACS = 1 << 20;
+/**
+ * P[4], P[5] are the operands' offsets: never baked, since they change with slicing (a
+ * minibatch sliced out of a dataset would compile a pipeline per step).
+ */
+const OFFSET_WORDS = [4, 5];
+
 const range = (n: number): number[] => Array.from({ length: n }, (_, i) => i);
 
-export function gemmSource(spec: GemmSpec, split: boolean): string {
+/**
+ * With `baked` (the dispatch's parameter words), every P[i] of the body but the operand
+ * offsets becomes a literal: sizes, strides and offsets are then WGSL constants, so LLVM folds the index
+ * arithmetic, turns divisions by sizes into multiplies and knows the loop's trip count.
+ */
+export function gemmSource(spec: GemmSpec, split: boolean, baked: Uint32Array | null = null): string {
   const vectorOut = !!spec.store4 && !split;
   const out: BufferDecl = { name: 'O', access: 'read_write', type: vectorOut ? 'vec4<f32>' : 'f32' };
+  const { rows: ROWS, colVecs: COL_VECS, wgX: WG_X, wgY: WG_Y } = tiling;
   const rows = range(ROWS), groups = range(COL_VECS), cols = range(4 * COL_VECS);
   const acc = (r: number, c: number): string => `acc_${r}_${c}`;
   const loadB = spec.bVec
@@ -67,9 +81,7 @@ export function gemmSource(spec: GemmSpec, split: boolean): string {
     }
     stores.push(`if (${row} < M) {\n    ${inner.join('\n    ')}\n  }`);
   }
-  return `// gemm: ${spec.name}${split ? ' (split K)' : ''}
-${header([...spec.inputs, out])}
-${spec.functions ?? ''}
+  const body = `${spec.functions ?? ''}
 ${entry([WG_X, WG_Y])} {
   let M = P[0]; let N = P[1]; let K = P[2];
   let row0 = (wid.y * ${WG_Y}u + lid3.y) * ${ROWS}u;
@@ -90,11 +102,15 @@ ${entry([WG_X, WG_Y])} {
   }
   ${stores.join('\n  ')}
 }`;
+  const code = baked ? body.replace(/\bP\[(\d+)\]/g, (word, i: string) => (OFFSET_WORDS.includes(Number(i)) ? word : `${baked[Number(i)]!}u`)) : body;
+  return `// gemm: ${spec.name}${split ? ' (split K)' : ''}${baked ? ' (sizes baked)' : ''}
+${header([...spec.inputs, out])}
+${code}`;
 }
 
 /** K split in chunks so thin products still fill the machine; 1 when the tiles already do. */
 export function splitCount(M: number, N: number, K: number): number {
-  const tiles = Math.ceil(M / TILE_M) * Math.ceil(N / TILE_N);
+  const tiles = Math.ceil(M / tileM()) * Math.ceil(N / tileN());
   if (tiles >= 64 || K < 1024) return 1;
   return Math.max(1, Math.min(64, Math.ceil(128 / tiles), Math.floor(K / 512)));
 }
@@ -102,10 +118,14 @@ export function splitCount(M: number, N: number, K: number): number {
 /** The dispatch of a spec; with splits > 1, `O` must be a scratch of splits * M * N floats. */
 export function gemmDispatch(spec: GemmSpec, buffers: readonly GPUBuffer[], M: number, N: number, K: number, extra: readonly number[], splits: number): Dispatch {
   const chunk = Math.ceil(K / splits);
+  const params = Uint32Array.from([M, N, K, Math.max(chunk, 1), ...extra]);
+  // Small products (tests' odd shapes) share one pipeline per spec; big ones, which repeat
+  // every training step, get their own with the sizes baked in.
+  const bake = tiling.bake && M > 0 && N > 0 && M * N * K >= BAKE_MIN_MACS;
   return {
-    source: gemmSource(spec, splits > 1),
+    source: gemmSource(spec, splits > 1, bake ? params : null),
     buffers,
-    params: Uint32Array.from([M, N, K, Math.max(chunk, 1), ...extra]),
-    groups: M === 0 || N === 0 ? 0 : [Math.ceil(N / TILE_N), Math.ceil(M / TILE_M), splits],
+    params,
+    groups: M === 0 || N === 0 ? 0 : [Math.ceil(N / tileN()), Math.ceil(M / tileM()), splits],
   };
 }
