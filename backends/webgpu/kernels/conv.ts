@@ -20,15 +20,16 @@ fn HO() -> u32 { return P[14]; } fn WO() -> u32 { return P[15]; }`;
 
 // Branch-free gathers (clamped load + select): lavapipe runs 8 invocations per SIMD register,
 // and divergent branches in the 16 unrolled columns made LLVM take ~20 s to compile a kernel.
-/** x[b, c, y, x] with zeros outside the image (the padding). */
-const xAt = `
-fn xAt(b: u32, c: u32, y: i32, x: i32) -> f32 {
-  let inside = (y >= 0) & (x >= 0) & (y < i32(H())) & (x < i32(W()));
-  let yy = u32(clamp(y, 0, i32(H()) - 1)); let xx = u32(clamp(x, 0, i32(W()) - 1));
-  return select(0.0, X[P[4] + ((b * C() + c) * H() + yy) * W() + xx], inside);
+// The element's flat index is split into a per-column and a per-k part, each computed once
+// (colSetup / kSetup) and added per gather; the padding test is two unsigned compares (a
+// negative coordinate wraps past the size) and out-of-image gathers read element 0.
+const gather = (buffer: string, height: string, width: string): string => `
+fn at${buffer}(at: i32, y: i32, x: i32) -> f32 {
+  let inside = (u32(y) < ${height}) & (u32(x) < ${width});
+  return select(0.0, ${buffer}[select(0u, u32(at), inside)], inside);
 }`;
 
-/** dy[b, o, y/s, x/s] where (y, x) lands on an output position, else 0. */
+/** dy[b, o, y/s, x/s] where (y, x) lands on an output position, else 0 (strides above 1). */
 const dyAtStrided = `
 fn dyAt(b: u32, o: u32, y: i32, x: i32) -> f32 {
   let s = i32(S());
@@ -38,40 +39,61 @@ fn dyAt(b: u32, o: u32, y: i32, x: i32) -> f32 {
   return select(0.0, DY[P[4] + ((b * O_() + o) * HO() + yy) * WO() + xx], inside);
 }`;
 
+const KSPLIT = 'let kr = k % (KH() * KW()); let ki = i32(kr / KW()); let kj = i32(kr % KW());';
+
 const forwardSpec: GemmSpec = {
   name: 'conv2d forward',
   inputs: [{ name: 'X', access: 'read' }, { name: 'Wt', access: 'read' }],
-  functions: GEOMETRY + xAt,
-  kSetup: 'let kc = k / (KH() * KW()); let kr = k % (KH() * KW()); let ki = i32(kr / KW()); let kj = i32(kr % KW());',
+  functions: GEOMETRY + gather('X', 'H()', 'W()'),
+  kSetup: `let kc = k / (KH() * KW()); ${KSPLIT} let kAt = i32(kc * H() * W()) + ki * i32(W()) + kj;`,
   aAt: (r) => `Wt[P[5] + row_${r} * K + k]`,
   colSetup: (t) => `let cb_${t} = col_${t} / (HO() * WO()); let cp_${t} = col_${t} % (HO() * WO()); ` +
-    `let cy_${t} = i32((cp_${t} / WO()) * S()) - PAD(); let cx_${t} = i32((cp_${t} % WO()) * S()) - PAD();`,
-  bAt: (t) => `xAt(cb_${t}, kc, cy_${t} + ki, cx_${t} + kj)`,
+    `let cy_${t} = i32((cp_${t} / WO()) * S()) - PAD(); let cx_${t} = i32((cp_${t} % WO()) * S()) - PAD(); ` +
+    `let cAt_${t} = i32(P[4] + cb_${t} * C() * H() * W()) + cy_${t} * i32(W()) + cx_${t};`,
+  bAt: (t) => `atX(cAt_${t} + kAt, cy_${t} + ki, cx_${t} + kj)`,
   store: (row, col, v) => `O[(${col} / (HO() * WO()) * M + ${row}) * (HO() * WO()) + ${col} % (HO() * WO())] = ${v};`,
 };
 
-const inputGradientSpec: GemmSpec = {
+const inputGradientShared = {
   name: 'conv2d input gradient',
   inputs: [{ name: 'DY', access: 'read' }, { name: 'Wt', access: 'read' }],
+  aAt: (r: number) => `Wt[P[5] + (ko * C() + row_${r}) * (KH() * KW()) + kr]`,
+  store: (row: string, col: string, v: string) => `O[(${col} / (H() * W()) * M + ${row}) * (H() * W()) + ${col} % (H() * W())] = ${v};`,
+} as const;
+
+/** Stride 1: dx[c, b, y, x] = sum w[o, c, i, j] dy[b, o, y + p - i, x + p - j]. */
+const inputGradientSpec: GemmSpec = {
+  ...inputGradientShared,
+  functions: GEOMETRY + gather('DY', 'HO()', 'WO()'),
+  kSetup: `let ko = k / (KH() * KW()); ${KSPLIT} let kAt = i32(ko * HO() * WO()) - ki * i32(WO()) - kj;`,
+  colSetup: (t) => `let cb_${t} = col_${t} / (H() * W()); let cp_${t} = col_${t} % (H() * W()); ` +
+    `let cy_${t} = i32(cp_${t} / W()) + PAD(); let cx_${t} = i32(cp_${t} % W()) + PAD(); ` +
+    `let cAt_${t} = i32(P[4] + cb_${t} * O_() * HO() * WO()) + cy_${t} * i32(WO()) + cx_${t};`,
+  bAt: (t) => `atDY(cAt_${t} + kAt, cy_${t} - ki, cx_${t} - kj)`,
+};
+
+const inputGradientStridedSpec: GemmSpec = {
+  ...inputGradientShared,
+  name: 'conv2d input gradient strided',
   functions: GEOMETRY + dyAtStrided,
-  kSetup: 'let ko = k / (KH() * KW()); let kr = k % (KH() * KW()); let ki = i32(kr / KW()); let kj = i32(kr % KW());',
-  aAt: (r) => `Wt[P[5] + (ko * C() + row_${r}) * (KH() * KW()) + kr]`,
+  kSetup: `let ko = k / (KH() * KW()); ${KSPLIT}`,
   colSetup: (t) => `let cb_${t} = col_${t} / (H() * W()); let cp_${t} = col_${t} % (H() * W()); ` +
     `let cy_${t} = i32(cp_${t} / W()) + PAD(); let cx_${t} = i32(cp_${t} % W()) + PAD();`,
   bAt: (t) => `dyAt(cb_${t}, ko, cy_${t} - ki, cx_${t} - kj)`,
-  store: (row, col, v) => `O[(${col} / (H() * W()) * M + ${row}) * (H() * W()) + ${col} % (H() * W())] = ${v};`,
 };
 
 const filterGradientSpec: GemmSpec = {
   name: 'conv2d filter gradient',
   inputs: [{ name: 'X', access: 'read' }, { name: 'DY', access: 'read' }],
-  functions: GEOMETRY + xAt,
+  functions: GEOMETRY + gather('X', 'H()', 'W()'),
   kSetup: 'let kb = k / (HO() * WO()); let kp = k % (HO() * WO()); ' +
-    'let ky = i32((kp / WO()) * S()) - PAD(); let kx = i32((kp % WO()) * S()) - PAD();',
+    'let ky = i32((kp / WO()) * S()) - PAD(); let kx = i32((kp % WO()) * S()) - PAD(); ' +
+    'let kAt = i32(P[4] + kb * C() * H() * W()) + ky * i32(W()) + kx;',
   aAt: (r) => `DY[P[5] + (kb * M + row_${r}) * (HO() * WO()) + kp]`,
   colSetup: (t) => `let cc_${t} = col_${t} / (KH() * KW()); let cr_${t} = col_${t} % (KH() * KW()); ` +
-    `let ci_${t} = i32(cr_${t} / KW()); let cj_${t} = i32(cr_${t} % KW());`,
-  bAt: (t) => `xAt(kb, cc_${t}, ky + ci_${t}, kx + cj_${t})`,
+    `let ci_${t} = i32(cr_${t} / KW()); let cj_${t} = i32(cr_${t} % KW()); ` +
+    `let cAt_${t} = i32(cc_${t} * H() * W()) + ci_${t} * i32(W()) + cj_${t};`,
+  bAt: (t) => `atX(kAt + cAt_${t}, ky + ci_${t}, kx + cj_${t})`,
   store: (row, col, v) => `O[${row} * N + ${col}] = ${v};`,
 };
 
@@ -86,7 +108,7 @@ export function conv2dForward(x: GpuView, w: GpuView, g: Conv2dGeometry, out: GP
 
 export function conv2dBackwardInput(dy: GpuView, w: GpuView, g: Conv2dGeometry, dx: GPUBuffer): Dispatch {
   const K = g.outChannels * g.kernelH * g.kernelW;
-  return gemmDispatch(inputGradientSpec, [dy.buffer, w.buffer, dx], g.inChannels, g.batch * g.height * g.width, K,
+  return gemmDispatch(g.stride === 1 ? inputGradientSpec : inputGradientStridedSpec, [dy.buffer, w.buffer, dx], g.inChannels, g.batch * g.height * g.width, K,
     [dy.offset, w.offset, ...geometryParams(g)], 1);
 }
 
