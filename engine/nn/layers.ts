@@ -46,42 +46,40 @@ export interface ConvOptions extends LayerOptions {
   padding?: number;
 }
 
-export class Conv2d extends Module {
+/** Weight, optional per-channel bias, stride and padding: what both convolutions hold. */
+abstract class ConvLayer extends Module {
   readonly weight: Tensor;
   readonly bias: Tensor | undefined;
   readonly stride: number;
   readonly padding: number;
-  constructor(inChannels: number, outChannels: number, kernelSize: number, o: ConvOptions) {
+  constructor(weightShape: readonly number[], fanIn: number, biasSize: number, o: ConvOptions) {
     super();
-    const fanIn = inChannels * kernelSize * kernelSize;
     this.stride = o.stride ?? 1;
     this.padding = o.padding ?? 0;
-    this.weight = this.registerParameter('weight', uniformInit([outChannels, inChannels, kernelSize, kernelSize], fanIn, o));
-    this.bias = o.bias === false ? undefined : this.registerParameter('bias', uniformInit([outChannels], fanIn, o));
+    this.weight = this.registerParameter('weight', uniformInit(weightShape, fanIn, o));
+    this.bias = o.bias === false ? undefined : this.registerParameter('bias', uniformInit([biasSize], fanIn, o));
   }
-  forward(x: Tensor): Tensor {
-    const y = conv2d(x, this.weight, this.stride, this.padding);
+  protected addBias(y: Tensor): Tensor {
     return this.bias ? add(y, reshape(this.bias, [1, -1, 1, 1])) : y;
   }
 }
 
-export class ConvTranspose2d extends Module {
-  readonly weight: Tensor;
-  readonly bias: Tensor | undefined;
-  readonly stride: number;
-  readonly padding: number;
+export class Conv2d extends ConvLayer {
   constructor(inChannels: number, outChannels: number, kernelSize: number, o: ConvOptions) {
-    super();
-    // PyTorch computes fan_in from weight.size(1) = outChannels for transposed convolutions.
-    const fanIn = outChannels * kernelSize * kernelSize;
-    this.stride = o.stride ?? 1;
-    this.padding = o.padding ?? 0;
-    this.weight = this.registerParameter('weight', uniformInit([inChannels, outChannels, kernelSize, kernelSize], fanIn, o));
-    this.bias = o.bias === false ? undefined : this.registerParameter('bias', uniformInit([outChannels], fanIn, o));
+    super([outChannels, inChannels, kernelSize, kernelSize], inChannels * kernelSize * kernelSize, outChannels, o);
   }
   forward(x: Tensor): Tensor {
-    const y = convTranspose2d(x, this.weight, this.stride, this.padding);
-    return this.bias ? add(y, reshape(this.bias, [1, -1, 1, 1])) : y;
+    return this.addBias(conv2d(x, this.weight, this.stride, this.padding));
+  }
+}
+
+export class ConvTranspose2d extends ConvLayer {
+  constructor(inChannels: number, outChannels: number, kernelSize: number, o: ConvOptions) {
+    // PyTorch computes fan_in from weight.size(1) = outChannels for transposed convolutions.
+    super([inChannels, outChannels, kernelSize, kernelSize], outChannels * kernelSize * kernelSize, outChannels, o);
+  }
+  forward(x: Tensor): Tensor {
+    return this.addBias(convTranspose2d(x, this.weight, this.stride, this.padding));
   }
 }
 
