@@ -15,34 +15,10 @@ import {
   Reinforce, Reparameterization, SilentGradients,
 } from '../models/index.js';
 import type { Estimator, LatentFamily, ReconstructionModel } from '../models/index.js';
+import { HostRng } from './host-rng.js';
 
 // ---- helpers ------------------------------------------------------------------------------------
 
-/** sfc32 with 53-bit uniforms in (0, 1) and Box-Muller normals (host side, engine-independent). */
-class HostRng {
-  private a: number; private b: number; private c: number; private d = 1;
-  constructor(seed: number) {
-    this.a = 0x9e3779b9; this.b = 0x243f6a88; this.c = seed >>> 0;
-    for (let i = 0; i < 15; i++) this.u32();
-  }
-  u32(): number {
-    const t = (((this.a + this.b) | 0) + this.d) | 0;
-    this.d = (this.d + 1) | 0;
-    this.a = this.b ^ (this.b >>> 9);
-    this.b = (this.c + (this.c << 3)) | 0;
-    this.c = ((this.c << 21) | (this.c >>> 11)) + t | 0;
-    return t >>> 0;
-  }
-  uniform(): number {
-    return ((this.u32() >>> 5) * 67108864 + (this.u32() >>> 6) + 0.5) / 9007199254740992;
-  }
-  normal(): number {
-    return Math.sqrt(-2 * Math.log(this.uniform())) * Math.cos(2 * Math.PI * this.uniform());
-  }
-  array(n: number, lo: number, hi: number): Float64Array {
-    return Float64Array.from({ length: n }, () => lo + (hi - lo) * this.uniform());
-  }
-}
 
 const B = 2, d = 3, k = 4;
 const T = (values: ArrayLike<number>, shape: number[], requiresGrad = false): Tensor => sg.tensor(values, shape, { dtype: 'float64', requiresGrad });
