@@ -1,19 +1,28 @@
 // One register-blocked GEMM template, C[M,N] = sum_k A[m,k] B[k,n], that matmul and all three
 // convolutions instantiate by saying how to load an element of A and B and where C goes.
-// Each invocation keeps an 8 x 8 block of C in 16 vec4 registers; a 4 x 4 workgroup covers
-// 32 x 32; no workgroup memory and no barriers (on lavapipe/llvmpipe barriers cost more than
-// they save: 3-6x slower in the probe recorded in the design note). 8 x 16 blocks ran at the
-// same speed here but took LLVM twice as long to compile (5 s vs 2 s a kernel with a cold
-// Mesa shader cache; conv kernels 15 s vs 5.5 s), which CI pays on every run.
+// Each invocation keeps a block of C in vec4 registers (8 x 8 for small products, 16 x 8 for
+// big ones: see `tilings`); no workgroup memory and no barriers (on lavapipe/llvmpipe barriers
+// cost more than they save: 3-6x slower in the probe recorded in the design note).
+// Big products (>= 2^20 multiply-adds, which a training step repeats) get their sizes baked
+// in as literals; small ones share one dynamic-size pipeline per spec.
 // Long, thin products (a filter gradient: 32 x 288 outputs, 50k terms each) split K over
 // the grid's z axis into a scratch [splits, M, N] summed afterwards by the reduce kernel.
 import type { Dispatch } from '../queue.js';
-import { entry, header, type BufferDecl } from './wgsl.js';
+import { BAKE_MIN_WORK, bakeWords, entry, header, type BufferDecl } from './wgsl.js';
 
-/** Rows and vec4 column groups per invocation, workgroup size: mutable for probes only. */
-export const tiling = { rows: 8, colVecs: 2, wgX: 4, wgY: 4, bake: true };
-const tileM = (): number => tiling.rows * tiling.wgY;
-const tileN = (): number => 4 * tiling.colVecs * tiling.wgX;
+/** Rows and vec4 column groups per invocation, and the workgroup's shape. */
+export interface Tiling { rows: number; colVecs: number; wgX: number; wgY: number }
+/**
+ * Shared dynamic-size pipelines (small products, the tests' odd shapes) use 8 x 8 blocks; baked
+ * big ones 16 x 8: 15-35% faster on lavapipe (conv and MLP products, one loaded run) but ~2x
+ * the cold LLVM compile (32->32 conv kernels 0.7-1.5 s -> 2.6-2.8 s), paid once per shape.
+ * Mutable for probes only.
+ */
+export const tilings = { dynamic: { rows: 8, colVecs: 2, wgX: 4, wgY: 4 } as Tiling, baked: { rows: 16, colVecs: 2, wgX: 4, wgY: 2 } as Tiling, bake: true };
+const isBaked = (M: number, N: number, K: number): boolean => tilings.bake && M > 0 && N > 0 && M * N * K >= BAKE_MIN_WORK;
+const tilingFor = (M: number, N: number, K: number): Tiling => (isBaked(M, N, K) ? tilings.baked : tilings.dynamic);
+const tileM = (t: Tiling): number => t.rows * t.wgY;
+const tileN = (t: Tiling): number => 4 * t.colVecs * t.wgX;
 
 /**
  * How one product reads and writes. WGSL snippets see: M, N, K (u32), `k` in the loop,
@@ -43,8 +52,6 @@ export interface GemmSpec {
   readonly store4?: (row: string, group: string, v: string) => string;
 }
 
-/** Multiply-adds from which a product's sizes are baked into its shader. */
-const BAKE_MIN_MACS = 1 << 20;
 /**
  * P[4], P[5] are the operands' offsets: never baked, since they change with slicing (a
  * minibatch sliced out of a dataset would compile a pipeline per step).
@@ -58,7 +65,7 @@ const range = (n: number): number[] => Array.from({ length: n }, (_, i) => i);
  * offsets becomes a literal: sizes, strides and offsets are then WGSL constants, so LLVM folds the index
  * arithmetic, turns divisions by sizes into multiplies and knows the loop's trip count.
  */
-export function gemmSource(spec: GemmSpec, split: boolean, baked: Uint32Array | null = null): string {
+export function gemmSource(spec: GemmSpec, split: boolean, tiling: Tiling, baked: Uint32Array | null = null): string {
   const vectorOut = !!spec.store4 && !split;
   const out: BufferDecl = { name: 'O', access: 'read_write', type: vectorOut ? 'vec4<f32>' : 'f32' };
   const { rows: ROWS, colVecs: COL_VECS, wgX: WG_X, wgY: WG_Y } = tiling;
@@ -102,7 +109,7 @@ ${entry([WG_X, WG_Y])} {
   }
   ${stores.join('\n  ')}
 }`;
-  const code = baked ? body.replace(/\bP\[(\d+)\]/g, (word, i: string) => (OFFSET_WORDS.includes(Number(i)) ? word : `${baked[Number(i)]!}u`)) : body;
+  const code = baked ? bakeWords(body, baked, range(baked.length).filter((i) => !OFFSET_WORDS.includes(i))) : body;
   return `// gemm: ${spec.name}${split ? ' (split K)' : ''}${baked ? ' (sizes baked)' : ''}
 ${header([...spec.inputs, out])}
 ${code}`;
@@ -110,7 +117,8 @@ ${code}`;
 
 /** K split in chunks so thin products still fill the machine; 1 when the tiles already do. */
 export function splitCount(M: number, N: number, K: number): number {
-  const tiles = Math.ceil(M / tileM()) * Math.ceil(N / tileN());
+  const t = tilingFor(M, N, K);
+  const tiles = Math.ceil(M / tileM(t)) * Math.ceil(N / tileN(t));
   if (tiles >= 64 || K < 1024) return 1;
   return Math.max(1, Math.min(64, Math.ceil(128 / tiles), Math.floor(K / 512)));
 }
@@ -121,11 +129,11 @@ export function gemmDispatch(spec: GemmSpec, buffers: readonly GPUBuffer[], M: n
   const params = Uint32Array.from([M, N, K, Math.max(chunk, 1), ...extra]);
   // Small products (tests' odd shapes) share one pipeline per spec; big ones, which repeat
   // every training step, get their own with the sizes baked in.
-  const bake = tiling.bake && M > 0 && N > 0 && M * N * K >= BAKE_MIN_MACS;
+  const bake = isBaked(M, N, K), tiling = tilingFor(M, N, K);
   return {
-    source: gemmSource(spec, splits > 1, bake ? params : null),
+    source: gemmSource(spec, splits > 1, tiling, bake ? params : null),
     buffers,
     params,
-    groups: M === 0 || N === 0 ? 0 : [Math.ceil(N / tileN()), Math.ceil(M / tileM()), splits],
+    groups: M === 0 || N === 0 ? 0 : [Math.ceil(N / tileN(tiling)), Math.ceil(M / tileM(tiling)), splits],
   };
 }
