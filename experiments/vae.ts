@@ -93,6 +93,9 @@ export class FixedVarianceVae {
     }
     const mean = (await lossSum.item()) / steps;
     lossSum.dispose();
+    // Stop rather than write NaN metrics and checkpoints for the rest of the run.
+    if (!Number.isFinite(mean))
+      throw new Error(`${this.method}: the training loss became ${mean} in epoch ${epoch}; the run diverged (try a lower --lr than ${this.config.lr}); the last good checkpoint is the previous epoch's`);
     return mean;
   }
 

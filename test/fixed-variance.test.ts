@@ -70,6 +70,7 @@ test('bad flags and missing data give one-line errors and a non-zero exit', () =
     [['--frobnicate'], /Unknown option '--frobnicate'/],
     [['--data-dir', join(dir, 'nowhere'), '--out', join(dir, 'nodata')], /nowhere.*train-images-idx3-ubyte.*npm install/s],
     [['--resume', '--out', join(dir, 'never')], /--resume: .*results\.json does not exist/],
+    [[...tiny, '--methods', 'reparam', '--epochs', '1', '--lr', '1e6', '--out', join(dir, 'diverged')], /reparam: the training loss became NaN in epoch 1; the run diverged/],
   ];
   for (const [args, message] of cases) {
     const r = run(args);
