@@ -2,7 +2,7 @@
 // rows or columns of C (each element is computed by one thread in one order, so the result does
 // not depend on the split).
 import { gemmRange } from './gemm.js';
-import { defineKernel, parallelFor, type FloatArray } from './parallel.js';
+import { defineKernel, parallelFor, threadCount, type FloatArray } from './parallel.js';
 
 const gemmKernel = defineKernel('silentgrad.gemm', import.meta.url, (arrays, a, start, end) => {
   const M = a[0]!, N = a[1]!, K = a[2]!;
@@ -24,10 +24,16 @@ export function parallelGemm(
   C: FloatArray, cOffset: number, accumulate: boolean,
 ): void {
   const splitCols = N > M;
+  const total = splitCols ? N : M;
   parallelFor(gemmKernel, [A, B, C],
     [M, N, K, aOffset, transA ? 1 : 0, bOffset, transB ? 1 : 0, cOffset, accumulate ? 1 : 0, splitCols ? 1 : 0],
-    splitCols ? N : M, GEMM_GRAIN, M * N * K);
+    total, GEMM_GRAIN, M * N * K, { chunk: Math.ceil(total / (CHUNKS_PER_THREAD * threadCount())) });
 }
 
-/** Rows/columns per share boundary: a multiple of the micro-kernel tile. */
-const GEMM_GRAIN = 8;
+/** Rows/columns per share boundary: a multiple of the micro-kernel tile (3 x 4). */
+const GEMM_GRAIN = 12;
+/**
+ * Each piece packs the whole of the other operand again, so pieces should be few; two per
+ * thread still lets a thread that the OS scheduled late take less of the work.
+ */
+const CHUNKS_PER_THREAD = 2;
