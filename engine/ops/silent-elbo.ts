@@ -6,9 +6,9 @@
 //
 // Forward and backward are backend kernels (one primitive each, not a chain of ops); the
 // backward below is registered with record() exactly like every other op's.
-import { record } from '../autograd.js';
+import { isGradEnabled, record } from '../autograd.js';
 import type { SilentElboGradients, SilentElboOperands, SilentElboTerm, View } from '../backend.js';
-import { Tensor } from '../tensor.js';
+import type { Tensor } from '../tensor.js';
 import { checkCompatible, defineOp, empty, shapeString } from './core.js';
 import { contiguous } from './shape.js';
 
@@ -79,11 +79,12 @@ function runFused(op: string, operands: Omit<SilentElboOperands, 'terms'>, input
   const present = new Set(inputs.filter(([, t]) => t).map(([n]) => n));
   const names = operands.form === 'fixed' ? ['Ubar', 'Suu'] : silentElboTerms.filter((t) => present.has(t.moment)).map((t) => t.name);
   const full: SilentElboOperands = { ...operands, terms: silentElboTerms.filter((t) => names.includes(t.name)) };
-  const x = operands.x as Tensor;
+  const x = inputs.find(([name]) => name === 'x')![1]!;
   const [batch, pixels] = x.shape as [number, number];
   const backend = x.backend;
   const out = empty([batch], x.dtype, backend);
-  const differentiable = inputs.some(([, t]) => t?.requiresGrad);
+  // The partials exist only for the backward: none under noGrad (evaluation).
+  const differentiable = isGradEnabled() && inputs.some(([, t]) => t?.requiresGrad);
   const partials = differentiable ? empty([full.terms.length, batch, pixels], x.dtype, backend) : null;
   backend.silentElbo(full, out.storage, partials?.storage ?? null);
   if (!partials) return out;
