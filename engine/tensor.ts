@@ -29,6 +29,16 @@ export function contiguousStrides(shape: readonly number[]): number[] {
   return strides;
 }
 
+/** Whether a view's elements lie densely in row-major order from its offset (size-1 axes aside). */
+export function isContiguousView(view: { readonly shape: readonly number[]; readonly strides: readonly number[] }): boolean {
+  let expected = 1;
+  for (let i = view.shape.length - 1; i >= 0; i--) {
+    if (view.shape[i] !== 1 && view.strides[i] !== expected) return false;
+    expected *= view.shape[i]!;
+  }
+  return true;
+}
+
 export function sizeOf(shape: readonly number[]): number {
   return shape.reduce((n, d) => n * d, 1);
 }
@@ -70,8 +80,7 @@ export class Tensor implements View {
   get isDisposed(): boolean { return this.disposed; }
 
   get isContiguous(): boolean {
-    const expected = contiguousStrides(this.shape);
-    return this.shape.every((d, i) => d === 1 || this.strides[i] === expected[i]);
+    return isContiguousView(this);
   }
 
   /** Contiguous host copy of the values. */

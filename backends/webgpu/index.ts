@@ -4,6 +4,7 @@
 // from a template in kernels/ and cached by its source. Only read() waits for the GPU.
 import type { AdamWStep, Backend, BinaryOp, Conv2dGeometry, RandomKind, ReduceOp, SilentElboGradients, SilentElboOperands, Storage, UnaryOp, View } from '../../engine/backend.js';
 import type { DType, FloatArray } from '../../engine/dtype.js';
+import { isContiguousView } from '../../engine/tensor.js';
 import { gpuContext, type GpuContext } from './device.js';
 import { adamw } from './kernels/adamw.js';
 import { conv2dBackwardFilter, conv2dBackwardInput, conv2dForward } from './kernels/conv.js';
@@ -27,15 +28,6 @@ function bufferOf(storage: Storage): GPUBuffer {
 }
 
 const gpuView = (v: View): GpuView => ({ buffer: bufferOf(v.storage), shape: v.shape, strides: v.strides, offset: v.offset });
-
-function isDense(v: View): boolean {
-  let expected = 1;
-  for (let i = v.shape.length - 1; i >= 0; i--) {
-    if (v.shape[i] !== 1 && v.strides[i] !== expected) return false;
-    expected *= v.shape[i]!;
-  }
-  return true;
-}
 
 export interface WebGpuStats extends PoolStats {
   dispatches: number;
@@ -89,7 +81,7 @@ export class WebGpuBackend implements Backend {
   async read(view: View): Promise<FloatArray> {
     const n = view.shape.reduce((a, d) => a * d, 1);
     if (n === 0) return new Float32Array(0);
-    if (isDense(view)) return this.queue.read(bufferOf(view.storage), view.offset * 4, n * 4);
+    if (isContiguousView(view)) return this.queue.read(bufferOf(view.storage), view.offset * 4, n * 4);
     const packed = this.alloc('float32', n);
     try {
       this.unary('copy', view, { storage: packed, shape: view.shape, strides: denseStrides(view.shape), offset: 0 }, 0);
