@@ -8,6 +8,7 @@ import { parallelGemm } from '../backends/cpu/parallel-gemm.js';
 import {
   conv2dBackwardFilter, conv2dBackwardInput, conv2dForward, convOutSize,
 } from '../backends/cpu/conv.js';
+import { winogradApplies } from '../backends/cpu/winograd.js';
 
 // Deterministic pseudo-random fill (xorshift), values in [-1, 1).
 let seed = 12345;
@@ -241,6 +242,41 @@ test('conv2d on shared arrays (split across threads) gives the same results', ()
   for (const c of cases) runCase(c, true);
   // Large enough to cross the parallel threshold for sure.
   runCase({ N: 6, C: 8, H: 14, W: 14, O: 16, kh: 3, kw: 3, s: 1, p: 1 }, true);
+});
+
+// 3x3 stride-1 layers with 8+ channels take the Winograd F(4x4, 3x3) path: odd sizes (partial
+// edge tiles), all three paddings it serves, more and fewer output than input channels.
+const winogradCases: Case[] = [
+  { N: 3, C: 8, H: 10, W: 9, O: 9, kh: 3, kw: 3, s: 1, p: 1 },
+  { N: 2, C: 9, H: 7, W: 13, O: 8, kh: 3, kw: 3, s: 1, p: 0 },
+  { N: 2, C: 8, H: 6, W: 6, O: 8, kh: 3, kw: 3, s: 1, p: 2 },
+  { N: 9, C: 16, H: 28, W: 28, O: 12, kh: 3, kw: 3, s: 1, p: 1 },
+];
+
+test('conv2d by Winograd F(4x4, 3x3) matches naive loops and is adjoint, on one thread and on the pool', () => {
+  for (const c of winogradCases) {
+    const Ho = convOutSize(c.H, 3, 1, c.p), Wo = convOutSize(c.W, 3, 1, c.p);
+    assert.ok(winogradApplies(c.C, c.O, 3, 3, 1, c.p, Ho, Wo), `${describe(c)} takes the Winograd path`);
+    runCase(c, false);
+    runCase(c, true);
+  }
+  assert.not.ok(winogradApplies(4, 16, 3, 3, 1, 1, 28, 28), 'few input channels stay on im2col');
+  assert.not.ok(winogradApplies(16, 16, 3, 3, 2, 1, 14, 14), 'stride 2 stays on im2col');
+});
+
+test('Winograd conv2d in float32 stays as close to float64 as im2col does', () => {
+  const c: Case = { N: 4, C: 32, H: 28, W: 28, O: 32, kh: 3, kw: 3, s: 1, p: 1 };
+  const xShape = [c.N, c.C, c.H, c.W], wShape = [c.O, c.C, 3, 3];
+  const x = randomArray(c.N * c.C * c.H * c.W), w = randomArray(c.O * c.C * 9), dy = randomArray(c.N * c.O * c.H * c.W);
+  const y32 = allocShared('float32', dy.length), dx32 = allocShared('float32', x.length), dw32 = allocShared('float32', w.length);
+  conv2dForward(Float32Array.from(x), xShape, Float32Array.from(w), wShape, 1, 1, y32);
+  conv2dBackwardInput(Float32Array.from(dy), xShape, Float32Array.from(w), wShape, 1, 1, dx32);
+  conv2dBackwardFilter(Float32Array.from(x), xShape, Float32Array.from(dy), wShape, 1, 1, dw32);
+  // Outputs reach ~25 (filter gradient ~70); float32 rounding of inputs and outputs alone
+  // gives ~1.5e-6 (4e-6), measured; a wrong transform entry would be off by O(1).
+  close(y32, naiveConv(x, w, c), 1e-5, 'float32 forward');
+  close(dx32, naiveBackwardInput(dy, w, c), 1e-5, 'float32 backward input');
+  close(dw32, naiveBackwardFilter(x, dy, c), 4e-5, 'float32 backward filter');
 });
 
 test('conv2d honours element offsets', () => {

@@ -11,6 +11,7 @@
 // (parallel.ts); backward filter gives each extra thread its own partial dW, summed here.
 import { gemmStrided, type FloatArray } from './gemm.js';
 import { allocShared, defineKernel, parallelFor } from './parallel.js';
+import { winogradApplies, winogradBackwardFilter, winogradBackwardInput, winogradForward } from './winograd.js';
 
 export type Shape4 = readonly number[];
 
@@ -251,6 +252,9 @@ function split(g: Geometry): [number, number, number, { chunk: number }] {
 
 // ---- public API ------------------------------------------------------------------------------
 
+/** 3x3 stride-1 layers with enough channels go to winograd.ts (4x fewer multiplies). */
+const useWinograd = (g: Geometry): boolean => winogradApplies(g.C, g.O, g.kh, g.kw, g.s, g.p, g.Ho, g.Wo);
+
 /**
  * y[N,O,Ho,Wo] = conv2d(x[N,C,H,W], w[O,C,kh,kw]) with one stride and one (symmetric) zero
  * padding for both spatial axes; no bias. Offsets are element offsets into the arrays.
@@ -261,6 +265,7 @@ export function conv2dForward(
   xOffset = 0, wOffset = 0, yOffset = 0,
 ): void {
   const g = geometry(xShape, wShape, stride, padding);
+  if (useWinograd(g)) return winogradForward(x, xOffset, w, wOffset, y, yOffset, g.N, g.C, g.H, g.W, g.O, g.p);
   parallelFor(forwardKernel, [x, w, y], [...geometryArgs(g), xOffset, wOffset, yOffset], ...split(g));
 }
 
@@ -274,6 +279,7 @@ export function conv2dBackwardInput(
   dyOffset = 0, wOffset = 0, dxOffset = 0,
 ): void {
   const g = geometry(xShape, wShape, stride, padding);
+  if (useWinograd(g)) return winogradBackwardInput(dy, dyOffset, w, wOffset, dx, dxOffset, g.N, g.C, g.H, g.W, g.O, g.p);
   parallelFor(backwardInputKernel, [dy, w, dx], [...geometryArgs(g), dyOffset, wOffset, dxOffset], ...split(g));
 }
 
@@ -289,6 +295,7 @@ export function conv2dBackwardFilter(
   xOffset = 0, dyOffset = 0, dwOffset = 0,
 ): void {
   const g = geometry(xShape, wShape, stride, padding);
+  if (useWinograd(g)) return winogradBackwardFilter(x, xOffset, dy, dyOffset, dw, dwOffset, g.N, g.C, g.H, g.W, g.O, g.p);
   const size = g.O * g.CKK;
   const chunks = Math.ceil(g.N / chunkImages(g));
   const dtype = dw instanceof Float32Array ? 'float32' : 'float64';

@@ -1,0 +1,270 @@
+// 3x3, stride-1 convolutions by Winograd's minimal filtering F(4x4, 3x3) (Lavin & Gray, "Fast
+// Algorithms for Convolutional Neural Networks", 2016), the CPU backend's fast path for the
+// Table-5 encoder's 32 -> 32 layers.
+//
+// Each 4x4 block of output is computed from a 6x6 input tile as
+//     Y = Aᵀ [ (G g Gᵀ) ⊙ (Bᵀ d B) ] A,
+// and the sum over input channels of the elementwise product is, at each of the 36 tile
+// positions ξ, one GEMM  M_ξ[tiles, out] = V_ξ[tiles, in] · U_ξ[in, out]. That is 36 x 16
+// multiplies per output block and channel pair where im2col does 4 x 4 x 9 = 144: 4x fewer.
+// The transforms are additions with small constants and run in float64, so float32 results stay
+// as close to the direct convolution as before (tested against it in test/cpu-kernels.test.ts).
+//
+// The three passes of conv2d:
+//   forward          the algorithm above;
+//   backward input   the same forward on dy with the filters rotated 180 degrees and their
+//                    in/out channels swapped, padding 2 - p (a full correlation);
+//   backward filter  dM_ξ = (A dY Aᵀ)_ξ per tile, dU_ξ = V_ξᵀ · dM_ξ (36 GEMMs over the tiles),
+//                    dg = Gᵀ dU G.
+import { gemmStrided, type FloatArray } from './gemm.js';
+import { allocShared, defineKernel, parallelFor } from './parallel.js';
+
+type Matrix = readonly (readonly number[])[];
+
+const BT: Matrix = [
+  [4, 0, -5, 0, 1, 0],
+  [0, -4, -4, 1, 1, 0],
+  [0, 4, -4, -1, 1, 0],
+  [0, -2, -1, 2, 1, 0],
+  [0, 2, -1, -2, 1, 0],
+  [0, 4, 0, -5, 0, 1],
+];
+const G: Matrix = [
+  [1 / 4, 0, 0],
+  [-1 / 6, -1 / 6, -1 / 6],
+  [-1 / 6, 1 / 6, -1 / 6],
+  [1 / 24, 1 / 12, 1 / 6],
+  [1 / 24, -1 / 12, 1 / 6],
+  [0, 0, 1],
+];
+const AT: Matrix = [
+  [1, 1, 1, 1, 1, 0],
+  [0, 1, -1, 2, -2, 0],
+  [0, 1, 1, 4, 4, 0],
+  [0, 1, -1, 8, -8, 1],
+];
+const transpose = (m: Matrix): Matrix => m[0]!.map((_, j) => m.map((row) => row[j]!));
+
+/** out = L · X · Lᵀ for a square X, both dense row-major. */
+type Sandwich = (x: Float64Array, out: Float64Array) => void;
+
+/**
+ * Straight-line code for L · X · Lᵀ from L's nonzero entries: the transforms are mostly
+ * additions, and a generated body lets V8 keep every intermediate in a register.
+ */
+function sandwich(L: Matrix): Sandwich {
+  const p = L.length, q = L[0]!.length;
+  const sum = (terms: [number, string][]): string => terms.filter(([c]) => c !== 0)
+    .map(([c, v], i) => (c === 1 ? `${i ? '+' : ''}${v}` : c === -1 ? `-${v}` : `${i && c > 0 ? '+' : ''}${c}*${v}`)).join('') || '0';
+  const lines: string[] = [];
+  for (let r = 0; r < p; r++)
+    for (let c = 0; c < q; c++) lines.push(`const t${r}_${c}=${sum(L[r]!.map((w, k) => [w, `x[${k * q + c}]`]))};`);
+  for (let r = 0; r < p; r++)
+    for (let s = 0; s < p; s++) lines.push(`out[${r * p + s}]=${sum(L[s]!.map((w, k) => [w, `t${r}_${k}`]))};`);
+  return new Function('x', 'out', lines.join('\n')) as Sandwich;
+}
+
+const inputTransform = sandwich(BT); // d (6x6) -> Bᵀ d B
+const filterTransform = sandwich(G); // g (3x3) -> G g Gᵀ (6x6)
+const outputTransform = sandwich(AT); // M (6x6) -> Aᵀ M A (4x4)
+const outputGradTransform = sandwich(transpose(AT)); // dY (4x4) -> A dY Aᵀ (6x6)
+const filterGradTransform = sandwich(transpose(G)); // dU (6x6) -> Gᵀ dU G (3x3)
+
+const TILE = 6, OUT = 4, XI = TILE * TILE;
+
+/**
+ * One correlation with 3x3 filters: `input` [N, Cin, Hin, Win] -> [N, Cout, Hout, Wout] with
+ * zero padding `pad`. `flip` reads the filters as the backward-input pass needs them:
+ * g(co, ci)[i][j] = w[ci][co][2-i][2-j] instead of w[co][ci][i][j].
+ */
+interface Problem {
+  N: number; Cin: number; Hin: number; Win: number;
+  Cout: number; Hout: number; Wout: number; pad: number; flip: boolean;
+}
+
+const tilesY = (g: Problem): number => Math.ceil(g.Hout / OUT);
+const tilesX = (g: Problem): number => Math.ceil(g.Wout / OUT);
+
+/** Images per chunk: about 400 tiles, the GEMMs' row count. */
+function chunkImages(g: Problem): number {
+  return Math.max(1, Math.min(g.N, Math.ceil(400 / (tilesY(g) * tilesX(g)))));
+}
+
+/** Float64 scratch per thread, by slot; reused across calls. */
+const scratch: Float64Array[] = [];
+function scratchOf(slot: number, n: number): Float64Array {
+  if (!scratch[slot] || scratch[slot]!.length < n) scratch[slot] = new Float64Array(n);
+  return scratch[slot]!;
+}
+const tile = new Float64Array(XI);
+const transformed = new Float64Array(XI);
+
+/** U[ξ][ci][co] = (G g(co, ci) Gᵀ)_ξ. */
+function transformFilters(w: FloatArray, wOff: number, g: Problem, U: Float64Array): void {
+  const { Cin, Cout, flip } = g;
+  const f = new Float64Array(9);
+  for (let co = 0; co < Cout; co++) {
+    for (let ci = 0; ci < Cin; ci++) {
+      const base = wOff + (flip ? ci * Cout + co : co * Cin + ci) * 9;
+      for (let k = 0; k < 9; k++) f[k] = w[base + (flip ? 8 - k : k)]!;
+      filterTransform(f, transformed);
+      for (let xi = 0; xi < XI; xi++) U[(xi * Cin + ci) * Cout + co] = transformed[xi]!;
+    }
+  }
+}
+
+/**
+ * V[ξ][t][c] = (Bᵀ d B)_ξ for every 6x6 input tile t of images [n, n + b) (t counts tiles
+ * image-major, then row, then column) and channel c.
+ */
+function transformInput(x: FloatArray, xOff: number, g: Problem, n: number, b: number, V: Float64Array): void {
+  const { Cin, Hin, Win, pad } = g;
+  const ty = tilesY(g), tx = tilesX(g), T = b * ty * tx;
+  for (let bi = 0; bi < b; bi++) {
+    for (let r = 0; r < ty; r++) {
+      const top = r * OUT - pad;
+      for (let s = 0; s < tx; s++) {
+        const left = s * OUT - pad;
+        const t = (bi * ty + r) * tx + s;
+        const inside = top >= 0 && left >= 0 && top + TILE <= Hin && left + TILE <= Win;
+        for (let c = 0; c < Cin; c++) {
+          const plane = xOff + ((n + bi) * Cin + c) * Hin * Win;
+          for (let i = 0; i < TILE; i++) {
+            const h = top + i;
+            const row = plane + h * Win + left;
+            if (inside) {
+              for (let j = 0; j < TILE; j++) tile[i * TILE + j] = x[row + j]!;
+            } else {
+              for (let j = 0; j < TILE; j++) {
+                const w = left + j;
+                tile[i * TILE + j] = h >= 0 && h < Hin && w >= 0 && w < Win ? x[row + j]! : 0;
+              }
+            }
+          }
+          inputTransform(tile, transformed);
+          for (let xi = 0; xi < XI; xi++) V[(xi * T + t) * Cin + c] = transformed[xi]!;
+        }
+      }
+    }
+  }
+}
+
+function forwardRange(x: FloatArray, xOff: number, w: FloatArray, wOff: number, y: FloatArray, yOff: number,
+  g: Problem, n0: number, n1: number): void {
+  const { Cin, Cout, Hout, Wout } = g;
+  const ty = tilesY(g), tx = tilesX(g), chunk = chunkImages(g);
+  const U = scratchOf(0, XI * Cin * Cout);
+  transformFilters(w, wOff, g, U);
+  const out4 = new Float64Array(OUT * OUT);
+  for (let n = n0; n < n1; n += chunk) {
+    const b = Math.min(chunk, n1 - n), T = b * ty * tx;
+    const V = scratchOf(1, XI * T * Cin), M = scratchOf(2, XI * T * Cout);
+    transformInput(x, xOff, g, n, b, V);
+    for (let xi = 0; xi < XI; xi++)
+      gemmStrided(T, Cout, Cin, V, xi * T * Cin, Cin, false, U, xi * Cin * Cout, Cout, false, M, xi * T * Cout, Cout, false);
+    for (let t = 0; t < T; t++) {
+      const bi = Math.floor(t / (ty * tx)), r = Math.floor(t / tx) % ty, s = t % tx;
+      const rows = Math.min(OUT, Hout - r * OUT), cols = Math.min(OUT, Wout - s * OUT);
+      for (let co = 0; co < Cout; co++) {
+        for (let xi = 0; xi < XI; xi++) tile[xi] = M[(xi * T + t) * Cout + co]!;
+        outputTransform(tile, out4);
+        const base = yOff + ((n + bi) * Cout + co) * Hout * Wout + r * OUT * Wout + s * OUT;
+        for (let i = 0; i < rows; i++) for (let j = 0; j < cols; j++) y[base + i * Wout + j] = out4[i * OUT + j]!;
+      }
+    }
+  }
+}
+
+/**
+ * dU for images [n0, n1), each chunk of images into its own slot (XI·Cin·Cout each) so the sum
+ * the caller forms in slot order does not depend on thread timing.
+ */
+function filterGradRange(x: FloatArray, xOff: number, dy: FloatArray, dyOff: number, slots: FloatArray,
+  g: Problem, n0: number, n1: number): void {
+  const { Cin, Cout, Hout, Wout } = g;
+  const ty = tilesY(g), tx = tilesX(g), chunk = chunkImages(g);
+  const dy4 = new Float64Array(OUT * OUT);
+  const dU = scratchOf(0, XI * Cin * Cout);
+  for (let n = n0; n < n1; n += chunk) {
+    const b = Math.min(chunk, n1 - n), T = b * ty * tx;
+    const V = scratchOf(1, XI * T * Cin), dM = scratchOf(2, XI * T * Cout);
+    transformInput(x, xOff, g, n, b, V);
+    for (let t = 0; t < T; t++) {
+      const bi = Math.floor(t / (ty * tx)), r = Math.floor(t / tx) % ty, s = t % tx;
+      const rows = Math.min(OUT, Hout - r * OUT), cols = Math.min(OUT, Wout - s * OUT);
+      for (let co = 0; co < Cout; co++) {
+        const base = dyOff + ((n + bi) * Cout + co) * Hout * Wout + r * OUT * Wout + s * OUT;
+        dy4.fill(0);
+        for (let i = 0; i < rows; i++) for (let j = 0; j < cols; j++) dy4[i * OUT + j] = dy[base + i * Wout + j]!;
+        outputGradTransform(dy4, transformed);
+        for (let xi = 0; xi < XI; xi++) dM[(xi * T + t) * Cout + co] = transformed[xi]!;
+      }
+    }
+    for (let xi = 0; xi < XI; xi++)
+      gemmStrided(Cin, Cout, T, V, xi * T * Cin, Cin, true, dM, xi * T * Cout, Cout, false, dU, xi * Cin * Cout, Cout, false);
+    const slot = (n / chunk) * XI * Cin * Cout;
+    for (let i = 0; i < XI * Cin * Cout; i++) slots[slot + i] = dU[i]!;
+  }
+}
+
+// Kernel args: N, Cin, Hin, Win, Cout, Hout, Wout, pad, flip, then element offsets.
+const problemArgs = (g: Problem): number[] => [g.N, g.Cin, g.Hin, g.Win, g.Cout, g.Hout, g.Wout, g.pad, g.flip ? 1 : 0];
+const problemFrom = (a: ArrayLike<number>): Problem => ({
+  N: a[0]!, Cin: a[1]!, Hin: a[2]!, Win: a[3]!, Cout: a[4]!, Hout: a[5]!, Wout: a[6]!, pad: a[7]!, flip: a[8] === 1,
+});
+
+const forwardKernel = defineKernel('silentgrad.winograd.forward', import.meta.url, (arrays, a, n0, n1) => {
+  forwardRange(arrays[0]!, a[9]!, arrays[1]!, a[10]!, arrays[2]!, a[11]!, problemFrom(a), n0, n1);
+});
+const filterGradKernel = defineKernel('silentgrad.winograd.filterGrad', import.meta.url, (arrays, a, n0, n1) => {
+  filterGradRange(arrays[0]!, a[9]!, arrays[1]!, a[10]!, arrays[2]!, problemFrom(a), n0, n1);
+});
+
+function run(kernel: typeof forwardKernel, arrays: FloatArray[], g: Problem, offsets: number[]): void {
+  const chunk = chunkImages(g);
+  parallelFor(kernel, arrays, [...problemArgs(g), ...offsets], g.N, chunk, g.N * g.Cout * g.Cin * 9 * g.Hout * g.Wout, { chunk });
+}
+
+/** The layer shapes this file handles: 3x3 filters, stride 1, padding 0-2, 8+ channels each side. */
+export function winogradApplies(C: number, O: number, kh: number, kw: number, stride: number, padding: number,
+  Ho: number, Wo: number): boolean {
+  return kh === 3 && kw === 3 && stride === 1 && padding <= 2 && C >= 8 && O >= 8 && Ho >= OUT && Wo >= OUT;
+}
+
+/** y[N,O,Ho,Wo] = conv2d(x[N,C,H,W], w[O,C,3,3]), stride 1. */
+export function winogradForward(x: FloatArray, xOff: number, w: FloatArray, wOff: number, y: FloatArray, yOff: number,
+  N: number, C: number, H: number, W: number, O: number, padding: number): void {
+  const g: Problem = { N, Cin: C, Hin: H, Win: W, Cout: O, Hout: H + 2 * padding - 2, Wout: W + 2 * padding - 2, pad: padding, flip: false };
+  run(forwardKernel, [x, w, y], g, [xOff, wOff, yOff]);
+}
+
+/** dx[N,C,H,W] from dy[N,O,Ho,Wo]: the forward on dy with rotated, transposed filters. */
+export function winogradBackwardInput(dy: FloatArray, dyOff: number, w: FloatArray, wOff: number, dx: FloatArray, dxOff: number,
+  N: number, C: number, H: number, W: number, O: number, padding: number): void {
+  const g: Problem = { N, Cin: O, Hin: H + 2 * padding - 2, Win: W + 2 * padding - 2, Cout: C, Hout: H, Wout: W, pad: 2 - padding, flip: true };
+  run(forwardKernel, [dy, w, dx], g, [dyOff, wOff, dxOff]);
+}
+
+let slotsOf: FloatArray | null = null;
+
+/** dw[O,C,3,3] (overwritten) from x[N,C,H,W] and dy[N,O,Ho,Wo]. */
+export function winogradBackwardFilter(x: FloatArray, xOff: number, dy: FloatArray, dyOff: number, dw: FloatArray, dwOff: number,
+  N: number, C: number, H: number, W: number, O: number, padding: number): void {
+  const g: Problem = { N, Cin: C, Hin: H, Win: W, Cout: O, Hout: H + 2 * padding - 2, Wout: W + 2 * padding - 2, pad: padding, flip: false };
+  const size = XI * C * O, chunks = Math.ceil(N / chunkImages(g));
+  if (!slotsOf || slotsOf.length < chunks * size) slotsOf = allocShared('float64', chunks * size);
+  const slots = slotsOf;
+  run(filterGradKernel, [x, dy, slots], g, [xOff, dyOff]);
+  const dU = new Float64Array(XI), out = new Float64Array(9);
+  for (let o = 0; o < O; o++) {
+    for (let c = 0; c < C; c++) {
+      for (let xi = 0; xi < XI; xi++) {
+        let sum = 0;
+        for (let k = 0; k < chunks; k++) sum += slots[k * size + (xi * C + c) * O + o]!;
+        dU[xi] = sum;
+      }
+      filterGradTransform(dU, out);
+      for (let k = 0; k < 9; k++) dw[dwOff + (o * C + c) * 9 + k] = out[k]!;
+    }
+  }
+}
