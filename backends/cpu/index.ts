@@ -6,6 +6,7 @@ import type { AdamWStep, Backend, BinaryOp, Conv2dGeometry, RandomKind, ReduceOp
 import { arrayFor, type DType, type FloatArray } from '../../engine/dtype.js';
 import { referenceDraw } from '../../engine/random.js';
 import { contiguousStrides } from '../../engine/tensor.js';
+import { adamw } from './adamw.js';
 import { conv2dBackwardFilter, conv2dBackwardInput, conv2dForward } from './conv.js';
 import { allocShared, threadCount } from './parallel.js';
 import { parallelGemm } from './parallel-gemm.js';
@@ -131,17 +132,9 @@ export class CpuBackend implements Backend {
   }
 
   adamw(param: Storage, grad: Storage, m: Storage, v: Storage, h: AdamWStep): void {
-    const [p, g, mm, vv] = [dataOf(param), dataOf(grad), dataOf(m), dataOf(v)];
-    const decay = 1 - h.lr * h.weightDecay;
-    const stepSize = h.lr / (1 - h.beta1 ** h.step);
-    const rootCorrection = Math.sqrt(1 - h.beta2 ** h.step);
-    for (let i = 0; i < p.length; i++) {
-      const gi = g[i]!;
-      const mi = (mm[i] = h.beta1 * mm[i]! + (1 - h.beta1) * gi);
-      const vi = (vv[i] = h.beta2 * vv[i]! + (1 - h.beta2) * gi * gi);
-      p[i] = p[i]! * decay - (stepSize * mi) / (Math.sqrt(vi) / rootCorrection + h.eps);
-    }
+    adamw(dataOf(param), dataOf(grad), dataOf(m), dataOf(v), h);
   }
+
 
   silentElbo(operands: SilentElboOperands, out: Storage, partials: Storage | null): void {
     silentElboForward(operands, out, partials, dataOf, parallelGemm);
