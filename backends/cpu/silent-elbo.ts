@@ -13,14 +13,41 @@ export type Gemm = (M: number, N: number, K: number, A: FloatArray, aOffset: num
 
 type DataOf = (s: Storage) => FloatArray;
 
-/** u^p a^q elementwise over the k x d weights (a absent when every q is 0). */
-function weightPower(p: number, q: number, u: FloatArray, uOff: number, a: FloatArray | null, aOff: number, out: Float64Array): void {
-  for (let i = 0; i < out.length; i++) {
-    let v = 1;
-    for (let r = 0; r < p; r++) v *= u[uOff + i]!;
-    for (let r = 0; r < q; r++) v *= a![aOff + i]!;
-    out[i] = v;
-  }
+/** The elementwise powers u^p a^q of the k x d weights, by `${p},${q}`. */
+type Powers = ReadonlyMap<string, Float64Array>;
+const key = (p: number, q: number): string => `${p},${q}`;
+
+/**
+ * Every power the terms use and the lower ones the chain rule needs (d/du u^p a^q =
+ * p u^(p-1) a^q), each listed after the power it is built from.
+ */
+function powersNeeded(terms: readonly SilentElboTerm[]): string[] {
+  const wanted = new Set<string>();
+  const want = (p: number, q: number): void => {
+    if (p + q === 0 || wanted.has(key(p, q))) return;
+    if (q > 0) want(p, q - 1); else want(p - 1, q);
+    wanted.add(key(p, q));
+  };
+  for (const { powers: [p, q] } of terms) { want(p, q); if (p > 0) want(p - 1, q); if (q > 0) want(p, q - 1); }
+  return [...wanted];
+}
+
+/**
+ * The `names` powers of the k x d weights, one multiply each from a lower one: computed once
+ * per call rather than once per use (the backward uses each up to three times).
+ */
+function weightPowers(c: Context, names: readonly string[], into: Float64Array): Powers {
+  const size = c.k * c.d, powers = new Map<string, Float64Array>();
+  names.forEach((name, slot) => {
+    const [p, q] = name.split(',').map(Number) as [number, number];
+    const out = into.subarray(slot * size, (slot + 1) * size);
+    const lower = q > 0 ? powers.get(key(p, q - 1)) : powers.get(key(p - 1, q));
+    const w = q > 0 ? c.a! : c.u, off = q > 0 ? c.aOff : c.uOff;
+    if (lower) for (let i = 0; i < size; i++) out[i] = lower[i]! * w[off + i]!;
+    else for (let i = 0; i < size; i++) out[i] = w[off + i]!;
+    powers.set(name, out);
+  });
+  return powers;
 }
 
 let scratch: Float64Array<ArrayBufferLike> = new Float64Array(0);
@@ -55,11 +82,10 @@ function context(o: SilentElboOperands, data: DataOf): Context {
 }
 
 /** Sums[t][b][j] = sum_i power_t(W)_ji moment_t[b, i]. */
-function contract(c: Context, gemm: Gemm, sums: Float64Array, power: Float64Array): void {
+function contract(c: Context, gemm: Gemm, sums: Float64Array, powers: Powers): void {
   c.terms.forEach((t, n) => {
-    weightPower(t.powers[0], t.powers[1], c.u, c.uOff, c.a, c.aOff, power);
     const m = c.moment(t);
-    gemm(c.B, c.k, c.d, c.data(m.storage), m.offset, false, power, 0, true, sums, n * c.B * c.k, false);
+    gemm(c.B, c.k, c.d, c.data(m.storage), m.offset, false, powers.get(key(...t.powers))!, 0, true, sums, n * c.B * c.k, false);
   });
 }
 
@@ -114,8 +140,9 @@ const learnableEpilogue: Epilogue = (x, v, dv) => {
 export function silentElboForward(o: SilentElboOperands, out: Storage, partialsStorage: Storage | null, data: DataOf, gemm: Gemm): void {
   const c = context(o, data);
   const { B, k, terms } = c;
-  const [sums, power] = scratchPieces([terms.length * B * k, k * c.d]);
-  contract(c, gemm, sums!, power!);
+  const names = powersNeeded(terms);
+  const [sums, powerScratch] = scratchPieces([terms.length * B * k, names.length * k * c.d]);
+  contract(c, gemm, sums!, weightPowers(c, names, powerScratch!));
   const slots = terms.map((t) => silentElboTerms.findIndex((s) => s.name === t.name));
   const x = data(o.x.storage), xOff = o.x.offset;
   const bMu = data(o.bMu.storage), bMuOff = o.bMu.offset;
@@ -143,7 +170,10 @@ export function silentElboBackward(o: SilentElboOperands, partialsStorage: Stora
   const c = context(o, data);
   const { B, d, k, terms } = c;
   const plane = B * k;
-  const [scaled, power, h] = scratchPieces([terms.length * plane, k * d, k * d]);
+  const names = powersNeeded(terms);
+  const [scaled, powerScratch, h] = scratchPieces([terms.length * plane, names.length * k * d, k * d]);
+  const powers = weightPowers(c, names, powerScratch!);
+  const one = (p: number, q: number): Float64Array | null => (p + q === 0 ? null : powers.get(key(p, q))!);
   const partials = data(partialsStorage);
   const g = data(gradOut.storage), gOff = gradOut.offset;
   for (let n = 0; n < terms.length; n++)
@@ -158,23 +188,18 @@ export function silentElboBackward(o: SilentElboOperands, partialsStorage: Stora
     const m = c.moment(t);
     // Moment gradient: contract the scaled partials over pixels with the weight power.
     const gMoment = grads[t.moment];
-    if (gMoment) {
-      weightPower(p, q, c.u, c.uOff, c.a, c.aOff, power!);
-      gemm(B, d, k, scaled!, n * plane, false, power!, 0, false, data(gMoment), 0, true);
-    }
+    if (gMoment) gemm(B, d, k, scaled!, n * plane, false, powers.get(key(p, q))!, 0, false, data(gMoment), 0, true);
     // Weight gradients: contract over the batch, then the chain rule through u^p a^q.
     if (!grads.wMu && !grads.wA) return;
     gemm(k, d, B, scaled!, n * plane, true, data(m.storage), m.offset, false, h!, 0, false);
-    if (grads.wMu && p > 0) {
-      weightPower(p - 1, q, c.u, c.uOff, c.a, c.aOff, power!);
-      const gw = data(grads.wMu);
-      for (let i = 0; i < gw.length; i++) gw[i]! += p * power![i]! * h![i]!;
-    }
-    if (grads.wA && q > 0) {
-      weightPower(p, q - 1, c.u, c.uOff, c.a, c.aOff, power!);
-      const gw = data(grads.wA);
-      for (let i = 0; i < gw.length; i++) gw[i]! += q * power![i]! * h![i]!;
-    }
+    const chain = (target: Storage | null, factor: number, lower: Float64Array | null): void => {
+      if (!target || factor === 0) return;
+      const gw = data(target);
+      if (lower) for (let i = 0; i < gw.length; i++) gw[i]! += factor * lower[i]! * h![i]!;
+      else for (let i = 0; i < gw.length; i++) gw[i]! += factor * h![i]!;
+    };
+    chain(grads.wMu, p, p > 0 ? one(p - 1, q) : null);
+    chain(grads.wA, q, q > 0 ? one(p, q - 1) : null);
   });
   // Ubar = u.m + bMu and D = x - Ubar, so the bias and data gradients are sums of one plane.
   const planeOf = (name: string): number => terms.findIndex((t) => t.name === name) * plane;
