@@ -45,23 +45,30 @@ const AT: Matrix = [
 ];
 const transpose = (m: Matrix): Matrix => m[0]!.map((_, j) => m.map((row) => row[j]!));
 
-/** out = L · X · Lᵀ for a square X, both dense row-major. */
-type Sandwich = (x: Float64Array, out: Float64Array) => void;
+/**
+ * out = L · X · Lᵀ for a square X, read and written in place with strides: X[r][c] is
+ * x[xo + r·xs + c·xc] and out[r][s] is out[oo + r·os + s·oc], so tiles go straight from an
+ * image into the GEMM operands' layout and back without staging copies.
+ */
+type Sandwich = (x: FloatArray, xo: number, xs: number, xc: number, out: FloatArray, oo: number, os: number, oc: number) => void;
 
 /**
  * Straight-line code for L · X · Lᵀ from L's nonzero entries: the transforms are mostly
- * additions, and a generated body lets V8 keep every intermediate in a register.
+ * additions, and a generated body loads each element of X once and keeps every
+ * intermediate in a local.
  */
 function sandwich(L: Matrix): Sandwich {
   const p = L.length, q = L[0]!.length;
   const sum = (terms: [number, string][]): string => terms.filter(([c]) => c !== 0)
     .map(([c, v], i) => (c === 1 ? `${i ? '+' : ''}${v}` : c === -1 ? `-${v}` : `${i && c > 0 ? '+' : ''}${c}*${v}`)).join('') || '0';
   const lines: string[] = [];
+  for (let k = 0; k < q; k++)
+    for (let c = 0; c < q; c++) lines.push(`const x${k}_${c}=x[xo+${k}*xs+${c}*xc];`);
   for (let r = 0; r < p; r++)
-    for (let c = 0; c < q; c++) lines.push(`const t${r}_${c}=${sum(L[r]!.map((w, k) => [w, `x[${k * q + c}]`]))};`);
+    for (let c = 0; c < q; c++) lines.push(`const t${r}_${c}=${sum(L[r]!.map((w, k) => [w, `x${k}_${c}`]))};`);
   for (let r = 0; r < p; r++)
-    for (let s = 0; s < p; s++) lines.push(`out[${r * p + s}]=${sum(L[s]!.map((w, k) => [w, `t${r}_${k}`]))};`);
-  return new Function('x', 'out', lines.join('\n')) as Sandwich;
+    for (let s = 0; s < p; s++) lines.push(`out[oo+${r}*os+${s}*oc]=${sum(L[s]!.map((w, k) => [w, `t${r}_${k}`]))};`);
+  return new Function('x', 'xo', 'xs', 'xc', 'out', 'oo', 'os', 'oc', lines.join('\n')) as Sandwich;
 }
 
 const inputTransform = sandwich(BT); // d (6x6) -> Bᵀ d B
@@ -97,7 +104,6 @@ function scratchOf(slot: number, n: number): Float64Array {
   return scratch[slot]!;
 }
 const tile = new Float64Array(XI);
-const transformed = new Float64Array(XI);
 
 /** U[ξ][ci][co] = (G g(co, ci) Gᵀ)_ξ. */
 function transformFilters(w: FloatArray, wOff: number, g: Problem, U: Float64Array): void {
@@ -107,8 +113,7 @@ function transformFilters(w: FloatArray, wOff: number, g: Problem, U: Float64Arr
     for (let ci = 0; ci < Cin; ci++) {
       const base = wOff + (flip ? ci * Cout + co : co * Cin + ci) * 9;
       for (let k = 0; k < 9; k++) f[k] = w[base + (flip ? 8 - k : k)]!;
-      filterTransform(f, transformed);
-      for (let xi = 0; xi < XI; xi++) U[(xi * Cin + ci) * Cout + co] = transformed[xi]!;
+      filterTransform(f, 0, 3, 1, U, ci * Cout + co, TILE * Cin * Cout, Cin * Cout);
     }
   }
 }
@@ -129,20 +134,19 @@ function transformInput(x: FloatArray, xOff: number, g: Problem, n: number, b: n
         const inside = top >= 0 && left >= 0 && top + TILE <= Hin && left + TILE <= Win;
         for (let c = 0; c < Cin; c++) {
           const plane = xOff + ((n + bi) * Cin + c) * Hin * Win;
+          const to = t * Cin + c;
+          if (inside) {
+            inputTransform(x, plane + top * Win + left, Win, 1, V, to, TILE * T * Cin, T * Cin);
+            continue;
+          }
           for (let i = 0; i < TILE; i++) {
             const h = top + i;
-            const row = plane + h * Win + left;
-            if (inside) {
-              for (let j = 0; j < TILE; j++) tile[i * TILE + j] = x[row + j]!;
-            } else {
-              for (let j = 0; j < TILE; j++) {
-                const w = left + j;
-                tile[i * TILE + j] = h >= 0 && h < Hin && w >= 0 && w < Win ? x[row + j]! : 0;
-              }
+            for (let j = 0; j < TILE; j++) {
+              const w = left + j;
+              tile[i * TILE + j] = h >= 0 && h < Hin && w >= 0 && w < Win ? x[plane + h * Win + w]! : 0;
             }
           }
-          inputTransform(tile, transformed);
-          for (let xi = 0; xi < XI; xi++) V[(xi * T + t) * Cin + c] = transformed[xi]!;
+          inputTransform(tile, 0, TILE, 1, V, to, TILE * T * Cin, T * Cin);
         }
       }
     }
@@ -166,9 +170,12 @@ function forwardRange(x: FloatArray, xOff: number, w: FloatArray, wOff: number, 
       const bi = Math.floor(t / (ty * tx)), r = Math.floor(t / tx) % ty, s = t % tx;
       const rows = Math.min(OUT, Hout - r * OUT), cols = Math.min(OUT, Wout - s * OUT);
       for (let co = 0; co < Cout; co++) {
-        for (let xi = 0; xi < XI; xi++) tile[xi] = M[(xi * T + t) * Cout + co]!;
-        outputTransform(tile, out4);
         const base = yOff + ((n + bi) * Cout + co) * Hout * Wout + r * OUT * Wout + s * OUT;
+        if (rows === OUT && cols === OUT) {
+          outputTransform(M, t * Cout + co, TILE * T * Cout, T * Cout, y, base, Wout, 1);
+          continue;
+        }
+        outputTransform(M, t * Cout + co, TILE * T * Cout, T * Cout, out4, 0, OUT, 1);
         for (let i = 0; i < rows; i++) for (let j = 0; j < cols; j++) y[base + i * Wout + j] = out4[i * OUT + j]!;
       }
     }
@@ -194,10 +201,14 @@ function filterGradRange(x: FloatArray, xOff: number, dy: FloatArray, dyOff: num
       const rows = Math.min(OUT, Hout - r * OUT), cols = Math.min(OUT, Wout - s * OUT);
       for (let co = 0; co < Cout; co++) {
         const base = dyOff + ((n + bi) * Cout + co) * Hout * Wout + r * OUT * Wout + s * OUT;
+        const to = t * Cout + co;
+        if (rows === OUT && cols === OUT) {
+          outputGradTransform(dy, base, Wout, 1, dM, to, TILE * T * Cout, T * Cout);
+          continue;
+        }
         dy4.fill(0);
         for (let i = 0; i < rows; i++) for (let j = 0; j < cols; j++) dy4[i * OUT + j] = dy[base + i * Wout + j]!;
-        outputGradTransform(dy4, transformed);
-        for (let xi = 0; xi < XI; xi++) dM[(xi * T + t) * Cout + co] = transformed[xi]!;
+        outputGradTransform(dy4, 0, OUT, 1, dM, to, TILE * T * Cout, T * Cout);
       }
     }
     for (let xi = 0; xi < XI; xi++)
@@ -255,7 +266,7 @@ export function winogradBackwardFilter(x: FloatArray, xOff: number, dy: FloatArr
   if (!slotsOf || slotsOf.length < chunks * size) slotsOf = allocShared('float64', chunks * size);
   const slots = slotsOf;
   run(filterGradKernel, [x, dy, slots], g, [xOff, dyOff]);
-  const dU = new Float64Array(XI), out = new Float64Array(9);
+  const dU = new Float64Array(XI);
   for (let o = 0; o < O; o++) {
     for (let c = 0; c < C; c++) {
       for (let xi = 0; xi < XI; xi++) {
@@ -263,8 +274,7 @@ export function winogradBackwardFilter(x: FloatArray, xOff: number, dy: FloatArr
         for (let k = 0; k < chunks; k++) sum += slots[k * size + (xi * C + c) * O + o]!;
         dU[xi] = sum;
       }
-      filterGradTransform(dU, out);
-      for (let k = 0; k < 9; k++) dw[dwOff + (o * C + c) * 9 + k] = out[k]!;
+      filterGradTransform(dU, 0, TILE, 1, dw, dwOff + (o * C + c) * 9, 3, 1);
     }
   }
 }
