@@ -62,9 +62,29 @@ function scratchPieces(sizes: readonly number[]): Float64Array[] {
   return sizes.map((n) => scratch.subarray(offset, (offset += n)));
 }
 
+/**
+ * A term that enters every pixel's value as coefficient x contraction, with one coefficient
+ * for all pixels, needs no GEMM: summed over pixels it is coefficient x (m_b . colsum_j of its
+ * weight power), and its gradients broadcast the same column sums. Suu in the fixed form
+ * (coefficient -1/(2 sigma2)), Kuuaa in the learnable one (-1/2 of E[D^2 A^2]); the epilogues
+ * below leave them out. Halves the fixed form's GEMMs, and saves 3 of the learnable form's 30.
+ */
+const pixelIndependent: Record<SilentElboOperands['form'], { name: string; coefficient: (sigma2: number) => number }> = {
+  fixed: { name: 'Suu', coefficient: (sigma2) => -0.5 / sigma2 },
+  learnable: { name: 'Kuuaa', coefficient: () => -0.5 },
+};
+
+/** colsum[i] = sum_j power[j, i] over the k x d weight power. */
+function columnSums(power: Float64Array, k: number, d: number, colsum: Float64Array): void {
+  colsum.fill(0);
+  for (let j = 0; j < k; j++) for (let i = 0; i < d; i++) colsum[i]! += power[j * d + i]!;
+}
+
 interface Context {
   B: number; d: number; k: number;
+  /** The terms contracted by GEMM, per pixel; `summed` is the one (if any) that needs none. */
   terms: readonly SilentElboTerm[];
+  summed: { term: SilentElboTerm; coefficient: number } | null;
   moment(t: SilentElboTerm): View;
   u: FloatArray; uOff: number; a: FloatArray | null; aOff: number;
   data: DataOf;
@@ -73,8 +93,12 @@ interface Context {
 function context(o: SilentElboOperands, data: DataOf): Context {
   const [B, d] = o.mean.shape as [number, number];
   const k = o.x.shape[1]!;
+  const rule = pixelIndependent[o.form];
+  const term = o.terms.find((t) => t.name === rule.name);
   return {
-    B, d, k, terms: o.terms, data,
+    B, d, k, data,
+    terms: o.terms.filter((t) => t !== term),
+    summed: term ? { term, coefficient: rule.coefficient(o.sigma2) } : null,
     moment: (t) => (t.moment === 'mean' ? o.mean : o[t.moment]!),
     u: data(o.wMu.storage), uOff: o.wMu.offset,
     a: o.wA ? data(o.wA.storage) : null, aOff: o.wA?.offset ?? 0,
@@ -90,7 +114,7 @@ function contract(c: Context, gemm: Gemm, sums: Float64Array, powers: Powers): v
 }
 
 // Slots of the contractions in silentElboTerms order; absent terms stay 0.
-const [UBAR, ABAR, SUU, SAA, SUA, TUAA, TUUA, TAAA, KUUAA, KAAAA] = silentElboTerms.map((_, n) => n) as number[] as
+const [UBAR, ABAR, SUU, SAA, SUA, TUAA, TUUA, TAAA, , KAAAA] = silentElboTerms.map((_, n) => n) as number[] as
   [number, number, number, number, number, number, number, number, number, number];
 
 /**
@@ -101,21 +125,23 @@ type Epilogue = (x: number, v: Float64Array, dv: Float64Array, sigma2: number) =
 
 const LOG_2PI = Math.log(2 * Math.PI);
 
-/** Fixed variance: -((x - Ubar)^2 + Suu) / (2 s2) - log(2 pi s2) / 2. */
+/** Fixed variance: -((x - Ubar)^2 + Suu) / (2 s2) - log(2 pi s2) / 2, less the Suu part (summed apart). */
 const fixedEpilogue: Epilogue = (x, v, dv, sigma2) => {
   const residual = x - v[UBAR]!;
   dv[UBAR] = residual / sigma2;
-  dv[SUU] = -0.5 / sigma2;
-  return -(residual * residual + v[SUU]!) / (2 * sigma2) - 0.5 * (LOG_2PI + Math.log(sigma2));
+  return -(residual * residual) / (2 * sigma2) - 0.5 * (LOG_2PI + Math.log(sigma2));
 };
 
-/** Learnable variance: the math note's E[D^2 A^2], E[A^2], Var[A^2] and the Taylor log term. */
+/**
+ * Learnable variance: the math note's E[D^2 A^2], E[A^2], Var[A^2] and the Taylor log term,
+ * less the Kuuaa part of E[D^2 A^2] (summed apart).
+ */
 const learnableEpilogue: Epilogue = (x, v, dv) => {
   const D = x - v[UBAR]!, A = v[ABAR]!;
   const Suu = v[SUU]!, Saa = v[SAA]!, Sua = v[SUA]!, Tuaa = v[TUAA]!, Tuua = v[TUUA]!, Taaa = v[TAAA]!;
   const D2 = D * D, A2 = A * A;
   const eDA = D2 * A2 + D2 * Saa + A2 * Suu - 4 * D * A * Sua - 2 * D * Tuaa + 2 * A * Tuua
-    + v[KUUAA]! + Suu * Saa + 2 * Sua * Sua;
+    + Suu * Saa + 2 * Sua * Sua;
   const eA2 = A2 + Saa;
   const varA2 = 4 * A2 * Saa + 4 * A * Taaa + v[KAAAA]! + 2 * Saa * Saa;
   const logTerm = Math.log(eA2) - varA2 / (2 * eA2 * eA2);
@@ -132,17 +158,17 @@ const learnableEpilogue: Epilogue = (x, v, dv) => {
   dv[TUAA] = D;
   dv[TUUA] = -A;
   dv[TAAA] = 2 * A * dLogdV;
-  dv[KUUAA] = -0.5;
   dv[KAAAA] = 0.5 * dLogdV;
   return -0.5 * eDA + 0.5 * logTerm - 0.5 * LOG_2PI;
 };
 
 export function silentElboForward(o: SilentElboOperands, out: Storage, partialsStorage: Storage | null, data: DataOf, gemm: Gemm): void {
   const c = context(o, data);
-  const { B, k, terms } = c;
-  const names = powersNeeded(terms);
-  const [sums, powerScratch] = scratchPieces([terms.length * B * k, names.length * k * c.d]);
-  contract(c, gemm, sums!, weightPowers(c, names, powerScratch!));
+  const { B, d, k, terms } = c;
+  const names = powersNeeded(o.terms);
+  const [sums, powerScratch, colsum] = scratchPieces([terms.length * B * k, names.length * k * d, d]);
+  const powers = weightPowers(c, names, powerScratch!);
+  contract(c, gemm, sums!, powers);
   const slots = terms.map((t) => silentElboTerms.findIndex((s) => s.name === t.name));
   const x = data(o.x.storage), xOff = o.x.offset;
   const bMu = data(o.bMu.storage), bMuOff = o.bMu.offset;
@@ -164,14 +190,23 @@ export function silentElboForward(o: SilentElboOperands, out: Storage, partialsS
     }
     result[b] = total;
   }
+  if (!c.summed) return;
+  const { term, coefficient } = c.summed;
+  columnSums(powers.get(key(...term.powers))!, k, d, colsum!);
+  const m = c.moment(term), md = data(m.storage);
+  for (let b = 0; b < B; b++) {
+    let dot = 0;
+    for (let i = 0; i < d; i++) dot += md[m.offset + b * d + i]! * colsum![i]!;
+    result[b]! += coefficient * dot;
+  }
 }
 
 export function silentElboBackward(o: SilentElboOperands, partialsStorage: Storage, gradOut: View, grads: SilentElboGradients, data: DataOf, gemm: Gemm): void {
   const c = context(o, data);
   const { B, d, k, terms } = c;
   const plane = B * k;
-  const names = powersNeeded(terms);
-  const [scaled, powerScratch, h] = scratchPieces([terms.length * plane, names.length * k * d, k * d]);
+  const names = powersNeeded(o.terms);
+  const [scaled, powerScratch, h, colsum] = scratchPieces([terms.length * plane, names.length * k * d, k * d, d]);
   const powers = weightPowers(c, names, powerScratch!);
   const one = (p: number, q: number): Float64Array | null => (p + q === 0 ? null : powers.get(key(p, q))!);
   const partials = data(partialsStorage);
@@ -183,24 +218,50 @@ export function silentElboBackward(o: SilentElboOperands, partialsStorage: Stora
     }
   const outputs = [grads.mean, grads.c2, grads.c3, grads.k4, grads.wMu, grads.wA].filter((s): s is Storage => s !== null);
   for (const s of outputs) data(s).fill(0);
-  terms.forEach((t, n) => {
-    const [p, q] = t.powers;
-    const m = c.moment(t);
-    // Moment gradient: contract the scaled partials over pixels with the weight power.
-    const gMoment = grads[t.moment];
-    if (gMoment) gemm(B, d, k, scaled!, n * plane, false, powers.get(key(p, q))!, 0, false, data(gMoment), 0, true);
-    // Weight gradients: contract over the batch, then the chain rule through u^p a^q.
-    if (!grads.wMu && !grads.wA) return;
-    gemm(k, d, B, scaled!, n * plane, true, data(m.storage), m.offset, false, h!, 0, false);
-    const chain = (target: Storage | null, factor: number, lower: Float64Array | null): void => {
+  // The chain rule through u^p a^q from h = dL/d(u^p a^q) into the weight gradients.
+  const chain = ([p, q]: readonly [number, number]): void => {
+    const into = (target: Storage | null, factor: number, lower: Float64Array | null): void => {
       if (!target || factor === 0) return;
       const gw = data(target);
       if (lower) for (let i = 0; i < gw.length; i++) gw[i]! += factor * lower[i]! * h![i]!;
       else for (let i = 0; i < gw.length; i++) gw[i]! += factor * h![i]!;
     };
-    chain(grads.wMu, p, p > 0 ? one(p - 1, q) : null);
-    chain(grads.wA, q, q > 0 ? one(p, q - 1) : null);
+    into(grads.wMu, p, p > 0 ? one(p - 1, q) : null);
+    into(grads.wA, q, q > 0 ? one(p, q - 1) : null);
+  };
+  terms.forEach((t, n) => {
+    const m = c.moment(t);
+    // Moment gradient: contract the scaled partials over pixels with the weight power.
+    const gMoment = grads[t.moment];
+    if (gMoment) gemm(B, d, k, scaled!, n * plane, false, powers.get(key(...t.powers))!, 0, false, data(gMoment), 0, true);
+    // Weight gradients: contract over the batch, then the chain rule.
+    if (!grads.wMu && !grads.wA) return;
+    gemm(k, d, B, scaled!, n * plane, true, data(m.storage), m.offset, false, h!, 0, false);
+    chain(t.powers);
   });
+  if (c.summed) {
+    // value_b += coef m_b . colsum: d/dm_b = coef g_b colsum, d/dpower[j, i] = coef sum_b g_b m_bi.
+    const { term, coefficient } = c.summed;
+    const m = c.moment(term), md = data(m.storage);
+    const gMoment = grads[term.moment];
+    if (gMoment) {
+      columnSums(powers.get(key(...term.powers))!, k, d, colsum!);
+      const gm = data(gMoment);
+      for (let b = 0; b < B; b++) {
+        const gb = coefficient * g[gOff + b]!;
+        for (let i = 0; i < d; i++) gm[b * d + i]! += gb * colsum![i]!;
+      }
+    }
+    if (grads.wMu || grads.wA) {
+      colsum!.fill(0);
+      for (let b = 0; b < B; b++) {
+        const gb = coefficient * g[gOff + b]!;
+        for (let i = 0; i < d; i++) colsum![i]! += gb * md[m.offset + b * d + i]!;
+      }
+      for (let j = 0; j < k; j++) h!.set(colsum!, j * d);
+      chain(term.powers);
+    }
+  }
   // Ubar = u.m + bMu and D = x - Ubar, so the bias and data gradients are sums of one plane.
   const planeOf = (name: string): number => terms.findIndex((t) => t.name === name) * plane;
   const biasGradient = (target: Storage | null, name: string): void => {
