@@ -95,6 +95,8 @@ function opCases({ d, stream, randn, positive, awayFromZero }: ReturnType<typeof
       { inputs: () => [randn(45, 64), randn(64, 72)], f: (a, b) => sg.matmul(a!, b!) }, // vec4 path
       { inputs: () => [randn(9, 20), randn(10, 24)], f: (a, b) => sg.matmul(sg.slice(a!, 1, 3, 13), sg.slice(b!, 0, 0, 10)) },
       { inputs: () => [randn(1, 7), randn(7, 1)], f: (a, b) => sg.matmul(a!, b!) },
+      // >= 2^20 multiply-adds: sizes baked into the shader, the big tilings (ragged M and N)
+      { inputs: () => [randn(70, 300), randn(300, 100)], f: (a, b) => sg.matmul(a!, b!) },
     ],
     conv2d: [
       { inputs: () => [randn(2, 3, 5, 4), randn(2, 3, 3, 3)], f: (x, w) => sg.conv2d(x!, w!, 1, 1) },
@@ -102,6 +104,7 @@ function opCases({ d, stream, randn, positive, awayFromZero }: ReturnType<typeof
       { inputs: () => [randn(2, 1, 5, 5), randn(2, 1, 3, 3)], f: (x, w) => sg.conv2d(x!, w!, 2, 0) },
       { inputs: () => [randn(1, 2, 4, 4), randn(1, 2, 1, 1)], f: (x, w) => sg.conv2d(x!, w!, 1, 2) },
       { inputs: () => [randn(3, 1, 28, 28), randn(5, 1, 3, 3)], f: (x, w) => sg.conv2d(x!, w!, 1, 1) }, // split-K filter gradient
+      { inputs: () => [randn(4, 8, 20, 20), randn(12, 8, 3, 3)], f: (x, w) => sg.conv2d(x!, w!, 1, 1) }, // all three baked
     ],
     convTranspose2d: [
       { inputs: () => [randn(2, 3, 3, 2), randn(3, 2, 4, 4)], f: (x, w) => sg.convTranspose2d(x!, w!, 2, 1) },

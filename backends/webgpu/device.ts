@@ -20,6 +20,8 @@ export interface GpuContext {
   readonly info: string;
   /** A CPU rasteriser (Mesa's lavapipe/llvmpipe), not a GPU: WebGPU then computes on the host. */
   readonly software: boolean;
+  /** The device has the 'subgroups' feature with subgroups of at least 8 lanes (lavapipe: 8). */
+  readonly subgroups8: boolean;
 }
 
 function isSoftware(adapter: GPUAdapter): boolean {
@@ -100,8 +102,11 @@ async function openDevice(): Promise<GpuContext | { reason: string }> {
       continue;
     }
     const { adapter } = found;
-    const device = await adapter.requestDevice({ requiredLimits: adapterLimits(adapter) });
-    return { device, adapter, kind, info: describeInfo(adapter, kind), software: isSoftware(adapter) };
+    // Subgroups (Vulkan/lavapipe has them, OpenGL compatibility mode does not) let the GEMM
+    // share loads between the 8 lanes of a SIMD register (kernels/gemm.ts).
+    const subgroups8 = adapter.features.has('subgroups') && (adapter.info.subgroupMinSize ?? 0) >= 8;
+    const device = await adapter.requestDevice({ requiredLimits: adapterLimits(adapter), requiredFeatures: subgroups8 ? ['subgroups'] : [] });
+    return { device, adapter, kind, info: describeInfo(adapter, kind), software: isSoftware(adapter), subgroups8 };
   }
   return { reason: `no WebGPU adapter (${reasons.join('; ')})` };
 }

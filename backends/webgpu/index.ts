@@ -8,6 +8,7 @@ import { isContiguousView } from '../../engine/tensor.js';
 import { gpuContext, type GpuContext } from './device.js';
 import { adamw } from './kernels/adamw.js';
 import { conv2dBackwardFilter, conv2dBackwardInput, conv2dForward } from './kernels/conv.js';
+import { gemmDevice } from './kernels/gemm.js';
 import { binaryWgsl, elementwise, unaryWgsl, type GpuView } from './kernels/elementwise.js';
 import { matmul } from './kernels/matmul.js';
 import { random } from './kernels/random.js';
@@ -41,6 +42,8 @@ export class WebGpuBackend implements Backend {
   private readonly queue: Queue;
 
   constructor(readonly context: GpuContext) {
+    // Shared-row GEMM tilings were measured on lavapipe only (kernels/gemm.ts).
+    gemmDevice.shareRows = context.subgroups8 && context.software && process.env.SILENTGRAD_WEBGPU_SHARED_ROWS !== '0';
     this.pool = new BufferPool(context.device);
     this.queue = new Queue(context, this.pool);
   }

@@ -46,7 +46,7 @@ const forwardSpec: GemmSpec = {
   inputs: [{ name: 'X', access: 'read' }, { name: 'Wt', access: 'read' }],
   functions: GEOMETRY + gather('X', 'H()', 'W()'),
   kSetup: `let kc = k / (KH() * KW()); ${KSPLIT} let kAt = i32(kc * H() * W()) + ki * i32(W()) + kj;`,
-  aAt: (r) => `Wt[P[5] + row_${r} * K + k]`,
+  aAt: (row) => `Wt[P[5] + ${row} * K + k]`,
   colSetup: (t) => `let cb_${t} = col_${t} / (HO() * WO()); let cp_${t} = col_${t} % (HO() * WO()); ` +
     `let cy_${t} = i32((cp_${t} / WO()) * S()) - PAD(); let cx_${t} = i32((cp_${t} % WO()) * S()) - PAD(); ` +
     `let cAt_${t} = i32(P[4] + cb_${t} * C() * H() * W()) + cy_${t} * i32(W()) + cx_${t};`,
@@ -57,7 +57,7 @@ const forwardSpec: GemmSpec = {
 const inputGradientShared = {
   name: 'conv2d input gradient',
   inputs: [{ name: 'DY', access: 'read' }, { name: 'Wt', access: 'read' }],
-  aAt: (r: number) => `Wt[P[5] + (ko * C() + row_${r}) * (KH() * KW()) + kr]`,
+  aAt: (row: string) => `Wt[P[5] + (ko * C() + ${row}) * (KH() * KW()) + kr]`,
   store: (row: string, col: string, v: string) => `O[(${col} / (H() * W()) * M + ${row}) * (H() * W()) + ${col} % (H() * W())] = ${v};`,
 } as const;
 
@@ -89,7 +89,7 @@ const filterGradientSpec: GemmSpec = {
   kSetup: 'let kb = k / (HO() * WO()); let kp = k % (HO() * WO()); ' +
     'let ky = i32((kp / WO()) * S()) - PAD(); let kx = i32((kp % WO()) * S()) - PAD(); ' +
     'let kAt = i32(P[4] + kb * C() * H() * W()) + ky * i32(W()) + kx;',
-  aAt: (r) => `DY[P[5] + (kb * M + row_${r}) * (HO() * WO()) + kp]`,
+  aAt: (row) => `DY[P[5] + (kb * M + ${row}) * (HO() * WO()) + kp]`,
   colSetup: (t) => `let cc_${t} = col_${t} / (KH() * KW()); let cr_${t} = col_${t} % (KH() * KW()); ` +
     `let ci_${t} = i32(cr_${t} / KW()); let cj_${t} = i32(cr_${t} % KW()); ` +
     `let cAt_${t} = i32(cc_${t} * H() * W()) + ci_${t} * i32(W()) + cj_${t};`,

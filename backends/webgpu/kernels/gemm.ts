@@ -7,27 +7,80 @@
 // in as literals; small ones share one dynamic-size pipeline per spec.
 // Long, thin products (a filter gradient: 32 x 288 outputs, 50k terms each) split K over
 // the grid's z axis into a scratch [splits, M, N] summed afterwards by the reduce kernel.
+//
+// Shared rows (software adapters with subgroups of 8): llvmpipe runs 8 invocations as the
+// lanes of one SIMD register and (Mesa 25.0) loads every storage element lane by lane, with a
+// bounds check and a lane-active test each: ~10 instructions per lane per element, more than
+// the multiply-adds they feed. In the classic layout every lane loads the same A elements as
+// its neighbours. With `shareRows`, the invocations of a workgroup share its rows: lane l
+// loads the A elements of rows l, l + 8, ... and subgroupBroadcast hands them to the others,
+// so A costs 1/8 of the loads; each lane still loads its own B columns. Kernel alone on
+// lavapipe, interleaved in one process (the machine shared with other work, so ratios count):
+// 64x784x200 / 64x200x784 / 512^3 went from 14.5 / 16.6 / 10.4 GFLOP/s (16 x 8 blocks,
+// 4 x 2 workgroup) to 21.5 / 23.3 / 20.8 (16 rows x 8 columns per lane, 8 lanes); end to end
+// see `sharedTilings`. Tried and dropped: A loaded as vec4 along k (its 4x larger registers
+// spill: 0.5x), k unrolled by 2 or 4 (0.6-0.9x). Loads from a uniform buffer cost ~3
+// instructions per lane instead of ~10 in llvmpipe, but a binding holds 64 KiB.
+// SILENTGRAD_WEBGPU_SHARED_ROWS=0 turns shared rows off (index.ts).
 import type { Dispatch } from '../queue.js';
 import { BAKE_MIN_WORK, bakeWords, entry, header, type BufferDecl } from './wgsl.js';
 
-/** Rows and vec4 column groups per invocation, and the workgroup's shape. */
-export interface Tiling { rows: number; colVecs: number; wgX: number; wgY: number }
 /**
- * Shared dynamic-size pipelines (small products, the tests' odd shapes) use 8 x 8 blocks; baked
- * big ones 16 x 8: 15-35% faster on lavapipe (conv and MLP products, one loaded run) but ~2x
+ * Rows and vec4 column groups per invocation, and the workgroup's shape. With `shareRows`
+ * the workgroup is one row of wgX lanes (wgY = 1, wgX and rows multiples of 8) that all
+ * compute the same `rows` rows, A coming through subgroupBroadcast (see the header).
+ */
+export interface Tiling { rows: number; colVecs: number; wgX: number; wgY: number; shareRows?: boolean }
+
+/**
+ * What the device offers the template; set once by the backend (one device per process).
+ * `shareRows`: subgroups of at least 8 lanes, used on software adapters only, where it was
+ * measured (on a real GPU the broadcast's cost is unmeasured here).
+ */
+export const gemmDevice = { shareRows: false };
+/**
+ * Without shared rows: shared dynamic-size pipelines (small products, the tests' odd shapes) use
+ * 8 x 8 blocks; baked big ones 16 x 8: 15-35% faster on lavapipe (conv and MLP products, one loaded run) but ~2x
  * the cold LLVM compile (32->32 conv kernels 0.7-1.5 s -> 2.6-2.8 s), paid once per shape.
  * Mutable for probes only.
  */
 export const tilings = { dynamic: { rows: 8, colVecs: 2, wgX: 4, wgY: 4 } as Tiling, baked: { rows: 16, colVecs: 2, wgX: 4, wgY: 2 } as Tiling, bake: true };
 const isBaked = (M: number, N: number, K: number): boolean => tilings.bake && M > 0 && N > 0 && M * N * K >= BAKE_MIN_WORK;
-const tilingFor = (M: number, N: number, K: number): Tiling => (isBaked(M, N, K) ? tilings.baked : tilings.dynamic);
+
+/**
+ * Shared-row tilings (8 lanes each); a product takes the one of its list that pads its M x N
+ * least (a 200-column product in 64-column tiles computes 56 columns for nothing), the first
+ * on a tie. End to end on lavapipe (one loaded run, interleaved), 64x784x200 / 64x200x784 /
+ * 512^3 / conv 32->32 fwd+bwd: 16 x 8 blocks 12.1 / 11.3 / 13.6 / 8.6 GFLOP/s; shared rows
+ * 16 rows 15.4 / 14.6 / 24.1 / 12.7; 32 rows 16.7 / 16.0 / 24.0 / 14.4. Dynamic-size
+ * pipelines (small products, the tests' odd shapes) take 16 x 4 blocks: 256 accumulators
+ * cost seconds of LLVM compile, paid once per baked shape but not worth it for small ones.
+ * Mutable for probes only.
+ */
+export const sharedTilings: { dynamic: Tiling[]; baked: Tiling[] } = {
+  dynamic: [{ rows: 16, colVecs: 1, wgX: 8, wgY: 1, shareRows: true }],
+  baked: [
+    { rows: 32, colVecs: 2, wgX: 8, wgY: 1, shareRows: true },
+    { rows: 32, colVecs: 1, wgX: 8, wgY: 1, shareRows: true },
+    { rows: 16, colVecs: 2, wgX: 8, wgY: 1, shareRows: true },
+    { rows: 16, colVecs: 1, wgX: 8, wgY: 1, shareRows: true },
+  ],
+};
+
+function tilingFor(M: number, N: number, K: number): Tiling {
+  const baked = isBaked(M, N, K);
+  if (!gemmDevice.shareRows) return baked ? tilings.baked : tilings.dynamic;
+  const padded = (t: Tiling): number => Math.ceil(M / tileM(t)) * tileM(t) * Math.ceil(N / tileN(t)) * tileN(t);
+  return (baked ? sharedTilings.baked : sharedTilings.dynamic).reduce((best, t) => (padded(t) < padded(best) ? t : best));
+}
+
 const tileM = (t: Tiling): number => t.rows * t.wgY;
 const tileN = (t: Tiling): number => 4 * t.colVecs * t.wgX;
 
 /**
  * How one product reads and writes. WGSL snippets see: M, N, K (u32), `k` in the loop,
- * `row_r` (clamped row r of the block), `col_t` (clamped scalar column t) or `cg_c` (clamped
- * vec4 column group c). Parameters of the spec start at P[4].
+ * `col_t` (clamped scalar column t) or `cg_c` (clamped vec4 column group c). Parameters of
+ * the spec start at P[4].
  */
 export interface GemmSpec {
   /** Identifies the spec's code in the shader (e.g. 'matmul tA'). */
@@ -37,12 +90,10 @@ export interface GemmSpec {
   readonly functions?: string;
   /** Statements at the top of each k iteration. */
   readonly kSetup?: string;
-  /** Statements before the loop for row r. */
-  readonly rowSetup?: (r: number) => string;
   /** Statements before the loop for scalar column t (0..4 * COL_VECS - 1). */
   readonly colSetup?: (t: number) => string;
-  /** Scalar A element of row r at k. */
-  readonly aAt: (r: number) => string;
+  /** Scalar A element of `row` (a clamped u32 expression) at k. */
+  readonly aAt: (row: string) => string;
   /** Either a vec4 of B for column group c at k, or a scalar for column t. */
   readonly bVec?: (c: number) => string;
   readonly bAt?: (t: number) => string;
@@ -69,11 +120,17 @@ export function gemmSource(spec: GemmSpec, split: boolean, tiling: Tiling, baked
   const vectorOut = !!spec.store4 && !split;
   const out: BufferDecl = { name: 'O', access: 'read_write', type: vectorOut ? 'vec4<f32>' : 'f32' };
   const { rows: ROWS, colVecs: COL_VECS, wgX: WG_X, wgY: WG_Y } = tiling;
-  const rows = range(ROWS), groups = range(COL_VECS), cols = range(4 * COL_VECS);
+  const share = !!tiling.shareRows;
+  if (share && (WG_Y !== 1 || ROWS % 8 !== 0 || WG_X % 8 !== 0)) throw new Error(`gemm: a shared-row tiling needs wgY 1 and rows, wgX multiples of 8 (${JSON.stringify(tiling)})`);
+  const rows = range(ROWS), groups = range(COL_VECS), cols = range(4 * COL_VECS), loaders = range(ROWS / 8);
   const acc = (r: number, c: number): string => `acc_${r}_${c}`;
   const loadB = spec.bVec
     ? groups.map((c) => `let b_${c} = ${spec.bVec!(c)};`)
     : groups.map((c) => `let b_${c} = vec4<f32>(${range(4).map((e) => spec.bAt!(4 * c + e)).join(', ')});`);
+  // Shared rows: lane l loads rows l, l + 8, ... (rowL_j); row r comes from lane r % 8.
+  const loadA = share
+    ? [...loaders.map((j) => `let s_${j} = ${spec.aAt(`rowL_${j}`)};`), ...rows.map((r) => `let a_${r} = subgroupBroadcast(s_${Math.floor(r / 8)}, ${r % 8}u);`)]
+    : rows.map((r) => `let a_${r} = ${spec.aAt(`row_${r}`)};`);
   const stores: string[] = [];
   for (const r of rows) {
     const row = `(row0 + ${r}u)`;
@@ -89,28 +146,31 @@ export function gemmSource(spec: GemmSpec, split: boolean, tiling: Tiling, baked
     stores.push(`if (${row} < M) {\n    ${inner.join('\n    ')}\n  }`);
   }
   const body = `${spec.functions ?? ''}
-${entry([WG_X, WG_Y])} {
+${entry([WG_X, WG_Y], share ? '@builtin(subgroup_invocation_id) lane: u32' : '')} {
   let M = P[0]; let N = P[1]; let K = P[2];
   let row0 = (wid.y * ${WG_Y}u + lid3.y) * ${ROWS}u;
   let col0 = (wid.x * ${WG_X}u + lid3.x) * ${4 * COL_VECS}u;
-  if (row0 >= M || col0 >= N) { return; }
+  ${share
+    // Every lane runs the loop (a broadcast reads the row loaders); the grid never starts a
+    // block past M, and columns past N are clamped and never stored.
+    ? loaders.map((j) => `let rowL_${j} = min(row0 + ${8 * j}u + lane, M - 1u);`).join(' ')
+    : `if (row0 >= M || col0 >= N) { return; }\n  ${rows.map((r) => `let row_${r} = min(row0 + ${r}u, M - 1u);`).join(' ')}`}
   let kBegin = wid.z * P[3];
   let kEnd = min(K, kBegin + P[3]);
-  ${rows.map((r) => `let row_${r} = min(row0 + ${r}u, M - 1u);`).join(' ')}
   ${spec.bVec ? groups.map((c) => `let cg_${c} = min(col0 / 4u + ${c}u, (N + 3u) / 4u - 1u);`).join(' ') : cols.map((t) => `let col_${t} = min(col0 + ${t}u, N - 1u);`).join(' ')}
-  ${spec.rowSetup ? rows.map(spec.rowSetup).join('\n  ') : ''}
   ${spec.colSetup ? cols.map(spec.colSetup).join('\n  ') : ''}
   ${rows.flatMap((r) => groups.map((c) => `var ${acc(r, c)} = vec4<f32>(0.0);`)).join(' ')}
   for (var k = kBegin; k < kEnd; k++) {
     ${spec.kSetup ?? ''}
-    ${rows.map((r) => `let a_${r} = ${spec.aAt(r)};`).join(' ')}
+    ${loadA.join(' ')}
     ${loadB.join(' ')}
     ${rows.flatMap((r) => groups.map((c) => `${acc(r, c)} += a_${r} * b_${c};`)).join(' ')}
   }
   ${stores.join('\n  ')}
 }`;
   const code = baked ? bakeWords(body, baked, range(baked.length).filter((i) => !OFFSET_WORDS.includes(i))) : body;
-  return `// gemm: ${spec.name}${split ? ' (split K)' : ''}${baked ? ' (sizes baked)' : ''}
+  // Directives come before any declaration.
+  return `${share ? 'enable subgroups;\ndiagnostic(off, subgroup_uniformity);\n' : ''}// gemm: ${spec.name}${split ? ' (split K)' : ''}${baked ? ' (sizes baked)' : ''}${share ? ' (shared rows)' : ''}
 ${header([...spec.inputs, out])}
 ${code}`;
 }
@@ -123,6 +183,13 @@ export function splitCount(M: number, N: number, K: number): number {
   return Math.max(1, Math.min(64, Math.ceil(128 / tiles), Math.floor(K / 512)));
 }
 
+/**
+ * Generated sources by (spec, split, tiling, baked words). Building a source per call cost
+ * ~50 us of string work, and the queue then hashed the fresh multi-kilobyte string to find
+ * its pipeline (~45 us): an 8x8 matmul took ~290 us on the host. A cached string is hashed once.
+ */
+const sources = new Map<string, string>();
+
 /** The dispatch of a spec; with splits > 1, `O` must be a scratch of splits * M * N floats. */
 export function gemmDispatch(spec: GemmSpec, buffers: readonly GPUBuffer[], M: number, N: number, K: number, extra: readonly number[], splits: number): Dispatch {
   const chunk = Math.ceil(K / splits);
@@ -130,8 +197,11 @@ export function gemmDispatch(spec: GemmSpec, buffers: readonly GPUBuffer[], M: n
   // Small products (tests' odd shapes) share one pipeline per spec; big ones, which repeat
   // every training step, get their own with the sizes baked in.
   const bake = isBaked(M, N, K), tiling = tilingFor(M, N, K);
+  const key = `${spec.name}|${splits > 1}|${tiling.rows},${tiling.colVecs},${tiling.wgX},${tiling.wgY},${!!tiling.shareRows}|${bake ? params.filter((_, i) => !OFFSET_WORDS.includes(i)).join(',') : ''}`;
+  let source = sources.get(key);
+  if (source === undefined) sources.set(key, (source = gemmSource(spec, splits > 1, tiling, bake ? params : null)));
   return {
-    source: gemmSource(spec, splits > 1, tiling, bake ? params : null),
+    source,
     buffers,
     params,
     groups: M === 0 || N === 0 ? 0 : [Math.ceil(N / tileN(tiling)), Math.ceil(M / tileM(tiling)), splits],

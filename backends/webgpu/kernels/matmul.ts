@@ -10,7 +10,7 @@ function matmulSpec(transA: boolean, transB: boolean, vectorB: boolean, vectorOu
   return {
     name: `matmul${transA ? ' tA' : ''}${transB ? ' tB' : ''}${vectorB ? ' vecB' : ''}`,
     inputs: [{ name: 'A', access: 'read' }, { name: 'B', access: 'read', type: vectorB ? 'vec4<f32>' : 'f32' }],
-    aAt: (r) => (transA ? `A[P[4] + k * M + row_${r}]` : `A[P[4] + row_${r} * K + k]`),
+    aAt: (row) => (transA ? `A[P[4] + k * M + ${row}]` : `A[P[4] + ${row} * K + k]`),
     ...(vectorB
       ? { bVec: (c: number) => `B[P[5] + k * (N / 4u) + cg_${c}]` }
       : { bAt: (t: number) => (transB ? `B[P[5] + col_${t} * K + k]` : `B[P[5] + k * N + col_${t}]`) }),

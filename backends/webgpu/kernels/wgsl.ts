@@ -21,11 +21,11 @@ export function header(buffers: readonly BufferDecl[]): string {
   return lines.join('\n');
 }
 
-/** The entry point's signature; bodies use wid/nwg/lid/gid as needed. */
-export function entry(workgroup: readonly number[]): string {
+/** The entry point's signature; bodies use wid/nwg/lid/gid as needed, plus `extra` parameters. */
+export function entry(workgroup: readonly number[], extra = ''): string {
   return `@compute @workgroup_size(${workgroup.join(', ')})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-        @builtin(local_invocation_id) lid3: vec3<u32>, @builtin(local_invocation_index) lid: u32)`;
+        @builtin(local_invocation_id) lid3: vec3<u32>, @builtin(local_invocation_index) lid: u32${extra ? `, ${extra}` : ''})`;
 }
 
 /** Host side of the parameter block. */
