@@ -1,6 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import * as sg from '../engine/index.js';
+import { threadCount, warmUp, workerPieces } from '../backends/cpu/parallel.js';
 
 const f64 = { dtype: 'float64' as const };
 const close = (a: ArrayLike<number>, b: ArrayLike<number>, tol = 1e-12): void => {
@@ -63,25 +64,42 @@ test('Sequential names parameters like PyTorch and switches train/eval everywher
   assert.equal(net.forward(sg.zeros([5, 4])).shape, [5, 2]);
 });
 
-test('AdamW matches its update rule for several steps (PyTorch semantics)', () => {
-  const p = sg.tensor([0.5, -1.5, 2], [3], { ...f64, requiresGrad: true });
-  const opt = new sg.AdamW([{ params: [p], options: { lr: 0.1 } }], { betas: [0.9, 0.95], weightDecay: 0.1, eps: 1e-8 });
-  const ref = [0.5, -1.5, 2], m = [0, 0, 0], v = [0, 0, 0];
-  for (let t = 1; t <= 4; t++) {
-    // loss = sum(p^3) -> grad 3 p^2
-    sg.backward(sg.sum(sg.pow(p, 3)));
-    opt.step();
-    opt.zeroGrad();
-    for (let i = 0; i < 3; i++) {
-      const g = 3 * ref[i]! ** 2;
-      ref[i]! *= 1 - 0.1 * 0.1;
-      m[i] = 0.9 * m[i]! + 0.1 * g;
-      v[i] = 0.95 * v[i]! + 0.05 * g * g;
-      ref[i]! -= (0.1 / (1 - 0.9 ** t)) * m[i]! / (Math.sqrt(v[i]!) / Math.sqrt(1 - 0.95 ** t) + 1e-8);
+test('AdamW matches its update rule for several steps (PyTorch semantics), on one thread and on the pool', () => {
+  // 3 parameters run on the calling thread; 60,000 are enough work for the CPU backend's
+  // update to be split over the thread pool (backends/cpu/adamw.ts).
+  warmUp();
+  for (const n of [3, 60_000]) {
+    const start = Array.from({ length: n }, (_, i) => [0.5, -1.5, 2][i % 3]! * (1 + i / n));
+    const p = sg.tensor(start, [n], { ...f64, requiresGrad: true });
+    const opt = new sg.AdamW([{ params: [p], options: { lr: 0.1 } }], { betas: [0.9, 0.95], weightDecay: 0.1, eps: 1e-8 });
+    const ref = start.slice(), m = new Array<number>(n).fill(0), v = new Array<number>(n).fill(0);
+    const piecesBefore = workerPieces();
+    for (let t = 1; t <= 4; t++) {
+      // loss = sum(p^3) -> grad 3 p^2
+      sg.backward(sg.sum(sg.pow(p, 3)));
+      opt.step();
+      opt.zeroGrad();
+      for (let i = 0; i < n; i++) {
+        const g = 3 * ref[i]! ** 2;
+        ref[i]! *= 1 - 0.1 * 0.1;
+        m[i] = 0.9 * m[i]! + 0.1 * g;
+        v[i] = 0.95 * v[i]! + 0.05 * g * g;
+        ref[i]! -= (0.1 / (1 - 0.9 ** t)) * m[i]! / (Math.sqrt(v[i]!) / Math.sqrt(1 - 0.95 ** t) + 1e-8);
+      }
+      close(p.dataSync(), ref, 1e-12);
     }
-    close(p.dataSync(), ref, 1e-12);
+    assert.is(p.grad, null);
+    // A busy machine can leave a worker out of a few calls (the caller then does its share),
+    // so give it up to 50 more steps to show it takes part.
+    if (n > 3 && threadCount() > 1) {
+      for (let i = 0; i < 50 && workerPieces() === piecesBefore; i++) {
+        sg.backward(sg.sum(p));
+        opt.step();
+        opt.zeroGrad();
+      }
+      assert.ok(workerPieces() > piecesBefore, 'a worker ran part of the big update');
+    }
   }
-  assert.is(p.grad, null);
 });
 
 test('SGD and parameter groups with their own learning rates', () => {
