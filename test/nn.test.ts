@@ -102,6 +102,20 @@ test('AdamW matches its update rule for several steps (PyTorch semantics), on on
   }
 });
 
+test('matmul hands a transposed operand a contiguous gradient (a linear weight needs no copy)', () => {
+  const layer = new sg.nn.Linear(5, 3, { stream: new sg.RandomStream(2), ...f64 });
+  const x = sg.tensor(Array.from({ length: 10 }, (_, i) => i / 10 - 0.4), [2, 5], { ...f64, requiresGrad: true });
+  sg.backward(sg.sum(sg.square(layer.forward(x))));
+  const w = layer.parameters().find((t) => t.shape.length === 2)!;
+  assert.ok(w.grad!.isContiguous && w.grad!.offset === 0, `weight gradient strides ${w.grad!.strides}`);
+  // and it is the right gradient: d/dW sum((x Wᵀ + b)^2) = 2 (x Wᵀ + b)ᵀ x
+  const y = sg.noGrad(() => layer.forward(x)).dataSync(), xs = x.dataSync(), expected: number[] = [];
+  for (let o = 0; o < 3; o++) for (let i = 0; i < 5; i++) expected.push(2 * (y[o]! * xs[i]! + y[3 + o]! * xs[5 + i]!));
+  close(w.grad!.dataSync(), expected);
+  // x enters untransposed: its gradient is the ordinary g W.
+  assert.ok(x.grad!.isContiguous);
+});
+
 test('SGD and parameter groups with their own learning rates', () => {
   const a = sg.tensor([1], [1], { ...f64, requiresGrad: true }), b = sg.tensor([1], [1], { ...f64, requiresGrad: true });
   const opt = new sg.SGD([{ params: [a] }, { params: [b], options: { lr: 0.5 } }], { lr: 0.1 });
