@@ -8,7 +8,8 @@ import { silentElboTerms } from '../../../engine/ops/silent-elbo.js';
 import type { Dispatch } from '../queue.js';
 import { reduce } from './reduce.js';
 import { bufferName, momentsUsed, offsetOf, operandOffsets, power, usesA } from './silent-elbo-common.js';
-import { ceilDiv, entry, header, Params, type BufferDecl } from './wgsl.js';
+import { gemmDevice } from './gemm.js';
+import { ceilDiv, entry, header, laneShared, Params, SUBGROUP_DIRECTIVES, type BufferDecl } from './wgsl.js';
 
 const SLOTS = silentElboTerms.map((t) => t.name);
 const WG = 8;
@@ -52,7 +53,12 @@ ${form === 'fixed' ? `
   return out;
 }`;
 
-function source(o: SilentElboOperands, withPartials: boolean): string {
+/**
+ * With shared rows (lavapipe's 8-lane subgroups, gemm.ts) a workgroup is one row of 8 lanes
+ * along the pixels, all owning the same 4 examples: each moment's 4 values per step are loaded
+ * once per subgroup (laneShared) instead of once per lane, 16 loads per lane become 4.
+ */
+function source(o: SilentElboOperands, withPartials: boolean, share: boolean): string {
   const terms = o.terms, moments = momentsUsed(terms), needA = usesA(terms);
   const buffers: BufferDecl[] = [
     ...moments.map((m) => ({ name: bufferName[m], access: 'read' as const })),
@@ -65,10 +71,13 @@ function source(o: SilentElboOperands, withPartials: boolean): string {
   const rows = [0, 1, 2, 3], lanes = [0, 1, 2, 3];
   const gather = (name: string, offset: string): string =>
     `vec4<f32>(${lanes.map((e) => `${name}[${offset} + j_${e} * d + i]`).join(', ')})`;
+  const shared = moments.map((m) => ({ m, s: laneShared(`sh${m}`, 4, bufferName[m], (q) => `${offsetOf[m]} + min(b0 + ${q}, B - 1u) * d`, 'i') }));
   const loop = [
     `let u = ${gather('WMu', offsetOf.wMu)};`,
     ...(needA ? [`let a = ${gather('WA', offsetOf.wA)};`] : []),
-    ...moments.flatMap((m) => rows.map((r) => `let ${m}_${r} = ${bufferName[m]}[${offsetOf[m]} + b_${r} * d + i];`)),
+    ...(share
+      ? shared.flatMap(({ m, s }) => [s.loads, ...rows.map((r) => `let ${m}_${r} = ${s.value(r)};`)])
+      : moments.flatMap((m) => rows.map((r) => `let ${m}_${r} = ${bufferName[m]}[${offsetOf[m]} + b_${r} * d + i];`))),
     ...terms.map((t, n) => `let w_${n} = ${power(t.powers[0], t.powers[1], 'u', 'a')};`),
     ...terms.flatMap((t, n) => rows.map((r) => `acc_${n}_${r} += ${t.moment}_${r} * w_${n};`)),
   ];
@@ -91,19 +100,23 @@ fn epilogueRow(b: u32, j0: u32, B: u32, k: u32, acc: array<vec4<f32>, ${T}>) -> 
   }
   return rowSum;
 }`;
-  const epilogue = rows.map((r) => `if (b0 + ${r}u < B) {
+  const epilogue = rows.map((r) => `if (b0 + ${r}u < B${share ? ' && jg < P[3]' : ''}) {
     RowPart[(b0 + ${r}u) * P[3] + jg] = epilogueRow(b0 + ${r}u, j0, B, k, array<vec4<f32>, ${T}>(${terms.map((_, n) => `acc_${n}_${r}`).join(', ')}));
   }`);
-  return `// silent ELBO forward (${o.form}: ${terms.map((t) => t.name).join(', ')})
+  return `${share ? SUBGROUP_DIRECTIVES : ''}// silent ELBO forward (${o.form}: ${terms.map((t) => t.name).join(', ')})${share ? ' (shared rows)' : ''}
 ${header(buffers)}
 ${pixelFunction(o.form)}
 ${epilogueFunction}
-${entry([WG, WG])} {
+${entry([WG, share ? 1 : WG], share ? '@builtin(subgroup_invocation_id) lane: u32' : '')} {
   let B = P[0]; let d = P[1]; let k = P[2];
   let jg = wid.x * ${WG}u + lid3.x;
   let j0 = jg * 4u;
-  let b0 = (wid.y * ${WG}u + lid3.y) * 4u;
-  if (b0 >= B || j0 >= k) { return; }
+  let b0 = (wid.y * ${share ? 1 : WG}u + lid3.y) * 4u;
+  ${share
+    // No early return: a broadcast reads the loading lanes. Pixels past k are clamped here and
+    // skipped by the epilogue; the grid starts no example block past B.
+    ? shared.map(({ s }) => s.setup).join(' ')
+    : 'if (b0 >= B || j0 >= k) { return; }'}
   ${lanes.map((e) => `let j_${e} = min(j0 + ${e}u, k - 1u);`).join(' ')}
   ${rows.map((r) => `let b_${r} = min(b0 + ${r}u, B - 1u);`).join(' ')}
   ${terms.flatMap((_, n) => rows.map((r) => `var acc_${n}_${r} = vec4<f32>(0.0);`)).join(' ')}
@@ -129,11 +142,12 @@ export function silentElboForward(o: SilentElboOperands, inputs: readonly GPUBuf
   if (B === 0) return [];
   const rowPart = scratch(B * groups);
   const params = new Params().u32(B, d, k, groups, ...operandOffsets(o)).f32(o.sigma2).build();
+  const share = gemmDevice.shareRows;
   const fused: Dispatch = {
-    source: source(o, partials !== null),
+    source: source(o, partials !== null, share),
     buffers: [...inputs, ...(partials ? [partials] : []), rowPart],
     params,
-    groups: k === 0 ? 0 : [ceilDiv(groups, WG), ceilDiv(B, 4 * WG), 1],
+    groups: k === 0 ? 0 : [ceilDiv(groups, WG), ceilDiv(B, 4 * (share ? 1 : WG)), 1],
   };
   const sum = reduce('sum', { buffer: rowPart, shape: [B, groups], strides: [groups, 1], offset: 0 }, [1], out);
   return [fused, ...(sum ? [sum] : [])];
