@@ -19,18 +19,28 @@
 // 64x784x200 / 64x200x784 / 512^3 went from 14.5 / 16.6 / 10.4 GFLOP/s (16 x 8 blocks,
 // 4 x 2 workgroup) to 21.5 / 23.3 / 20.8 (16 rows x 8 columns per lane, 8 lanes); end to end
 // see `sharedTilings`. Tried and dropped: A loaded as vec4 along k (its 4x larger registers
-// spill: 0.5x), k unrolled by 2 or 4 (0.6-0.9x). Loads from a uniform buffer cost ~3
+// spill: 0.5x), k unrolled by 2 or 4 with an update per step (0.6-0.9x); summing 2 steps per
+// update (`kSum`) is kept. Loads from a uniform buffer cost ~3
 // instructions per lane instead of ~10 in llvmpipe, but a binding holds 64 KiB.
 // SILENTGRAD_WEBGPU_SHARED_ROWS=0 turns shared rows off (index.ts).
 import type { Dispatch } from '../queue.js';
-import { BAKE_MIN_WORK, bakeWords, entry, header, type BufferDecl } from './wgsl.js';
+import { BAKE_MIN_WORK, bakeWords, entry, header, SUBGROUP_DIRECTIVES, type BufferDecl } from './wgsl.js';
 
 /**
  * Rows and vec4 column groups per invocation, and the workgroup's shape. With `shareRows`
  * the workgroup is one row of wgX lanes (wgY = 1, wgX and rows multiples of 8) that all
  * compute the same `rows` rows, A coming through subgroupBroadcast (see the header).
  */
-export interface Tiling { rows: number; colVecs: number; wgX: number; wgY: number; shareRows?: boolean }
+export interface Tiling {
+  rows: number; colVecs: number; wgX: number; wgY: number; shareRows?: boolean;
+  /**
+   * k steps summed into each accumulator per update (1 when absent): llvmpipe masks every
+   * write in a loop (a blend) and spills big blocks, so an update costs load, mul, add, blend,
+   * store; summing two steps first halves the blends and spills. Used only where the chunk of
+   * K each invocation walks is a multiple (gemmDispatch falls back to 1).
+   */
+  kSum?: number;
+}
 
 /**
  * What the device offers the template; set once by the backend (one device per process).
@@ -52,18 +62,19 @@ const isBaked = (M: number, N: number, K: number): boolean => tilings.bake && M 
  * least (a 200-column product in 64-column tiles computes 56 columns for nothing), the first
  * on a tie. End to end on lavapipe (one loaded run, interleaved), 64x784x200 / 64x200x784 /
  * 512^3 / conv 32->32 fwd+bwd: 16 x 8 blocks 12.1 / 11.3 / 13.6 / 8.6 GFLOP/s; shared rows
- * 16 rows 15.4 / 14.6 / 24.1 / 12.7; 32 rows 16.7 / 16.0 / 24.0 / 14.4. Dynamic-size
- * pipelines (small products, the tests' odd shapes) take 16 x 4 blocks: 256 accumulators
- * cost seconds of LLVM compile, paid once per baked shape but not worth it for small ones.
- * Mutable for probes only.
+ * 16 rows 15.4 / 14.6 / 24.1 / 12.7; 32 rows 16.7 / 16.0 / 24.0 / 14.4; then kSum 2 (same
+ * tilings, another run): 16.7 / 15.4 / 24.7 / 14.2 -> 17.6 / 16.7 / 27.7 / 15.0 (kSum 4:
+ * 0.7-0.9x, more spills). Dynamic-size pipelines (small products, the tests' odd shapes)
+ * take 16 x 4 blocks: 256 accumulators cost seconds of LLVM compile, paid once per baked
+ * shape but not worth it for small ones. Mutable for probes only.
  */
 export const sharedTilings: { dynamic: Tiling[]; baked: Tiling[] } = {
   dynamic: [{ rows: 16, colVecs: 1, wgX: 8, wgY: 1, shareRows: true }],
   baked: [
-    { rows: 32, colVecs: 2, wgX: 8, wgY: 1, shareRows: true },
-    { rows: 32, colVecs: 1, wgX: 8, wgY: 1, shareRows: true },
-    { rows: 16, colVecs: 2, wgX: 8, wgY: 1, shareRows: true },
-    { rows: 16, colVecs: 1, wgX: 8, wgY: 1, shareRows: true },
+    { rows: 32, colVecs: 2, wgX: 8, wgY: 1, shareRows: true, kSum: 2 },
+    { rows: 32, colVecs: 1, wgX: 8, wgY: 1, shareRows: true, kSum: 2 },
+    { rows: 16, colVecs: 2, wgX: 8, wgY: 1, shareRows: true, kSum: 2 },
+    { rows: 16, colVecs: 1, wgX: 8, wgY: 1, shareRows: true, kSum: 2 },
   ],
 };
 
@@ -124,13 +135,27 @@ export function gemmSource(spec: GemmSpec, split: boolean, tiling: Tiling, baked
   if (share && (WG_Y !== 1 || ROWS % 8 !== 0 || WG_X % 8 !== 0)) throw new Error(`gemm: a shared-row tiling needs wgY 1 and rows, wgX multiples of 8 (${JSON.stringify(tiling)})`);
   const rows = range(ROWS), groups = range(COL_VECS), cols = range(4 * COL_VECS), loaders = range(ROWS / 8);
   const acc = (r: number, c: number): string => `acc_${r}_${c}`;
-  const loadB = spec.bVec
-    ? groups.map((c) => `let b_${c} = ${spec.bVec!(c)};`)
-    : groups.map((c) => `let b_${c} = vec4<f32>(${range(4).map((e) => spec.bAt!(4 * c + e)).join(', ')});`);
-  // Shared rows: lane l loads rows l, l + 8, ... (rowL_j); row r comes from lane r % 8.
-  const loadA = share
-    ? [...loaders.map((j) => `let s_${j} = ${spec.aAt(`rowL_${j}`)};`), ...rows.map((r) => `let a_${r} = subgroupBroadcast(s_${Math.floor(r / 8)}, ${r % 8}u);`)]
-    : rows.map((r) => `let a_${r} = ${spec.aAt(`row_${r}`)};`);
+  // Step u of the kSum steps one iteration makes: `k` becomes k + u and every name kSetup
+  // defines gets the suffix _u, so the steps' loads can live side by side.
+  const KSUM = tiling.kSum ?? 1;
+  const kNames = [...(spec.kSetup ?? '').matchAll(/\blet (\w+)\s*=/g)].map((m) => m[1]!);
+  const kPattern = new RegExp(`\\b(k|${kNames.join('|') || 'k'})\\b`, 'g');
+  const atStep = (u: number, code: string): string =>
+    KSUM === 1 ? code : code.replace(kPattern, (name) => (name === 'k' ? `(k + ${u}u)` : `${name}_${u}`));
+  const step = (u: number): string[] => {
+    const v = (name: string): string => (KSUM === 1 ? name : `${name}_${u}`);
+    const loadB = spec.bVec
+      ? groups.map((c) => `let ${v(`b_${c}`)} = ${spec.bVec!(c)};`)
+      : groups.map((c) => `let ${v(`b_${c}`)} = vec4<f32>(${range(4).map((e) => spec.bAt!(4 * c + e)).join(', ')});`);
+    // Shared rows: lane l loads rows l, l + 8, ... (rowL_j); row r comes from lane r % 8.
+    const loadA = share
+      ? [...loaders.map((j) => `let ${v(`s_${j}`)} = ${spec.aAt(`rowL_${j}`)};`), ...rows.map((r) => `let ${v(`a_${r}`)} = subgroupBroadcast(${v(`s_${Math.floor(r / 8)}`)}, ${r % 8}u);`)]
+      : rows.map((r) => `let ${v(`a_${r}`)} = ${spec.aAt(`row_${r}`)};`);
+    return [atStep(u, spec.kSetup ?? ''), atStep(u, loadA.join(' ')), atStep(u, loadB.join(' '))];
+  };
+  const steps = range(KSUM);
+  const update = (r: number, c: number): string =>
+    `${acc(r, c)} += ${steps.map((u) => (KSUM === 1 ? `a_${r} * b_${c}` : `a_${r}_${u} * b_${c}_${u}`)).join(' + ')};`;
   const stores: string[] = [];
   for (const r of rows) {
     const row = `(row0 + ${r}u)`;
@@ -160,17 +185,15 @@ ${entry([WG_X, WG_Y], share ? '@builtin(subgroup_invocation_id) lane: u32' : '')
   ${spec.bVec ? groups.map((c) => `let cg_${c} = min(col0 / 4u + ${c}u, (N + 3u) / 4u - 1u);`).join(' ') : cols.map((t) => `let col_${t} = min(col0 + ${t}u, N - 1u);`).join(' ')}
   ${spec.colSetup ? cols.map(spec.colSetup).join('\n  ') : ''}
   ${rows.flatMap((r) => groups.map((c) => `var ${acc(r, c)} = vec4<f32>(0.0);`)).join(' ')}
-  for (var k = kBegin; k < kEnd; k++) {
-    ${spec.kSetup ?? ''}
-    ${loadA.join(' ')}
-    ${loadB.join(' ')}
-    ${rows.flatMap((r) => groups.map((c) => `${acc(r, c)} += a_${r} * b_${c};`)).join(' ')}
+  for (var k = kBegin; k < kEnd; k += ${KSUM}u) {
+    ${steps.flatMap(step).join('\n    ')}
+    ${rows.flatMap((r) => groups.map((c) => update(r, c))).join(' ')}
   }
   ${stores.join('\n  ')}
 }`;
   const code = baked ? bakeWords(body, baked, range(baked.length).filter((i) => !OFFSET_WORDS.includes(i))) : body;
   // Directives come before any declaration.
-  return `${share ? 'enable subgroups;\ndiagnostic(off, subgroup_uniformity);\n' : ''}// gemm: ${spec.name}${split ? ' (split K)' : ''}${baked ? ' (sizes baked)' : ''}${share ? ' (shared rows)' : ''}
+  return `${share ? SUBGROUP_DIRECTIVES : ''}// gemm: ${spec.name}${split ? ' (split K)' : ''}${baked ? ' (sizes baked)' : ''}${share ? ' (shared rows)' : ''}
 ${header([...spec.inputs, out])}
 ${code}`;
 }
@@ -196,8 +219,9 @@ export function gemmDispatch(spec: GemmSpec, buffers: readonly GPUBuffer[], M: n
   const params = Uint32Array.from([M, N, K, Math.max(chunk, 1), ...extra]);
   // Small products (tests' odd shapes) share one pipeline per spec; big ones, which repeat
   // every training step, get their own with the sizes baked in.
-  const bake = isBaked(M, N, K), tiling = tilingFor(M, N, K);
-  const key = `${spec.name}|${splits > 1}|${tiling.rows},${tiling.colVecs},${tiling.wgX},${tiling.wgY},${!!tiling.shareRows}|${bake ? params.filter((_, i) => !OFFSET_WORDS.includes(i)).join(',') : ''}`;
+  const bake = isBaked(M, N, K), chosen = tilingFor(M, N, K);
+  const tiling = (chosen.kSum ?? 1) > 1 && (K % chosen.kSum! !== 0 || chunk % chosen.kSum! !== 0) ? { ...chosen, kSum: 1 } : chosen;
+  const key = `${spec.name}|${splits > 1}|${tiling.rows},${tiling.colVecs},${tiling.wgX},${tiling.wgY},${!!tiling.shareRows},${tiling.kSum ?? 1}|${bake ? params.filter((_, i) => !OFFSET_WORDS.includes(i)).join(',') : ''}`;
   let source = sources.get(key);
   if (source === undefined) sources.set(key, (source = gemmSource(spec, splits > 1, tiling, bake ? params : null)));
   return {
