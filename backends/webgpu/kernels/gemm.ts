@@ -221,7 +221,7 @@ export function gemmDispatch(spec: GemmSpec, buffers: readonly GPUBuffer[], M: n
   // every training step, get their own with the sizes baked in.
   const bake = isBaked(M, N, K), chosen = tilingFor(M, N, K);
   const tiling = (chosen.kSum ?? 1) > 1 && (K % chosen.kSum! !== 0 || chunk % chosen.kSum! !== 0) ? { ...chosen, kSum: 1 } : chosen;
-  const key = `${spec.name}|${splits > 1}|${tiling.rows},${tiling.colVecs},${tiling.wgX},${tiling.wgY},${!!tiling.shareRows},${tiling.kSum ?? 1}|${bake ? params.filter((_, i) => !OFFSET_WORDS.includes(i)).join(',') : ''}`;
+  const key = `${spec.name}|${splits > 1}|${tiling.rows},${tiling.colVecs},${tiling.wgX},${tiling.wgY},${!!tiling.shareRows},${tiling.kSum ?? 1}|${bake ? `${M},${N},${K},${params[3]!},${extra.slice(OFFSET_WORDS.length).join(',')}` : ''}`;
   let source = sources.get(key);
   if (source === undefined) sources.set(key, (source = gemmSource(spec, splits > 1, tiling, bake ? params : null)));
   return {
