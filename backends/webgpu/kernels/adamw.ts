@@ -2,8 +2,8 @@
 // backend): one pass instead of ~14 pointwise kernels. The step-dependent constants are
 // computed on the host in double precision and passed as f32.
 import type { AdamWStep } from '../../../engine/backend.js';
-import { linearGroup, type Dispatch } from '../queue.js';
-import { ceilDiv, entry, header, Params } from './wgsl.js';
+import type { Dispatch } from '../queue.js';
+import { ceilDiv, elementLoop, elementsPerInvocation, entry, header, Params } from './wgsl.js';
 
 const WORKGROUP = 64;
 
@@ -12,21 +12,23 @@ const source = `${header([
   { name: 'Mom1', access: 'read_write' }, { name: 'Mom2', access: 'read_write' },
 ])}
 ${entry([WORKGROUP])} {
-  let i = (${linearGroup}) * ${WORKGROUP}u + lid;
-  if (i >= P[0]) { return; }
   let beta1 = pf(1u); let beta2 = pf(2u); let decay = pf(3u); let stepSize = pf(4u);
   let rootCorrection = pf(5u); let eps = pf(6u);
-  let g = G[i];
-  let m = beta1 * Mom1[i] + (1.0 - beta1) * g;
-  let v = beta2 * Mom2[i] + (1.0 - beta2) * g * g;
-  Mom1[i] = m;
-  Mom2[i] = v;
-  Param[i] = Param[i] * decay - stepSize * m / (sqrt(v) / rootCorrection + eps);
+  ${elementLoop(WORKGROUP, 'P[7]', 'P[0]')}
+    let i = index;
+    let g = G[i];
+    let m = beta1 * Mom1[i] + (1.0 - beta1) * g;
+    let v = beta2 * Mom2[i] + (1.0 - beta2) * g * g;
+    Mom1[i] = m;
+    Mom2[i] = v;
+    Param[i] = Param[i] * decay - stepSize * m / (sqrt(v) / rootCorrection + eps);
+  }
 }`;
 
 export function adamw(param: GPUBuffer, grad: GPUBuffer, m: GPUBuffer, v: GPUBuffer, length: number, h: AdamWStep): Dispatch {
+  const per = elementsPerInvocation(length, WORKGROUP);
   const params = new Params().u32(length).f32(
     h.beta1, h.beta2, 1 - h.lr * h.weightDecay, h.lr / (1 - h.beta1 ** h.step), Math.sqrt(1 - h.beta2 ** h.step), h.eps,
-  ).build();
-  return { source, buffers: [param, grad, m, v], params, groups: ceilDiv(length, WORKGROUP) };
+  ).u32(per).build();
+  return { source, buffers: [param, grad, m, v], params, groups: ceilDiv(length, WORKGROUP * per) };
 }
