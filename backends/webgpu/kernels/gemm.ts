@@ -111,6 +111,11 @@ export interface GemmSpec {
   /** Either a vec4 of B for column group c at k, or a scalar for column t. */
   readonly bVec?: (c: number) => string;
   readonly bAt?: (t: number) => string;
+  /**
+   * Or a vec4 of B for scalar column t at k .. k + 3 (k a multiple of 4; K and every chunk of K
+   * are then multiples of 4, which the caller guarantees): a transposed B read 4 steps a load.
+   */
+  readonly bAlongK?: (t: number) => string;
   /** Store the scalar `v` at (row, col), both u32 expressions in range. */
   readonly store: (row: string, col: string, v: string) => string;
   /** If given, O is vec4: store a whole group (N % 4 == 0 guaranteed by the caller). */
@@ -138,27 +143,34 @@ export function gemmSource(spec: GemmSpec, split: boolean, tiling: Tiling, baked
   if (share && (WG_Y !== 1 || ROWS % 8 !== 0 || WG_X % 8 !== 0)) throw new Error(`gemm: a shared-row tiling needs wgY 1 and rows, wgX multiples of 8 (${JSON.stringify(tiling)})`);
   const rows = range(ROWS), groups = range(COL_VECS), cols = range(4 * COL_VECS), loaders = range(ROWS / 8);
   const acc = (r: number, c: number): string => `acc_${r}_${c}`;
-  // Step u of the kSum steps one iteration makes: `k` becomes k + u and every name kSetup
-  // defines gets the suffix _u, so the steps' loads can live side by side.
+  // An iteration walks KSTEP steps of k (kSum, or 4 when B comes as vec4 along k), summed into
+  // the accumulators kSum at a time. Step u: `k` becomes k + u and every name kSetup defines
+  // gets the suffix _u, so the steps' loads can live side by side.
   const KSUM = tiling.kSum ?? 1;
+  const KSTEP = spec.bAlongK ? 4 : KSUM;
+  if (KSTEP % KSUM !== 0) throw new Error(`gemm: kSum ${KSUM} does not divide the ${KSTEP} steps of an iteration`);
   const kNames = [...(spec.kSetup ?? '').matchAll(/\blet (\w+)\s*=/g)].map((m) => m[1]!);
   const kPattern = new RegExp(`\\b(k|${kNames.join('|') || 'k'})\\b`, 'g');
   const atStep = (u: number, code: string): string =>
-    KSUM === 1 ? code : code.replace(kPattern, (name) => (name === 'k' ? `(k + ${u}u)` : `${name}_${u}`));
+    KSTEP === 1 ? code : code.replace(kPattern, (name) => (name === 'k' ? `(k + ${u}u)` : `${name}_${u}`));
+  const v = (name: string, u: number): string => (KSTEP === 1 ? name : `${name}_${u}`);
+  // B along k: one vec4 per column covers the iteration's 4 steps.
+  const loadB4 = spec.bAlongK ? cols.map((t) => `let bk_${t} = ${spec.bAlongK!(t)};`).join(' ') : '';
   const step = (u: number): string[] => {
-    const v = (name: string): string => (KSUM === 1 ? name : `${name}_${u}`);
-    const loadB = spec.bVec
-      ? groups.map((c) => `let ${v(`b_${c}`)} = ${spec.bVec!(c)};`)
-      : groups.map((c) => `let ${v(`b_${c}`)} = vec4<f32>(${range(4).map((e) => spec.bAt!(4 * c + e)).join(', ')});`);
+    const loadB = spec.bAlongK
+      ? groups.map((c) => `let ${v(`b_${c}`, u)} = vec4<f32>(${range(4).map((e) => `bk_${4 * c + e}[${u}]`).join(', ')});`)
+      : spec.bVec
+        ? groups.map((c) => `let ${v(`b_${c}`, u)} = ${spec.bVec!(c)};`)
+        : groups.map((c) => `let ${v(`b_${c}`, u)} = vec4<f32>(${range(4).map((e) => spec.bAt!(4 * c + e)).join(', ')});`);
     // Shared rows: lane l loads rows l, l + 8, ... (rowL_j); row r comes from lane r % 8.
     const loadA = share
-      ? [...loaders.map((j) => `let ${v(`s_${j}`)} = ${spec.aAt(`rowL_${j}`)};`), ...rows.map((r) => `let ${v(`a_${r}`)} = subgroupBroadcast(${v(`s_${Math.floor(r / 8)}`)}, ${r % 8}u);`)]
-      : rows.map((r) => `let ${v(`a_${r}`)} = ${spec.aAt(`row_${r}`)};`);
-    return [atStep(u, spec.kSetup ?? ''), atStep(u, loadA.join(' ')), atStep(u, loadB.join(' '))];
+      ? [...loaders.map((j) => `let ${v(`s_${j}`, u)} = ${spec.aAt(`rowL_${j}`)};`), ...rows.map((r) => `let ${v(`a_${r}`, u)} = subgroupBroadcast(${v(`s_${Math.floor(r / 8)}`, u)}, ${r % 8}u);`)]
+      : rows.map((r) => `let ${v(`a_${r}`, u)} = ${spec.aAt(`row_${r}`)};`);
+    return [atStep(u, spec.kSetup ?? ''), atStep(u, loadA.join(' ')), spec.bAlongK ? loadB.join(' ') : atStep(u, loadB.join(' '))];
   };
-  const steps = range(KSUM);
-  const update = (r: number, c: number): string =>
-    `${acc(r, c)} += ${steps.map((u) => (KSUM === 1 ? `a_${r} * b_${c}` : `a_${r}_${u} * b_${c}_${u}`)).join(' + ')};`;
+  const steps = range(KSTEP);
+  const updates = range(KSTEP / KSUM).flatMap((g) => rows.flatMap((r) => groups.map((c) =>
+    `${acc(r, c)} += ${range(KSUM).map((i) => `${v(`a_${r}`, g * KSUM + i)} * ${v(`b_${c}`, g * KSUM + i)}`).join(' + ')};`)));
   const stores: string[] = [];
   for (const r of rows) {
     const row = `(row0 + ${r}u)`;
@@ -188,9 +200,10 @@ ${entry([WG_X, WG_Y], share ? '@builtin(subgroup_invocation_id) lane: u32' : '')
   ${spec.bVec ? groups.map((c) => `let cg_${c} = min(col0 / 4u + ${c}u, (N + 3u) / 4u - 1u);`).join(' ') : cols.map((t) => `let col_${t} = min(col0 + ${t}u, N - 1u);`).join(' ')}
   ${spec.colSetup ? cols.map(spec.colSetup).join('\n  ') : ''}
   ${rows.flatMap((r) => groups.map((c) => `var ${acc(r, c)} = vec4<f32>(0.0);`)).join(' ')}
-  for (var k = kBegin; k < kEnd; k += ${KSUM}u) {
+  for (var k = kBegin; k < kEnd; k += ${KSTEP}u) {
+    ${loadB4}
     ${steps.flatMap(step).join('\n    ')}
-    ${rows.flatMap((r) => groups.map((c) => update(r, c))).join(' ')}
+    ${updates.join(' ')}
   }
   ${stores.join('\n  ')}
 }`;
@@ -222,10 +235,10 @@ export function gemmDispatch(spec: GemmSpec, buffers: readonly GPUBuffer[], M: n
   // every training step, get their own with the sizes baked in.
   const bake = isBaked(M, N, K), chosen = tilingFor(M, N, K);
   // Chunks of K a multiple of kSum where K is (the last split may then get nothing to do).
-  const step = chosen.kSum && K % chosen.kSum === 0 ? chosen.kSum : 1;
+  const step = spec.bAlongK ? 4 : chosen.kSum && K % chosen.kSum === 0 ? chosen.kSum : 1;
   const chunk = Math.ceil(Math.ceil(K / splits) / step) * step;
   const params = Uint32Array.from([M, N, K, Math.max(chunk, 1), ...extra]);
-  const tiling = (chosen.kSum ?? 1) > 1 && (K % chosen.kSum! !== 0 || chunk % chosen.kSum! !== 0) ? { ...chosen, kSum: 1 } : chosen;
+  const tiling = (chosen.kSum ?? 1) > 1 && (K % chosen.kSum! !== 0 || chunk % chosen.kSum! !== 0 || (spec.bAlongK && 4 % chosen.kSum! !== 0)) ? { ...chosen, kSum: 1 } : chosen;
   const key = `${spec.name}|${splits > 1}|${tiling.rows},${tiling.colVecs},${tiling.wgX},${tiling.wgY},${!!tiling.shareRows},${tiling.kSum ?? 1}|${bake ? `${M},${N},${K},${params[3]!},${extra.slice(OFFSET_WORDS.length).join(',')}` : ''}`;
   let source = sources.get(key);
   if (source === undefined) sources.set(key, (source = gemmSource(spec, splits > 1, tiling, bake ? params : null)));
