@@ -130,6 +130,15 @@ function opCases({ d, stream, randn, positive, awayFromZero }: ReturnType<typeof
         },
         tol: 5e-4,
       },
+      { // d a multiple of 4: WebGPU's backward reads the [*, d] operands as vec4 rows
+        inputs: () => [sg.uniform([9, 36], stream), randn(50, 36), randn(50), sg.scale(randn(50, 36), 0.1), sg.shift(randn(50), 3), positive(9, 50)],
+        f: (p, wMu, bMu, wA, bA, x) => {
+          const q = sg.sub(sg.fullLike(p!, 1), p!), pq = sg.mul(p!, q);
+          const moments = { mean: p!, c2: pq, c3: sg.mul(pq, sg.sub(q, p!)), k4: sg.mul(pq, sg.sub(sg.fullLike(p!, 1), sg.scale(pq, 6))) };
+          return sg.expectedLogLikelihoodLearnable(moments, { wMu: wMu!, bMu: bMu!, wA: wA!, bA: bA! }, x!);
+        },
+        tol: 5e-4,
+      },
     ],
     uniform: [], normal: [], // compared draw for draw in 'random streams'
   };
