@@ -37,6 +37,10 @@ for (const method of values.methods!.split(',') as MethodName[]) {
 suite
   .on('cycle', (event: { target: Benchmark.Target }) => {
     const t = event.target;
-    console.log(`${t.name}: ${(t.stats!.mean * 1000).toFixed(1)} ms ± ${t.stats!.rme.toFixed(1)}% (${t.stats!.sample.length} samples)`);
+    // The median too: on a shared machine a few slow samples move the mean (and PyTorch's
+    // script reports medians).
+    const sorted = [...t.stats!.sample].sort((a, b) => a - b);
+    const median = sorted[sorted.length >> 1]! * 1000;
+    console.log(`${t.name}: ${(t.stats!.mean * 1000).toFixed(1)} ms ± ${t.stats!.rme.toFixed(1)}%, median ${median.toFixed(1)} ms (${sorted.length} samples)`);
   })
   .run({ async: true });
