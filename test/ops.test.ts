@@ -103,6 +103,29 @@ test('errors name the op, the argument and the shapes', () => {
   assert.throws(() => sg.reshape(a, [4, 2]), /reshape: cannot reshape \[2, 3\] \(6 elements\) into \[4,2\]/);
 });
 
+test('sum and max over every set of axes equal naive loops; a NaN propagates through max', () => {
+  // The CPU backend folds a reduction over the innermost axis in a register and walks the
+  // others through memory (backends/cpu/elementwise.ts): every axis set below takes one or both.
+  const shape = [3, 4, 5];
+  const values = randn(...shape).dataSync();
+  values[1 * 20 + 2 * 5 + 3] = NaN;
+  const x = sg.tensor(Array.from(values), shape, f64);
+  for (const axes of [[2], [1], [0], [0, 2], [1, 2], [0, 1], [0, 1, 2]]) {
+    for (const op of ['sum', 'max'] as const) {
+      const expected = new Map<string, number>();
+      for (let i = 0; i < 3; i++) for (let j = 0; j < 4; j++) for (let k = 0; k < 5; k++) {
+        const key = [i, j, k].filter((_, a) => !axes.includes(a)).join(',');
+        const v = values[i * 20 + j * 5 + k]!, prev = expected.get(key);
+        expected.set(key, prev === undefined ? v : op === 'sum' ? prev + v : v > prev || v !== v || prev !== prev ? (prev !== prev ? prev : v) : prev);
+      }
+      const got = (op === 'sum' ? sg.sum(x, axes) : sg.maxAxes(x, axes)).dataSync();
+      const want = [...expected.values()];
+      assert.is(got.length, want.length, `${op} over [${axes}]: length`);
+      want.forEach((w, n) => assert.ok(Number.isNaN(w) ? Number.isNaN(got[n]!) : Math.abs(got[n]! - w) <= 1e-12, `${op} over [${axes}] at ${n}: ${got[n]} vs ${w}`));
+    }
+  }
+});
+
 test('anomaly mode names the first op that makes a NaN', () => {
   sg.setAnomalyMode(true);
   try {
