@@ -9,6 +9,7 @@ import {
   conv2dBackwardFilter, conv2dBackwardInput, conv2dForward, convOutSize,
 } from '../backends/cpu/conv.js';
 import { winogradApplies } from '../backends/cpu/winograd.js';
+import * as sg from '../engine/index.js';
 
 // Deterministic pseudo-random fill (xorshift), values in [-1, 1).
 let seed = 12345;
@@ -310,6 +311,29 @@ test('conv2d float32 stays close to float64', () => {
   close(dx32, naiveBackwardInput(dy, w, c), 1e-5, 'float32 backward input');
   conv2dBackwardFilter(Float32Array.from(x), xShape, Float32Array.from(dy), wShape, 1, 1, dw32);
   close(dw32, naiveBackwardFilter(x, dy, c), 1e-4, 'float32 backward filter');
+});
+
+// ---- elementwise over the pool -------------------------------------------------------------
+
+test('big elementwise ops split over the thread pool give exactly the one-thread results', () => {
+  warmUp();
+  // 400 x 500 = 200k elements (over the pool's threshold); a transposed operand and a
+  // broadcast one, so the split walks strided and stride-0 axes too.
+  const stream = new sg.RandomStream(3);
+  const t = sg.normal([500, 400], stream, { dtype: 'float64' }), row = sg.normal([500], stream, { dtype: 'float64' });
+  const tv = t.dataSync(), rv = row.dataSync();
+  const before = workerPieces();
+  let ran = false;
+  for (let attempt = 0; attempt < 50 && !ran; attempt++) {
+    const sum = sg.add(sg.transpose(t), row).dataSync(); // [400, 500]: t[j, i] + row[j]
+    const relu = sg.relu(sg.transpose(t)).dataSync();
+    for (let i = 0; i < 400; i++) for (let j = 0; j < 500; j++) {
+      const v = tv[j * 400 + i]!;
+      if (sum[i * 500 + j] !== v + rv[j]! || relu[i * 500 + j] !== (v > 0 ? v : 0)) assert.unreachable(`element (${i}, ${j}) differs`);
+    }
+    ran = workerPieces() > before;
+  }
+  if (threadCount() > 1) assert.ok(ran, 'a worker ran part of an elementwise op');
 });
 
 test.run();

@@ -3,6 +3,7 @@
 // operand are merged first, so the common case is a single flat loop.
 import type { BinaryOp, UnaryOp } from '../../engine/backend.js';
 import type { FloatArray } from '../../engine/dtype.js';
+import { defineKernel, PARALLEL_MIN_WORK, parallelFor } from './parallel.js';
 
 /** The JavaScript expression of each pointwise op, in terms of a, b and the parameter p. */
 const unaryExpressions: Record<UnaryOp, string> = {
@@ -16,7 +17,10 @@ const unaryExpressions: Record<UnaryOp, string> = {
   square: 'a * a',
   reciprocal: '1 / a',
   relu: 'a > 0 ? a : 0',
-  step: 'a > 0 ? 1 : 0',
+  // A comparison converted to a number compiles without a branch: 5x faster than a ?: on
+  // random signs (2M floats: 2.6 vs 13.7 ms), same values (NaN > 0 is false). relu keeps ?:,
+  // since a * +(a > 0) would turn -Infinity into NaN.
+  step: '+(a > 0)',
   // The branches keep exp() from overflowing for large |a|.
   sigmoid: 'a >= 0 ? 1 / (1 + Math.exp(-a)) : Math.exp(a) / (1 + Math.exp(a))',
   softplus: 'a > 0 ? a + Math.log1p(Math.exp(-a)) : Math.log1p(Math.exp(a))',
@@ -34,7 +38,7 @@ const binaryExpressions: Record<BinaryOp, string> = {
   div: 'a / b',
   maximum: 'a >= b || b !== b ? a : b',
   minimum: 'a <= b || b !== b ? a : b',
-  greater: 'a > b ? 1 : 0',
+  greater: '+(a > b)',
 };
 
 /** A strided operand: data plus offset and per-axis strides (in elements). */
@@ -117,14 +121,48 @@ export function coalesce(shape: readonly number[], operands: readonly Operand[])
   return [dims, operands.map((op, k) => ({ data: op.data, offset: op.offset, strides: strides[k]! }))];
 }
 
+const unaryOps = Object.keys(unaryExpressions) as UnaryOp[];
+const binaryOps = Object.keys(binaryExpressions) as BinaryOp[];
+const unaryLoop = (op: UnaryOp): Loop => loopFor(`u:${op}`, `o[io] = ${unaryExpressions[op]}`);
+const binaryLoop = (op: BinaryOp): Loop => loopFor(`b:${op}`, `o[io] = ${binaryExpressions[op]}`);
+
+/**
+ * A share of an elementwise op: rows [start, end) of the outermost (coalesced) axis. Args:
+ * binary?, op index, p, rank, the dims, the three offsets, then each operand's strides.
+ */
+const elementwiseKernel = defineKernel('silentgrad.elementwise', import.meta.url, (arrays, a, start, end) => {
+  const rank = a[3]!;
+  const dims = Array.from({ length: rank }, (_, d) => a[4 + d]!);
+  dims[0] = end - start;
+  const operands = arrays.map((data, k): Operand => {
+    const strides = Array.from({ length: rank }, (_, d) => a[7 + rank + k * rank + d]!);
+    return { data, offset: a[4 + rank + k]! + start * strides[0]!, strides };
+  });
+  const loop = a[0] === 1 ? binaryLoop(binaryOps[a[1]!]!) : unaryLoop(unaryOps[a[1]!]!);
+  loop(dims, operands[0]!, operands[1]!, operands[2]!, a[2]!);
+});
+
+/**
+ * Runs `loop` over coalesced operands, split over the thread pool along the outermost axis
+ * when there is enough work (a ReLU over a 64x32x28x28 activation: 1.6M elements).
+ */
+function runSplit(binary: boolean, opIndex: number, loop: Loop, dims: number[], [o, x, y]: Operand[], p: number): void {
+  const size = dims.reduce((n, d) => n * d, 1);
+  if (dims.length === 0 || size < PARALLEL_MIN_WORK) return loop(dims, o!, x!, y!, p);
+  const ops = [o!, x!, y!];
+  parallelFor(elementwiseKernel, ops.map((op) => op.data),
+    [binary ? 1 : 0, opIndex, p, dims.length, ...dims, ...ops.map((op) => op.offset), ...ops.flatMap((op) => op.strides)],
+    dims[0]!, 1, size);
+}
+
 export function runUnary(op: UnaryOp, shape: readonly number[], out: Operand, a: Operand, p: number): void {
   const [dims, [o, x]] = coalesce(shape, [out, a]);
-  loopFor(`u:${op}`, `o[io] = ${unaryExpressions[op]}`)(dims, o!, x!, x!, p);
+  runSplit(false, unaryOps.indexOf(op), unaryLoop(op), dims, [o!, x!, x!], p);
 }
 
 export function runBinary(op: BinaryOp, shape: readonly number[], out: Operand, a: Operand, b: Operand): void {
   const [dims, [o, x, y]] = coalesce(shape, [out, a, b]);
-  loopFor(`b:${op}`, `o[io] = ${binaryExpressions[op]}`)(dims, o!, x!, y!, 0);
+  runSplit(true, binaryOps.indexOf(op), binaryLoop(op), dims, [o!, x!, y!], 0);
 }
 
 /** out (strides 0 along reduced axes) accumulates a: the same loop, reading o[io] as it goes. */
