@@ -1,6 +1,7 @@
 // The reference backend: TypeScript over typed arrays. Elementwise kernels are generated
-// strided loops (elementwise.ts); matmul and convolutions are blocked GEMMs split over both
-// cores (gemm.ts, conv.ts, parallel.ts). Freed storage is pooled by size so a training step
+// strided loops (elementwise.ts), big ones split over the thread pool like AdamW (adamw.ts);
+// matmul and convolutions are blocked GEMMs split over both cores (gemm.ts, conv.ts with
+// winograd.ts for 3x3 layers, parallel.ts). Freed storage is pooled by size so a training step
 // reuses last step's arrays instead of allocating (and zeroing) new ones.
 import type { AdamWStep, Backend, BinaryOp, Conv2dGeometry, RandomKind, ReduceOp, SilentElboGradients, SilentElboOperands, Storage, UnaryOp, View } from '../../engine/backend.js';
 import { arrayFor, type DType, type FloatArray } from '../../engine/dtype.js';

@@ -1,5 +1,6 @@
 // The fused silent-ELBO kernels on the CPU. Every contraction sum_i u^p a^q moment_i is one
-// GEMM of the moment matrix (B x d) with an elementwise power of the weights (k x d), so the
+// GEMM of the moment matrix (B x d) with an elementwise power of the weights (k x d), except
+// the one term whose coefficient is the same for every pixel (pixelIndependent, below), so the
 // blocked, two-core GEMM does the heavy lifting; the per-pixel epilogue (the closed forms of
 // ../shared/design/silent-elbo-math.md) runs in one loop that also writes the partial
 // derivatives the backward needs. Nothing of size B x d x k is ever formed.

@@ -153,6 +153,19 @@ function transformInput(x: FloatArray, xOff: number, g: Problem, n: number, b: n
   }
 }
 
+/**
+ * Output tile t of a chunk: its image in the chunk, the offset of its top-left element in an
+ * [Hout, Wout] plane, and how many of its 4 rows and columns lie inside (edge tiles).
+ */
+function outputBlock(g: Problem, t: number): { image: number; corner: number; rows: number; cols: number } {
+  const ty = tilesY(g), tx = tilesX(g);
+  const r = Math.floor(t / tx) % ty, s = t % tx;
+  return {
+    image: Math.floor(t / (ty * tx)), corner: r * OUT * g.Wout + s * OUT,
+    rows: Math.min(OUT, g.Hout - r * OUT), cols: Math.min(OUT, g.Wout - s * OUT),
+  };
+}
+
 function forwardRange(x: FloatArray, xOff: number, w: FloatArray, wOff: number, y: FloatArray, yOff: number,
   g: Problem, n0: number, n1: number): void {
   const { Cin, Cout, Hout, Wout } = g;
@@ -167,10 +180,9 @@ function forwardRange(x: FloatArray, xOff: number, w: FloatArray, wOff: number, 
     for (let xi = 0; xi < XI; xi++)
       gemmStrided(T, Cout, Cin, V, xi * T * Cin, Cin, false, U, xi * Cin * Cout, Cout, false, M, xi * T * Cout, Cout, false);
     for (let t = 0; t < T; t++) {
-      const bi = Math.floor(t / (ty * tx)), r = Math.floor(t / tx) % ty, s = t % tx;
-      const rows = Math.min(OUT, Hout - r * OUT), cols = Math.min(OUT, Wout - s * OUT);
+      const { image, corner, rows, cols } = outputBlock(g, t);
       for (let co = 0; co < Cout; co++) {
-        const base = yOff + ((n + bi) * Cout + co) * Hout * Wout + r * OUT * Wout + s * OUT;
+        const base = yOff + ((n + image) * Cout + co) * Hout * Wout + corner;
         if (rows === OUT && cols === OUT) {
           outputTransform(M, t * Cout + co, TILE * T * Cout, T * Cout, y, base, Wout, 1);
           continue;
@@ -197,10 +209,9 @@ function filterGradRange(x: FloatArray, xOff: number, dy: FloatArray, dyOff: num
     const V = scratchOf(1, XI * T * Cin), dM = scratchOf(2, XI * T * Cout);
     transformInput(x, xOff, g, n, b, V);
     for (let t = 0; t < T; t++) {
-      const bi = Math.floor(t / (ty * tx)), r = Math.floor(t / tx) % ty, s = t % tx;
-      const rows = Math.min(OUT, Hout - r * OUT), cols = Math.min(OUT, Wout - s * OUT);
+      const { image, corner, rows, cols } = outputBlock(g, t);
       for (let co = 0; co < Cout; co++) {
-        const base = dyOff + ((n + bi) * Cout + co) * Hout * Wout + r * OUT * Wout + s * OUT;
+        const base = dyOff + ((n + image) * Cout + co) * Hout * Wout + corner;
         const to = t * Cout + co;
         if (rows === OUT && cols === OUT) {
           outputGradTransform(dy, base, Wout, 1, dM, to, TILE * T * Cout, T * Cout);
