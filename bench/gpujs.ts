@@ -4,15 +4,18 @@
 // case compiles its kernels and is excluded (a warm-up run before timing).
 //   node bench/gpujs.js [--channels 32] [--quick]
 import Benchmark from 'benchmark';
-import { parseArgs } from 'node:util';
 import * as sg from '../engine/index.js';
 import type { Tensor } from '../engine/index.js';
 import { selectBackend } from '../backends/select.js';
 import { createGpuJsBackend } from '../backends/gpujs/index.js';
 import { loadMnist } from '../experiments/data/mnist.js';
 import { FixedVarianceVae } from '../experiments/vae.js';
+import { positiveInteger, scriptFlags } from '../experiments/cli.js';
 
-const { values } = parseArgs({ options: { channels: { type: 'string', default: '32' }, quick: { type: 'boolean', default: false } } });
+const values = scriptFlags('bench/gpujs.js', 'gpu.js against the CPU backend (and WebGPU where available): the training step and the fused silent-ELBO op.', {
+  channels: { type: 'string', help: 'encoder channels', default: '32' },
+  quick: { type: 'boolean', help: 'fewer samples per case' },
+}, (v) => ({ channels: positiveInteger('channels', v.channels as string), quick: v.quick === true }));
 const gpujs = createGpuJsBackend();
 const backends: sg.Backend[] = [sg.cpuBackend, gpujs];
 try {
@@ -35,7 +38,7 @@ function time(name: string, fn: () => Promise<void>): Promise<void> {
 
 const batchSize = 64;
 const train = loadMnist('train', { limit: batchSize });
-const config = { latentDim: 200, channels: Number(values.channels), sigma2: 0.01, lr: 1e-4, weightDecay: 0.01, batchSize, seed: 0, gumbelTemperature: 1, reinforceDecay: 0.99 };
+const config = { latentDim: 200, channels: values.channels, sigma2: 0.01, lr: 1e-4, weightDecay: 0.01, batchSize, seed: 0, gumbelTemperature: 1, reinforceDecay: 0.99 };
 
 /** One fused silent-ELBO forward+backward on `backend`. */
 function fusedElbo(backend: sg.Backend): () => Promise<void> {

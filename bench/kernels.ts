@@ -12,6 +12,7 @@ import { gemm, type FloatArray } from '../backends/cpu/gemm.js';
 import { allocShared, defineKernel, parallelFor, threadCount, warmUp } from '../backends/cpu/parallel.js';
 import { parallelGemm } from '../backends/cpu/parallel-gemm.js';
 import { conv2dBackwardFilter, conv2dBackwardInput, conv2dForward } from '../backends/cpu/conv.js';
+import { scriptFlags } from '../experiments/cli.js';
 
 // A do-nothing kernel, to time the hand-off itself. Workers import this module to find it, so
 // everything else below runs on the main thread only.
@@ -102,7 +103,8 @@ function handOffMicros(): { atomics: number; postMessage: number } {
 }
 
 function main(): void {
-  const quick = process.argv.includes('--quick');
+  const { quick } = scriptFlags('bench/kernels.js', 'GFLOP/s of the CPU backend\'s matmul and conv2d kernels, single-thread and over the pool.',
+    { quick: { type: 'boolean', help: 'shorter timing per row' } }, (v) => ({ quick: v.quick === true }));
   const threads = warmUp();
   const rows = [...matmulRows(), ...convRows()];
   const results = new Map<string, number>();

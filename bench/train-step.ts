@@ -3,27 +3,34 @@
 // compared with bench/pytorch/train_step.py measured in the same session.
 //   node bench/train-step.js [--backend cpu] [--channels 32]
 import Benchmark from 'benchmark';
-import { parseArgs } from 'node:util';
 import * as sg from '../engine/index.js';
-import { backendNames, selectBackend, type BackendName } from '../backends/select.js';
+import { backendNames, selectBackend } from '../backends/select.js';
 import { loadMnist } from '../experiments/data/mnist.js';
-import { FixedVarianceVae, type MethodName } from '../experiments/vae.js';
+import { FixedVarianceVae, methodNames } from '../experiments/vae.js';
+import { listOf, oneOf, positiveInteger, scriptFlags } from '../experiments/cli.js';
 
-const { values } = parseArgs({ options: { backend: { type: 'string', default: 'cpu' }, channels: { type: 'string', default: '32' }, methods: { type: 'string', default: 'silent-gaussian,silent-bernoulli' } } });
-if (!backendNames.includes(values.backend as BackendName)) throw new Error(`--backend must be one of ${backendNames.join(', ')}`);
-const { backend, reason } = await selectBackend(values.backend as BackendName);
+const flags = scriptFlags('bench/train-step.js', 'Milliseconds per training step of the Table-2 model (batch 64, d = 200), per method.', {
+  backend: { type: 'string', help: `one of ${backendNames.join(', ')}`, default: 'cpu' },
+  channels: { type: 'string', help: 'encoder channels', default: '32' },
+  methods: { type: 'string', help: `comma list of ${methodNames.join(', ')}`, default: 'silent-gaussian,silent-bernoulli' },
+}, (v) => ({
+  backend: oneOf('backend', v.backend as string, backendNames),
+  channels: positiveInteger('channels', v.channels as string),
+  methods: listOf('methods', v.methods as string, methodNames),
+}));
+const { backend, reason } = await selectBackend(flags.backend);
 sg.setDefaultBackend(backend);
 console.log(reason);
 
 const batchSize = 64;
 const train = loadMnist('train', { limit: batchSize });
 const config = {
-  latentDim: 200, channels: Number(values.channels), sigma2: 0.01, lr: 1e-4, weightDecay: 0.01,
+  latentDim: 200, channels: flags.channels, sigma2: 0.01, lr: 1e-4, weightDecay: 0.01,
   batchSize, seed: 0, gumbelTemperature: 1, reinforceDecay: 0.99,
 };
 
 const suite = new Benchmark.Suite();
-for (const method of values.methods!.split(',') as MethodName[]) {
+for (const method of flags.methods) {
   const vae = new FixedVarianceVae(method, config, backend);
   let epoch = 0;
   suite.add(`train step ${method} (C=${config.channels}, d=200, B=64)`, {

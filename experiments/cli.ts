@@ -73,3 +73,24 @@ export function runMain(main: () => Promise<void>): void {
     process.exit(e instanceof UsageError ? 2 : 1);
   });
 }
+
+/**
+ * Flags for a top-level script (the benchmarks): `--help` prints the table and exits 0; a bad
+ * flag, or a value `validate` rejects, prints one line and exits 2 instead of a stack trace.
+ */
+export function scriptFlags<T>(command: string, summary: string, table: FlagTable,
+  validate: (values: Record<string, string | boolean | undefined>) => T): T {
+  const withHelp: FlagTable = { ...table, help: { type: 'boolean', help: 'show this help' } };
+  try {
+    const values = parseFlags(process.argv.slice(2), withHelp);
+    if (values.help) {
+      process.stdout.write(helpText(command, summary, withHelp));
+      process.exit(0);
+    }
+    for (const [name, spec] of Object.entries(table)) if (values[name] === undefined && spec.default !== undefined) values[name] = spec.type === 'boolean' ? spec.default === 'true' : spec.default;
+    return validate(values);
+  } catch (e) {
+    process.stderr.write(`error: ${(e as Error).message}\n`);
+    process.exit(2);
+  }
+}
