@@ -8,6 +8,7 @@ import { parallelGemm } from '../backends/cpu/parallel-gemm.js';
 import {
   conv2dBackwardFilter, conv2dBackwardInput, conv2dForward, convOutSize,
 } from '../backends/cpu/conv.js';
+import { direct3x3Applies } from '../backends/cpu/direct3x3.js';
 import { winogradApplies } from '../backends/cpu/winograd.js';
 import * as sg from '../engine/index.js';
 
@@ -263,6 +264,35 @@ test('conv2d by Winograd F(4x4, 3x3) matches naive loops and is adjoint, on one 
   }
   assert.not.ok(winogradApplies(4, 16, 3, 3, 1, 1, 28, 28), 'few input channels stay on im2col');
   assert.not.ok(winogradApplies(16, 16, 3, 3, 2, 1, 14, 14), 'stride 2 stays on im2col');
+});
+
+// 3x3 stride-1 layers with at most 4 input channels (the encoder's first layer) take the direct
+// path of direct3x3.ts for the forward and the filter gradient: each padding, odd sizes, and the
+// first layer's shape on the pool.
+const directCases: Case[] = [
+  { N: 2, C: 1, H: 7, W: 9, O: 5, kh: 3, kw: 3, s: 1, p: 0 },
+  { N: 3, C: 4, H: 5, W: 4, O: 3, kh: 3, kw: 3, s: 1, p: 1 },
+  { N: 1, C: 2, H: 3, W: 3, O: 2, kh: 3, kw: 3, s: 1, p: 2 },
+  { N: 9, C: 1, H: 28, W: 28, O: 32, kh: 3, kw: 3, s: 1, p: 1 },
+];
+
+test('conv2d by the direct 3x3 loops matches naive loops and is adjoint, on one thread and on the pool', () => {
+  for (const c of directCases) {
+    assert.ok(direct3x3Applies(c.C, c.kh, c.kw, c.s), `${describe(c)} takes the direct path`);
+    runCase(c, false);
+    runCase(c, true);
+  }
+  assert.not.ok(direct3x3Applies(5, 3, 3, 1), 'five input channels go to im2col');
+  assert.not.ok(direct3x3Applies(1, 3, 3, 2), 'stride 2 goes to im2col');
+  // float32 in and out, float64 inside: as close to float64 as a single rounding.
+  const c = directCases[3]!;
+  const xShape = [c.N, c.C, c.H, c.W], wShape = [c.O, c.C, 3, 3];
+  const x = randomArray(c.N * c.H * c.W), w = randomArray(c.O * 9), dy = randomArray(c.N * c.O * c.H * c.W);
+  const y32 = allocShared('float32', dy.length), dw32 = allocShared('float32', w.length);
+  conv2dForward(Float32Array.from(x), xShape, Float32Array.from(w), wShape, 1, 1, y32);
+  conv2dBackwardFilter(Float32Array.from(x), xShape, Float32Array.from(dy), wShape, 1, 1, dw32);
+  close(y32, naiveConv(x, w, c), 1e-6, 'float32 forward');
+  close(dw32, naiveBackwardFilter(x, dy, c), 1e-5, 'float32 backward filter');
 });
 
 test('Winograd conv2d in float32 stays as close to float64 as im2col does', () => {

@@ -11,6 +11,7 @@
 // (parallel.ts); backward filter gives each extra thread its own partial dW, summed here.
 import { gemmStrided, type FloatArray } from './gemm.js';
 import { allocShared, defineKernel, parallelFor } from './parallel.js';
+import { direct3x3Applies, direct3x3BackwardFilter, direct3x3Forward } from './direct3x3.js';
 import { winogradApplies, winogradBackwardFilter, winogradBackwardInput, winogradForward } from './winograd.js';
 
 export type Shape4 = readonly number[];
@@ -163,8 +164,17 @@ function scatterChunk(tmp: FloatArray, g: Geometry, n0: number, b: number, dst: 
 
 // ---- range kernels (images [n0, n1)) ----------------------------------------------------------
 
+/** 3x3 stride-1 layers with enough channels go to winograd.ts (4x fewer multiplies). */
+const useWinograd = (g: Geometry): boolean => winogradApplies(g.C, g.O, g.kh, g.kw, g.s, g.p, g.Ho, g.Wo);
+/**
+ * With very few input channels, forward and filter gradient go to direct3x3.ts (the input
+ * gradient of a first layer is never needed, and stays on im2col).
+ */
+const useDirect = (g: Geometry): boolean => direct3x3Applies(g.C, g.kh, g.kw, g.s);
+
 function forwardRange(x: FloatArray, xOff: number, w: FloatArray, wOff: number, y: FloatArray, yOff: number,
   g: Geometry, n0: number, n1: number): void {
+  if (useDirect(g)) return direct3x3Forward(x, xOff, w, wOff, y, yOff, g, n0, n1);
   const B = chunkImages(g);
   const { O, P, CKK } = g;
   for (let n = n0; n < n1; n += B) {
@@ -215,6 +225,10 @@ function backwardFilterRange(x: FloatArray, xOff: number, dy: FloatArray, dyOff:
     const b = Math.min(B, n1 - n);
     const L = b * P;
     const slot = (n / B) * O * CKK;
+    if (useDirect(g)) {
+      direct3x3BackwardFilter(x, xOff, dy, dyOff, slots, slot, g, n, n + b);
+      continue;
+    }
     const col = scratch(x, 0, CKK * L);
     im2col(x, xOff, g, n, b, col);
     if (b === 1) {
@@ -252,8 +266,6 @@ function split(g: Geometry): [number, number, number, { chunk: number }] {
 
 // ---- public API ------------------------------------------------------------------------------
 
-/** 3x3 stride-1 layers with enough channels go to winograd.ts (4x fewer multiplies). */
-const useWinograd = (g: Geometry): boolean => winogradApplies(g.C, g.O, g.kh, g.kw, g.s, g.p, g.Ho, g.Wo);
 
 /**
  * y[N,O,Ho,Wo] = conv2d(x[N,C,H,W], w[O,C,kh,kw]) with one stride and one (symmetric) zero
