@@ -255,13 +255,17 @@ const winogradCases: Case[] = [
   { N: 9, C: 16, H: 28, W: 28, O: 12, kh: 3, kw: 3, s: 1, p: 1 },
 ];
 
-test('conv2d by Winograd F(4x4, 3x3) matches naive loops and is adjoint, on one thread and on the pool', () => {
-  for (const c of winogradCases) {
-    const Ho = convOutSize(c.H, 3, 1, c.p), Wo = convOutSize(c.W, 3, 1, c.p);
-    assert.ok(winogradApplies(c.C, c.O, 3, 3, 1, c.p, Ho, Wo), `${describe(c)} takes the Winograd path`);
+/** Each case takes the path `applies` names, and matches naive loops on one thread and on the pool. */
+function runPath(cases: Case[], path: string, applies: (c: Case) => boolean): void {
+  for (const c of cases) {
+    assert.ok(applies(c), `${describe(c)} takes the ${path} path`);
     runCase(c, false);
     runCase(c, true);
   }
+}
+
+test('conv2d by Winograd F(4x4, 3x3) matches naive loops and is adjoint, on one thread and on the pool', () => {
+  runPath(winogradCases, 'Winograd', (c) => winogradApplies(c.C, c.O, 3, 3, 1, c.p, convOutSize(c.H, 3, 1, c.p), convOutSize(c.W, 3, 1, c.p)));
   assert.not.ok(winogradApplies(4, 16, 3, 3, 1, 1, 28, 28), 'few input channels stay on im2col');
   assert.not.ok(winogradApplies(16, 16, 3, 3, 2, 1, 14, 14), 'stride 2 stays on im2col');
 });
@@ -277,11 +281,7 @@ const directCases: Case[] = [
 ];
 
 test('conv2d by the direct 3x3 loops matches naive loops and is adjoint, on one thread and on the pool', () => {
-  for (const c of directCases) {
-    assert.ok(direct3x3Applies(c.C, c.kh, c.kw, c.s), `${describe(c)} takes the direct path`);
-    runCase(c, false);
-    runCase(c, true);
-  }
+  runPath(directCases, 'direct', (c) => direct3x3Applies(c.C, c.kh, c.kw, c.s));
   assert.not.ok(direct3x3Applies(5, 3, 3, 1), 'five input channels go to im2col');
   assert.not.ok(direct3x3Applies(1, 3, 3, 2), 'stride 2 goes to im2col');
   // float32 in and out, float64 inside: as close to float64 as a single rounding.
