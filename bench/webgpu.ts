@@ -3,6 +3,9 @@
 // matmul GFLOP/s at the MLP shapes and 512³, conv2d forward + both backward kernels at the
 // Table-5 encoder shapes (batch 64, 28x28, 3x3, pad 1, 1->32 and 32->32), and the fused silent
 // ELBO forward + backward (B=64, d=200, k=784, learnable variance, Bernoulli moments).
+// The 32->32 convolutions run Winograd F(4x4, 3x3) on both backends (conv rates count
+// direct-convolution flops); bench/winograd.js times WebGPU's Winograd against its implicit
+// GEMMs in one process.
 // A GPU sample records REPS calls and then reads one element back, so it times completed work.
 // On lavapipe these are CPU-rasteriser numbers, not GPU numbers (the adapter line says which).
 // The training step: node bench/train-step.js --backend webgpu.

@@ -1,9 +1,9 @@
 // The one backend conformance suite (shared/design/style.md, point 4): a table of cases run on
 // every backend against the CPU backend in float32. Every registered op, value and gradient
 // (through the engine ops), over random shapes with odd sizes, broadcasting, strided and
-// transposed views; empty and single-element tensors; convolution strides and paddings and the
-// split-K filter gradient; the matmul paths (transposed, split K, vec4, strided, 1x1); both
-// silent-ELBO forms with Gaussian and Bernoulli moments; AdamW; the random streams draw for draw;
+// transposed views; empty and single-element tensors; convolution strides and paddings, the
+// split-K filter gradient and the Winograd layers (3x3, stride 1, 8+ channels); the matmul
+// paths (transposed, split K, vec4, strided, 1x1); both silent-ELBO forms with Gaussian and Bernoulli moments; AdamW; the random streams draw for draw;
 // strided and whole fills; a few training steps of the fixed-variance study on real MNIST; and
 // a check that the suite dispatched every kernel of the backend interface.
 //
@@ -105,7 +105,16 @@ function opCases({ d, stream, randn, positive, awayFromZero }: ReturnType<typeof
       { inputs: () => [randn(2, 1, 5, 5), randn(2, 1, 3, 3)], f: (x, w) => sg.conv2d(x!, w!, 2, 0) },
       { inputs: () => [randn(1, 2, 4, 4), randn(1, 2, 1, 1)], f: (x, w) => sg.conv2d(x!, w!, 1, 2) },
       { inputs: () => [randn(3, 1, 28, 28), randn(5, 1, 3, 3)], f: (x, w) => sg.conv2d(x!, w!, 1, 1) }, // split-K filter gradient
-      { inputs: () => [randn(4, 8, 20, 20), randn(12, 8, 3, 3)], f: (x, w) => sg.conv2d(x!, w!, 1, 1) }, // all three baked
+      // 7 input channels, just below Winograd's 8: the implicit GEMMs, all three baked
+      { inputs: () => [randn(4, 7, 20, 20), randn(12, 7, 3, 3)], f: (x, w) => sg.conv2d(x!, w!, 1, 1) },
+      // Winograd F(4x4, 3x3) (3x3, stride 1, 8+ channels each side): outputs not a multiple of
+      // 4 (edge blocks, tiles padded to a multiple of 4), paddings 0-2, channels 8, 9, 12, batch 1;
+      // widths a multiple of 4 take the vec4-row transforms, and the last case's are baked
+      { inputs: () => [randn(2, 9, 9, 11), randn(12, 9, 3, 3)], f: (x, w) => sg.conv2d(x!, w!, 1, 1) },
+      { inputs: () => [randn(1, 12, 9, 11), randn(9, 12, 3, 3)], f: (x, w) => sg.conv2d(x!, w!, 1, 0) },
+      { inputs: () => [randn(1, 8, 7, 9), randn(8, 8, 3, 3)], f: (x, w) => sg.conv2d(x!, w!, 1, 2) },
+      { inputs: () => [randn(3, 8, 8, 12), randn(10, 8, 3, 3)], f: (x, w) => sg.conv2d(x!, w!, 1, 1) },
+      { inputs: () => [randn(2, 16, 28, 28), randn(24, 16, 3, 3)], f: (x, w) => sg.conv2d(x!, w!, 1, 1) },
     ],
     convTranspose2d: [
       { inputs: () => [randn(2, 3, 3, 2), randn(3, 2, 4, 4)], f: (x, w) => sg.convTranspose2d(x!, w!, 2, 1) },

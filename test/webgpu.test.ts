@@ -5,6 +5,8 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { selectBackend } from '../backends/select.js';
+import { winogradServes, type WinogradPass } from '../backends/webgpu/kernels/winograd.js';
+import type { Conv2dGeometry } from '../engine/backend.js';
 import { runConformance } from './conformance-cases.js';
 import { webGpuOrSkip } from './webgpu-setup.js';
 
@@ -12,6 +14,20 @@ const gpu = await webGpuOrSkip('webgpu conformance');
 
 if (gpu) {
   runConformance('WebGPU', gpu);
+  // The conformance table's conv2d cases go where they say: Winograd F(4x4, 3x3) for 3x3
+  // stride-1 layers with 8+ channels each side (all three passes), the implicit GEMMs otherwise.
+  test('conv2d: the Winograd cases take Winograd, the others the implicit GEMMs', () => {
+    const geometry = (N: number, C: number, H: number, W: number, O: number, k: number, stride: number, padding: number): Conv2dGeometry => ({
+      batch: N, inChannels: C, height: H, width: W, outChannels: O, kernelH: k, kernelW: k, stride, padding,
+      outHeight: Math.floor((H + 2 * padding - k) / stride) + 1, outWidth: Math.floor((W + 2 * padding - k) / stride) + 1,
+    });
+    const passes: WinogradPass[] = ['forward', 'input', 'filter'];
+    for (const g of [geometry(2, 9, 9, 11, 12, 3, 1, 1), geometry(1, 12, 9, 11, 9, 3, 1, 0), geometry(1, 8, 7, 9, 8, 3, 1, 2),
+      geometry(3, 8, 8, 12, 10, 3, 1, 1), geometry(2, 16, 28, 28, 24, 3, 1, 1)])
+      for (const pass of passes) assert.ok(winogradServes(pass, g), `${JSON.stringify(g)} ${pass}`);
+    for (const g of [geometry(4, 7, 20, 20, 12, 3, 1, 1), geometry(2, 3, 5, 4, 2, 3, 1, 1), geometry(3, 1, 28, 28, 5, 3, 1, 1), geometry(1, 8, 8, 8, 8, 3, 2, 1)])
+      for (const pass of passes) assert.not.ok(winogradServes(pass, g), `${JSON.stringify(g)} ${pass}`);
+  });
   // Issue 5: auto takes WebGPU whenever an adapter exists, and says which kind it is.
   test('--backend auto picks WebGPU when an adapter exists', async () => {
     const { backend, reason } = await selectBackend('auto');

@@ -9,6 +9,8 @@
 // multiplies per output block and channel pair where im2col does 4 x 4 x 9 = 144: 4x fewer.
 // The transforms are additions with small constants and run in float64, so float32 results stay
 // as close to the direct convolution as before (tested against it in test/cpu-kernels.test.ts).
+// The matrices, the applicability rule and the straight-line code generator live in
+// ../winograd-f4x3.ts, shared with the WebGPU backend (webgpu/kernels/winograd.ts).
 //
 // The three passes of conv2d:
 //   forward          the algorithm above;
@@ -16,34 +18,11 @@
 //                    in/out channels swapped, padding 2 - p (a full correlation);
 //   backward filter  dM_ξ = (A dY Aᵀ)_ξ per tile, dU_ξ = V_ξᵀ · dM_ξ (36 GEMMs over the tiles),
 //                    dg = Gᵀ dU G.
+import { OUT, TILE, transforms, XI, sandwichLines, type Matrix } from '../winograd-f4x3.js';
 import { gemmStrided, type FloatArray } from './gemm.js';
 import { allocShared, defineKernel, parallelFor } from './parallel.js';
 
-type Matrix = readonly (readonly number[])[];
-
-const BT: Matrix = [
-  [4, 0, -5, 0, 1, 0],
-  [0, -4, -4, 1, 1, 0],
-  [0, 4, -4, -1, 1, 0],
-  [0, -2, -1, 2, 1, 0],
-  [0, 2, -1, -2, 1, 0],
-  [0, 4, 0, -5, 0, 1],
-];
-const G: Matrix = [
-  [1 / 4, 0, 0],
-  [-1 / 6, -1 / 6, -1 / 6],
-  [-1 / 6, 1 / 6, -1 / 6],
-  [1 / 24, 1 / 12, 1 / 6],
-  [1 / 24, -1 / 12, 1 / 6],
-  [0, 0, 1],
-];
-const AT: Matrix = [
-  [1, 1, 1, 1, 1, 0],
-  [0, 1, -1, 2, -2, 0],
-  [0, 1, 1, 4, 4, 0],
-  [0, 1, -1, 8, -8, 1],
-];
-const transpose = (m: Matrix): Matrix => m[0]!.map((_, j) => m.map((row) => row[j]!));
+export { winogradApplies } from '../winograd-f4x3.js';
 
 /**
  * out = L · X · Lᵀ for a square X, read and written in place with strides: X[r][c] is
@@ -53,31 +32,20 @@ const transpose = (m: Matrix): Matrix => m[0]!.map((_, j) => m.map((row) => row[
 type Sandwich = (x: FloatArray, xo: number, xs: number, xc: number, out: FloatArray, oo: number, os: number, oc: number) => void;
 
 /**
- * Straight-line code for L · X · Lᵀ from L's nonzero entries: the transforms are mostly
- * additions, and a generated body loads each element of X once and keeps every
- * intermediate in a local.
+ * The straight-line body of ../winograd-f4x3.ts (shared with the WebGPU backend) as a
+ * JavaScript function: each element of X loaded once, every intermediate in a local.
  */
 function sandwich(L: Matrix): Sandwich {
-  const p = L.length, q = L[0]!.length;
-  const sum = (terms: [number, string][]): string => terms.filter(([c]) => c !== 0)
-    .map(([c, v], i) => (c === 1 ? `${i ? '+' : ''}${v}` : c === -1 ? `-${v}` : `${i && c > 0 ? '+' : ''}${c}*${v}`)).join('') || '0';
-  const lines: string[] = [];
-  for (let k = 0; k < q; k++)
-    for (let c = 0; c < q; c++) lines.push(`const x${k}_${c}=x[xo+${k}*xs+${c}*xc];`);
-  for (let r = 0; r < p; r++)
-    for (let c = 0; c < q; c++) lines.push(`const t${r}_${c}=${sum(L[r]!.map((w, k) => [w, `x${k}_${c}`]))};`);
-  for (let r = 0; r < p; r++)
-    for (let s = 0; s < p; s++) lines.push(`out[oo+${r}*os+${s}*oc]=${sum(L[s]!.map((w, k) => [w, `t${r}_${k}`]))};`);
+  const lines = sandwichLines(L, (k, c) => `x[xo+${k}*xs+${c}*xc]`, (r, s, e) => `out[oo+${r}*os+${s}*oc]=${e};`,
+    { declare: (name, expr) => `const ${name}=${expr};` });
   return new Function('x', 'xo', 'xs', 'xc', 'out', 'oo', 'os', 'oc', lines.join('\n')) as Sandwich;
 }
 
-const inputTransform = sandwich(BT); // d (6x6) -> Bᵀ d B
-const filterTransform = sandwich(G); // g (3x3) -> G g Gᵀ (6x6)
-const outputTransform = sandwich(AT); // M (6x6) -> Aᵀ M A (4x4)
-const outputGradTransform = sandwich(transpose(AT)); // dY (4x4) -> A dY Aᵀ (6x6)
-const filterGradTransform = sandwich(transpose(G)); // dU (6x6) -> Gᵀ dU G (3x3)
-
-const TILE = 6, OUT = 4, XI = TILE * TILE;
+const inputTransform = sandwich(transforms.input); // d (6x6) -> Bᵀ d B
+const filterTransform = sandwich(transforms.filter); // g (3x3) -> G g Gᵀ (6x6)
+const outputTransform = sandwich(transforms.output); // M (6x6) -> Aᵀ M A (4x4)
+const outputGradTransform = sandwich(transforms.outputGradient); // dY (4x4) -> A dY Aᵀ (6x6)
+const filterGradTransform = sandwich(transforms.filterGradient); // dU (6x6) -> Gᵀ dU G (3x3)
 
 /**
  * One correlation with 3x3 filters: `input` [N, Cin, Hin, Win] -> [N, Cout, Hout, Wout] with
@@ -245,12 +213,6 @@ const filterGradKernel = defineKernel('silentgrad.winograd.filterGrad', import.m
 function run(kernel: typeof forwardKernel, arrays: FloatArray[], g: Problem, offsets: number[]): void {
   const chunk = chunkImages(g);
   parallelFor(kernel, arrays, [...problemArgs(g), ...offsets], g.N, chunk, g.N * g.Cout * g.Cin * 9 * g.Hout * g.Wout, { chunk });
-}
-
-/** The layer shapes this file handles: 3x3 filters, stride 1, padding 0-2, 8+ channels each side. */
-export function winogradApplies(C: number, O: number, kh: number, kw: number, stride: number, padding: number,
-  Ho: number, Wo: number): boolean {
-  return kh === 3 && kw === 3 && stride === 1 && padding <= 2 && C >= 8 && O >= 8 && Ho >= OUT && Wo >= OUT;
 }
 
 /** y[N,O,Ho,Wo] = conv2d(x[N,C,H,W], w[O,C,3,3]), stride 1. */

@@ -12,6 +12,7 @@ import { gemmDevice } from './kernels/gemm.js';
 import { binaryWgsl, elementwise, unaryWgsl, type GpuView } from './kernels/elementwise.js';
 import { matmul } from './kernels/matmul.js';
 import { random } from './kernels/random.js';
+import { winogradDevice, type WinogradPass } from './kernels/winograd.js';
 import { reduce } from './kernels/reduce.js';
 import { silentElboBackward } from './kernels/silent-elbo-backward.js';
 import { operandBuffers, silentElboForward } from './kernels/silent-elbo-forward.js';
@@ -44,6 +45,11 @@ export class WebGpuBackend implements Backend {
   constructor(readonly context: GpuContext) {
     // Shared-row GEMM tilings were measured on lavapipe only (kernels/gemm.ts).
     gemmDevice.shareRows = context.subgroups8 && context.software && process.env.SILENTGRAD_WEBGPU_SHARED_ROWS !== '0';
+    // Winograd F(4x4, 3x3) for 3x3 stride-1 layers (kernels/winograd.ts), pass by pass:
+    // SILENTGRAD_WEBGPU_WINOGRAD=0 turns it off, or lists the passes (forward,input,filter).
+    const passes = process.env.SILENTGRAD_WEBGPU_WINOGRAD;
+    if (passes !== undefined) winogradDevice.passes = new Set(passes.split(',').filter((s): s is WinogradPass => s === 'forward' || s === 'input' || s === 'filter'));
+    winogradDevice.maxBindingBytes = Math.min(context.device.limits.maxStorageBufferBindingSize, context.device.limits.maxBufferSize);
     this.pool = new BufferPool(context.device);
     this.queue = new Queue(context, this.pool);
   }
@@ -143,11 +149,11 @@ export class WebGpuBackend implements Backend {
   }
 
   conv2d(x: View, w: View, geometry: Conv2dGeometry, out: Storage): void {
-    this.run(() => conv2dForward(gpuView(x), gpuView(w), geometry, bufferOf(out)));
+    this.run((scratch) => conv2dForward(gpuView(x), gpuView(w), geometry, bufferOf(out), scratch));
   }
 
   conv2dBackwardInput(dy: View, w: View, geometry: Conv2dGeometry, dx: Storage): void {
-    this.run(() => conv2dBackwardInput(gpuView(dy), gpuView(w), geometry, bufferOf(dx)));
+    this.run((scratch) => conv2dBackwardInput(gpuView(dy), gpuView(w), geometry, bufferOf(dx), scratch));
   }
 
   conv2dBackwardFilter(x: View, dy: View, geometry: Conv2dGeometry, dw: Storage): void {

@@ -5,11 +5,14 @@
 //   forward:         y[o, (b,oy,ox)]  = sum_(c,i,j)  w[o,(c,i,j)] x[b,c,oy*s-p+i,ox*s-p+j]
 //   input gradient:  dx[c, (b,y,x)]   = sum_(o,i,j)  w[o,c,i,j] dy[b,o,(y+p-i)/s,(x+p-j)/s]
 //   filter gradient: dw[o, (c,i,j)]   = sum_(b,oy,ox) dy[b,o,oy,ox] x[b,c,oy*s-p+i,ox*s-p+j]
+// 3x3 stride-1 layers with 8+ channels each side go to winograd.ts instead (4x fewer
+// multiply-adds), pass by pass as winogradServes says.
 import type { Conv2dGeometry } from '../../../engine/backend.js';
 import type { Dispatch } from '../queue.js';
 import type { GpuView } from './elementwise.js';
 import { gemmDispatch, splitCount, type GemmSpec } from './gemm.js';
 import { reduce } from './reduce.js';
+import { winogradBackwardFilter, winogradBackwardInput, winogradForward, winogradServes } from './winograd.js';
 
 // Parameter slots after the GEMM's four: two operand offsets, then the geometry.
 const GEOMETRY = `
@@ -100,13 +103,15 @@ const filterGradientSpec: GemmSpec = {
 const geometryParams = (g: Conv2dGeometry): number[] =>
   [g.inChannels, g.height, g.width, g.outChannels, g.kernelH, g.kernelW, g.stride, g.padding, g.outHeight, g.outWidth];
 
-export function conv2dForward(x: GpuView, w: GpuView, g: Conv2dGeometry, out: GPUBuffer): Dispatch {
+export function conv2dForward(x: GpuView, w: GpuView, g: Conv2dGeometry, out: GPUBuffer, scratch: (floats: number) => GPUBuffer): Dispatch | Dispatch[] {
+  if (winogradServes('forward', g)) return winogradForward(x, w, g, out, scratch);
   const K = g.inChannels * g.kernelH * g.kernelW;
   return gemmDispatch(forwardSpec, [x.buffer, w.buffer, out], g.outChannels, g.batch * g.outHeight * g.outWidth, K,
     [x.offset, w.offset, ...geometryParams(g)], 1);
 }
 
-export function conv2dBackwardInput(dy: GpuView, w: GpuView, g: Conv2dGeometry, dx: GPUBuffer): Dispatch {
+export function conv2dBackwardInput(dy: GpuView, w: GpuView, g: Conv2dGeometry, dx: GPUBuffer, scratch: (floats: number) => GPUBuffer): Dispatch | Dispatch[] {
+  if (winogradServes('input', g)) return winogradBackwardInput(dy, w, g, dx, scratch);
   const K = g.outChannels * g.kernelH * g.kernelW;
   return gemmDispatch(g.stride === 1 ? inputGradientSpec : inputGradientStridedSpec, [dy.buffer, w.buffer, dx], g.inChannels, g.batch * g.height * g.width, K,
     [dy.offset, w.offset, ...geometryParams(g)], 1);
@@ -114,6 +119,7 @@ export function conv2dBackwardInput(dy: GpuView, w: GpuView, g: Conv2dGeometry, 
 
 /** The filter gradient sums over every pixel of the batch: split K when the output is small. */
 export function conv2dBackwardFilter(x: GpuView, dy: GpuView, g: Conv2dGeometry, dw: GPUBuffer, scratch: (floats: number) => GPUBuffer): Dispatch[] {
+  if (winogradServes('filter', g)) return winogradBackwardFilter(x, dy, g, dw, scratch);
   const [M, N, K] = [g.outChannels, g.inChannels * g.kernelH * g.kernelW, g.batch * g.outHeight * g.outWidth];
   const splits = splitCount(M, N, K);
   const extra = [x.offset, dy.offset, ...geometryParams(g)];

@@ -7,6 +7,9 @@
 // in as literals; small ones share one dynamic-size pipeline per spec.
 // Long, thin products (a filter gradient: 32 x 288 outputs, 50k terms each) split K over
 // the grid's z axis into a scratch [splits, M, N] summed afterwards by the reduce kernel.
+// A batched spec instead gives the z axis to a batch of same-sized products (Winograd's 36
+// per pass, kernels/winograd.ts), one dispatch for all; its snippets read the product's index
+// as `batch` and place their operands with per-batch strides of their own.
 //
 // Shared rows (software adapters with subgroups of 8): llvmpipe runs 8 invocations as the
 // lanes of one SIMD register and (Mesa 25.0) loads every storage element lane by lane, with a
@@ -99,6 +102,11 @@ const tileN = (t: Tiling): number => 4 * t.colVecs * t.wgX;
 export interface GemmSpec {
   /** Identifies the spec's code in the shader (e.g. 'matmul tA'). */
   readonly name: string;
+  /**
+   * A batch of products of the same sizes, one per workgroup z (`batch`, a u32, in every
+   * snippet); never split over K.
+   */
+  readonly batched?: boolean;
   /** Every binding but the output, which is always `O` (f32 or vec4 per `store4`). */
   readonly inputs: readonly BufferDecl[];
   readonly functions?: string;
@@ -136,6 +144,7 @@ const range = (n: number): number[] => Array.from({ length: n }, (_, i) => i);
  * arithmetic, turns divisions by sizes into multiplies and knows the loop's trip count.
  */
 export function gemmSource(spec: GemmSpec, split: boolean, tiling: Tiling, baked: Uint32Array | null = null): string {
+  if (split && spec.batched) throw new Error(`gemm: ${spec.name} is batched and cannot split K`);
   const vectorOut = !!spec.store4 && !split;
   const out: BufferDecl = { name: 'O', access: 'read_write', type: vectorOut ? 'vec4<f32>' : 'f32' };
   const { rows: ROWS, colVecs: COL_VECS, wgX: WG_X, wgY: WG_Y } = tiling;
@@ -195,8 +204,7 @@ ${entry([WG_X, WG_Y], share ? '@builtin(subgroup_invocation_id) lane: u32' : '')
     // block past M, and columns past N are clamped and never stored.
     ? loaders.map((j) => `let rowL_${j} = min(row0 + ${8 * j}u + lane, M - 1u);`).join(' ')
     : `if (row0 >= M || col0 >= N) { return; }\n  ${rows.map((r) => `let row_${r} = min(row0 + ${r}u, M - 1u);`).join(' ')}`}
-  let kBegin = wid.z * P[3];
-  let kEnd = min(K, kBegin + P[3]);
+  ${spec.batched ? 'let batch = wid.z; let kBegin = 0u; let kEnd = K;' : 'let kBegin = wid.z * P[3];\n  let kEnd = min(K, kBegin + P[3]);'}
   ${spec.bVec ? groups.map((c) => `let cg_${c} = min(col0 / 4u + ${c}u, (N + 3u) / 4u - 1u);`).join(' ') : cols.map((t) => `let col_${t} = min(col0 + ${t}u, N - 1u);`).join(' ')}
   ${spec.colSetup ? cols.map(spec.colSetup).join('\n  ') : ''}
   ${rows.flatMap((r) => groups.map((c) => `var ${acc(r, c)} = vec4<f32>(0.0);`)).join(' ')}
@@ -229,8 +237,12 @@ export function splitCount(M: number, N: number, K: number): number {
  */
 const sources = new Map<string, string>();
 
-/** The dispatch of a spec; with splits > 1, `O` must be a scratch of splits * M * N floats. */
-export function gemmDispatch(spec: GemmSpec, buffers: readonly GPUBuffer[], M: number, N: number, K: number, extra: readonly number[], splits: number): Dispatch {
+/**
+ * The dispatch of a spec; with splits > 1, `O` must be a scratch of splits * M * N floats.
+ * A batched spec runs `batches` products (splits must be 1).
+ */
+export function gemmDispatch(spec: GemmSpec, buffers: readonly GPUBuffer[], M: number, N: number, K: number, extra: readonly number[], splits: number, batches = 1): Dispatch {
+  if (spec.batched ? splits !== 1 : batches !== 1) throw new Error(`gemm: ${spec.name}: ${splits} splits, ${batches} batches`);
   // Small products (tests' odd shapes) share one pipeline per spec; big ones, which repeat
   // every training step, get their own with the sizes baked in.
   const bake = isBaked(M, N, K), chosen = tilingFor(M, N, K);
@@ -246,6 +258,6 @@ export function gemmDispatch(spec: GemmSpec, buffers: readonly GPUBuffer[], M: n
     source,
     buffers,
     params,
-    groups: M === 0 || N === 0 ? 0 : [Math.ceil(N / tileN(tiling)), Math.ceil(M / tileM(tiling)), splits],
+    groups: M === 0 || N === 0 || batches === 0 ? 0 : [Math.ceil(N / tileN(tiling)), Math.ceil(M / tileM(tiling)), spec.batched ? batches : splits],
   };
 }

@@ -1,24 +1,33 @@
 // out[M,N] = a[M,K] b[K,N] from the GEMM template. Transposes are read in place (a flag per
 // operand, never a copy). B and C are read/written as vec4 when N % 4 == 0 and b's offset is
 // a multiple of 4 (the fast path measured on lavapipe); a transposed B as vec4 along k when
-// K % 4 == 0; otherwise B is gathered per scalar.
+// K % 4 == 0; otherwise B is gathered per scalar. batchedMatmul runs many products of the
+// same sizes in one dispatch (the GEMM template's batch index), operand i at a per-batch stride.
 import type { Dispatch } from '../queue.js';
 import type { GpuView } from './elementwise.js';
 import { reduce } from './reduce.js';
 import { gemmDispatch, splitCount, type GemmSpec } from './gemm.js';
 
-function matmulSpec(transA: boolean, transB: boolean, vectorB: boolean, bAlongK: boolean, vectorOut: boolean): GemmSpec {
+/**
+ * The name tells every variant apart: gemmDispatch caches generated sources by it (a B read
+ * along k used to share its name between vec4 and scalar stores, so whichever came first served
+ * both). Batched (P[6], P[7], P[8]: the strides from one product's A, B, O to the next, B's and O's
+ * in their element type) or a single product.
+ */
+function matmulSpec(transA: boolean, transB: boolean, vectorB: boolean, bAlongK: boolean, vectorOut: boolean, batched = false): GemmSpec {
+  const [a, b, o] = batched ? ['P[4] + batch * P[6]', 'P[5] + batch * P[7]', 'batch * P[8] + '] : ['P[4]', 'P[5]', ''];
   return {
-    name: `matmul${transA ? ' tA' : ''}${transB ? ' tB' : ''}${vectorB ? ' vecB' : ''}${bAlongK ? ' B4k' : ''}`,
+    name: `matmul${transA ? ' tA' : ''}${transB ? ' tB' : ''}${vectorB ? ' vecB' : ''}${bAlongK ? ' B4k' : ''}${vectorOut ? ' vecO' : ''}${batched ? ' batched' : ''}`,
+    batched,
     inputs: [{ name: 'A', access: 'read' }, { name: 'B', access: 'read', type: vectorB || bAlongK ? 'vec4<f32>' : 'f32' }],
-    aAt: (row) => (transA ? `A[P[4] + k * M + ${row}]` : `A[P[4] + ${row} * K + k]`),
+    aAt: (row) => (transA ? `A[${a} + k * M + ${row}]` : `A[${a} + ${row} * K + k]`),
     ...(vectorB
-      ? { bVec: (c: number) => `B[P[5] + k * (N / 4u) + cg_${c}]` }
+      ? { bVec: (c: number) => `B[${b} + k * (N / 4u) + cg_${c}]` }
       : bAlongK
-        ? { bAlongK: (t: number) => `B[P[5] + col_${t} * (K / 4u) + k / 4u]` }
-        : { bAt: (t: number) => (transB ? `B[P[5] + col_${t} * K + k]` : `B[P[5] + k * N + col_${t}]`) }),
-    store: (row, col, v) => `O[${row} * N + ${col}] = ${v};`,
-    ...(vectorOut ? { store4: (row: string, group: string, v: string) => `O[${row} * (N / 4u) + ${group}] = ${v};` } : {}),
+        ? { bAlongK: (t: number) => `B[${b} + col_${t} * (K / 4u) + k / 4u]` }
+        : { bAt: (t: number) => (transB ? `B[${b} + col_${t} * K + k]` : `B[${b} + k * N + col_${t}]`) }),
+    store: (row, col, v) => `O[${o}${row} * N + ${col}] = ${v};`,
+    ...(vectorOut ? { store4: (row: string, group: string, v: string) => `O[${o}${row} * (N / 4u) + ${group}] = ${v};` } : {}),
   };
 }
 
@@ -41,4 +50,22 @@ export function matmul(a: GpuView, transA: boolean, b: GpuView, transB: boolean,
   const partial = scratch(splits * M * N);
   const sum = reduce('sum', { buffer: partial, shape: [splits, M * N], strides: [M * N, 1], offset: 0 }, [0], out);
   return [gemmDispatch(spec, [a.buffer, b.buffer, partial], M, N, K, extra, splits), ...(sum ? [sum] : [])];
+}
+
+/** Per-batch element strides from one product's operand to the next. */
+export interface BatchStrides { count: number; a: number; b: number; out: number }
+
+/**
+ * `batch.count` products out_i[M,N] = a_i[M,K] b_i[K,N] in one dispatch (never split over K),
+ * a_i at a.offset + i·batch.a and so on; `a` and `b` describe product 0 as matmul's do.
+ */
+export function batchedMatmul(a: GpuView, transA: boolean, b: GpuView, transB: boolean, out: GPUBuffer, batch: BatchStrides): Dispatch {
+  const [M, K, N] = [a.shape[0]!, a.shape[1]!, b.shape[1]!];
+  const vectorB = !transB && N % 4 === 0 && b.offset % 4 === 0 && batch.b % 4 === 0;
+  const bAlongK = transB && K % 4 === 0 && b.offset % 4 === 0 && batch.b % 4 === 0;
+  const vectorOut = N % 4 === 0 && batch.out % 4 === 0;
+  const spec = matmulSpec(transA, transB, vectorB, bAlongK, vectorOut, true);
+  const vec = vectorB || bAlongK;
+  const extra = [a.offset, vec ? b.offset / 4 : b.offset, batch.a, vec ? batch.b / 4 : batch.b, vectorOut ? batch.out / 4 : batch.out];
+  return gemmDispatch(spec, [a.buffer, b.buffer, out], M, N, K, extra, 1, batch.count);
 }

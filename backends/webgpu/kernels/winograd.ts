@@ -1,0 +1,269 @@
+// 3x3 stride-1 convolutions by Winograd's F(4x4, 3x3) on WebGPU: the matrices, the rule for
+// which layers take it and the straight-line transform code come from ../../winograd-f4x3.ts,
+// shared with the CPU backend (cpu/winograd.ts); see there for the algorithm. Per pass, four
+// dispatches over scratch buffers:
+//   forward / input gradient: filter transform  U[ξ][co][ci] = (G g Gᵀ)_ξ
+//                             input transform   V[ξ][ci][t]  = (Bᵀ d B)_ξ   (t: 6x6 tile)
+//                             36 GEMMs, one batched dispatch  M_ξ[co, t] = U_ξ · V_ξ
+//                             output transform  y block t = Aᵀ M A (edge blocks clipped)
+//   filter gradient:          input transform V, output-gradient transform dM[ξ][o][t] =
+//                             (A dY Aᵀ)_ξ, 36 GEMMs dU_ξ[o, c] = dM_ξ · V_ξᵀ (K = tiles),
+//                             inverse transform dw[o][c] = Gᵀ dU G.
+// The transforms run in float32 (the CPU's in float64); F(4,3)'s constants are mild and the
+// conformance tolerances hold. Tiles t count image-major, then tile row, then tile column, and
+// are padded to a multiple of 4 (Tp) with zero tiles, so the GEMMs read and write vec4 along t.
+// Each transform invocation handles 4 consecutive tiles of one channel (or one filter), with the
+// image's zero padding by clamped loads + select (no divergent branches, which lavapipe compiles
+// slowly). Switch: SILENTGRAD_WEBGPU_WINOGRAD (index.ts).
+//
+// On lavapipe the gain is well short of the 4x fewer multiply-adds: every float a kernel moves
+// through a storage buffer costs ~8-17 instructions a lane (see GROUP), and Winograd moves each
+// tile's 36 values through V and M twice (written, then read), about as many accesses as the
+// implicit GEMM's gathers. bench/winograd.js on the Table-5 32 -> 32 layer (batch 64, 28x28),
+// both paths alternating in one process on a shared, loaded 2-core machine, medians of 15
+// rounds, implicit GEMM -> Winograd: forward 37.7 -> 32.1 ms, input gradient 38.8 -> 30.2,
+// filter gradient 45.5 -> 30.2 (another run, under heavier load: 57 -> 53, 56 -> 53, 66 -> 49).
+import type { Conv2dGeometry } from '../../../engine/backend.js';
+import { OUT, TILE, transforms, XI, sandwichLines, winogradApplies, type Matrix } from '../../winograd-f4x3.js';
+import { linearGroup, type Dispatch } from '../queue.js';
+import type { GpuView } from './elementwise.js';
+import { batchedMatmul } from './matmul.js';
+import { BAKE_MIN_WORK, bakeWords, ceilDiv, entry, header, type BufferDecl } from './wgsl.js';
+
+export type WinogradPass = 'forward' | 'input' | 'filter';
+
+/**
+ * Set once by the backend: the passes Winograd serves (SILENTGRAD_WEBGPU_WINOGRAD, index.ts)
+ * and the largest binding, which the scratch buffers must fit (else the implicit GEMM runs).
+ */
+export const winogradDevice = { passes: new Set<WinogradPass>(['forward', 'input', 'filter']), maxBindingBytes: 1 << 27 };
+
+/**
+ * One correlation with 3x3 filters: input [N, Cin, Hin, Win] -> [N, Cout, Hout, Wout], zero
+ * padding `pad`; `flip` reads the filters as the input gradient needs them:
+ * g(co, ci)[i][j] = w[ci][co][2-i][2-j] instead of w[co][ci][i][j].
+ */
+interface Problem {
+  N: number; Cin: number; Hin: number; Win: number;
+  Cout: number; Hout: number; Wout: number; pad: number; flip: boolean;
+}
+
+const forwardProblem = (g: Conv2dGeometry): Problem => ({
+  N: g.batch, Cin: g.inChannels, Hin: g.height, Win: g.width, Cout: g.outChannels, Hout: g.outHeight, Wout: g.outWidth, pad: g.padding, flip: false,
+});
+const inputGradientProblem = (g: Conv2dGeometry): Problem => ({
+  N: g.batch, Cin: g.outChannels, Hin: g.outHeight, Win: g.outWidth, Cout: g.inChannels, Hout: g.height, Wout: g.width, pad: 2 - g.padding, flip: true,
+});
+
+const tileCounts = (p: Problem): { ty: number; tx: number; T: number; Tp: number } => {
+  const ty = ceilDiv(p.Hout, OUT), tx = ceilDiv(p.Wout, OUT), T = p.N * ty * tx;
+  return { ty, tx, T, Tp: ceilDiv(T, 4) * 4 };
+};
+
+/** Whether `pass` of this layer goes through Winograd here. */
+export function winogradServes(pass: WinogradPass, g: Conv2dGeometry): boolean {
+  if (!winogradDevice.passes.has(pass)) return false;
+  if (!winogradApplies(g.inChannels, g.outChannels, g.kernelH, g.kernelW, g.stride, g.padding, g.outHeight, g.outWidth)) return false;
+  const p = pass === 'input' ? inputGradientProblem(g) : forwardProblem(g);
+  return XI * Math.max(p.Cin, p.Cout) * tileCounts(p).Tp * 4 <= winogradDevice.maxBindingBytes;
+}
+
+// ---- transform kernels -----------------------------------------------------------------------
+
+const range = (n: number): number[] => Array.from({ length: n }, (_, i) => i);
+
+/**
+ * Parameter words of every transform kernel. Offsets (words 12, 13) are never baked: they
+ * change with slicing.
+ */
+const WORDS = `
+fn COUNT() -> u32 { return P[0]; } fn CIN() -> u32 { return P[1]; } fn HIN() -> u32 { return P[2]; }
+fn WIN() -> u32 { return P[3]; } fn COUT() -> u32 { return P[4]; } fn HOUT() -> u32 { return P[5]; }
+fn WOUT() -> u32 { return P[6]; } fn PAD() -> i32 { return i32(P[7]); } fn TY() -> u32 { return P[8]; }
+fn TX() -> u32 { return P[9]; } fn TILES() -> u32 { return P[10]; } fn TP() -> u32 { return P[11]; }
+fn OFF_A() -> u32 { return P[12]; } fn OFF_B() -> u32 { return P[13]; }`;
+const OFFSETS = [12, 13];
+const WORKGROUP = 64;
+
+const wgslSyntax = { declare: (name: string, expr: string): string => `let ${name} = ${expr};` };
+const body = (L: Matrix, load: (k: number, c: number) => string, store: (r: number, s: number, e: string) => string): string =>
+  sandwichLines(L, load, store, wgslSyntax).join('\n  ');
+
+/** Clamped loads (f32, or vec4 when `wide`) that read 0 outside (`inside` false): no branch. */
+const LOAD_FN = (buffer: string, wide: boolean): string => wide
+  ? `fn load${buffer}(at: i32, inside: bool) -> vec4<f32> { return select(vec4<f32>(0.0), ${buffer}[select(0u, u32(at), inside)], inside); }`
+  : `fn load${buffer}(at: i32, inside: bool) -> f32 { return select(0.0, ${buffer}[select(0u, u32(at), inside)], inside); }`;
+
+function kernel(name: string, buffers: readonly BufferDecl[], functions: string, main: string): string {
+  return `// winograd F(4x4, 3x3): ${name}
+${header(buffers)}
+${WORDS}
+${functions}
+${entry([WORKGROUP])} {
+  let i = (${linearGroup}) * ${WORKGROUP}u + lid;
+  if (i >= COUNT()) { return; }
+  ${main}
+}`;
+}
+
+/**
+ * Tiles per invocation: 4 consecutive tiles t = 4q + u (u = 0..3), so V, M and dM, laid out
+ * [ξ][channel][t], are read and written one vec4 per ξ (component u: tile u). On lavapipe a
+ * storage access costs ~10 instructions a lane per float (every float of a vec4 is
+ * bounds-checked on its own, the vec4 shares the rest), more than a tile's arithmetic, so the
+ * transforms are priced by their accesses. Where an image's 4-wide block rows are whole aligned
+ * vec4s (width and offset multiples of 4, as the Table-5 encoder's 28x28) the output and
+ * output-gradient transforms move them as vec4 rows (`wide`). The 4 tiles are a loop, not
+ * unrolled: unrolled, LLVM took ~5 s to compile the input transform and the kernel ran slower
+ * (9.5 vs 13.3 ms, min of 15 interleaved rounds, 32 channels at batch 64).
+ */
+const GROUP = 4;
+const QUADS = `(TP() / ${GROUP}u)`;
+
+/** WGSL opening the loop over this invocation's tiles: t, its image n, block row r and column s, live = t < T. */
+const TILE_LOOP = `for (var u = 0u; u < ${GROUP}u; u++) {
+  let t = q * ${GROUP}u + u; let n = t / (TY() * TX()); let r = t % (TY() * TX()) / TX(); let s = t % TX(); let live = t < TILES();`;
+const f32OrVec4 = (wide: boolean): BufferDecl['type'] => (wide ? 'vec4<f32>' : 'f32');
+const xiVars = range(XI).map((xi) => `var v${xi} = vec4<f32>(0.0);`).join(' ');
+
+/**
+ * i = ci·(Tp/4) + q -> V[ξ][ci][4q .. 4q+3] = (Bᵀ d B)_ξ of those tiles (zeros outside the image,
+ * and for t >= T). Scalar loads: a 6-wide row misaligned by the padding would need 2-3 vec4s
+ * (8-12 floats), and vec4 rows measured no fewer instructions.
+ */
+const inputTransformSource = (): string => kernel('input transform',
+  [{ name: 'X', access: 'read' }, { name: 'V', access: 'read_write', type: 'vec4<f32>' }], LOAD_FN('X', false), `
+  let c = i / ${QUADS}; let q = i % ${QUADS};
+  ${xiVars}
+  ${TILE_LOOP}
+  let top = i32(r * ${OUT}u) - PAD(); let left = i32(s * ${OUT}u) - PAD();
+  let at = i32(OFF_A() + (n * CIN() + c) * HIN() * WIN()) + top * i32(WIN()) + left;
+  ${range(TILE).map((k) => `let rowOk${k} = live & (u32(top + ${k}) < HIN()); let colOk${k} = u32(left + ${k}) < WIN();`).join('\n  ')}
+  ${body(transforms.input, (k, j) => `loadX(at + ${k} * i32(WIN()) + ${j}, rowOk${k} & colOk${j})`, (r, s, e) => `v${r * TILE + s}[u] = ${e};`)}
+  }
+  ${range(XI).map((xi) => `V[${xi}u * CIN() * ${QUADS} + i] = v${xi};`).join('\n  ')}`);
+
+/** i = co·Cin + ci -> U[ξ][co][ci] = (G g Gᵀ)_ξ; flipped: g(co, ci)[a][b] = w[ci][co][2-a][2-b]. */
+const filterTransformSource = (flip: boolean): string => kernel(`filter transform${flip ? ' (flipped)' : ''}`,
+  [{ name: 'Wt', access: 'read' }, { name: 'U', access: 'read_write' }], '', `
+  let co = i / CIN(); let ci = i % CIN();
+  let base = OFF_A() + ${flip ? '(ci * COUT() + co)' : 'i'} * 9u;
+  ${body(transforms.filter, (k, c) => `Wt[base + ${flip ? 8 - (3 * k + c) : 3 * k + c}u]`, (r, s, e) => `U[${r * TILE + s}u * COUT() * CIN() + i] = ${e};`)}`);
+
+/**
+ * i = co·(Tp/4) + q -> the 4x4 blocks 4q .. 4q+3 (those < T) of channel co = Aᵀ M A, computed for
+ * the 4 tiles at once in vec4 arithmetic, then stored tile by tile, clipped at the image's edge.
+ * Wide: a block row is one vec4 (the width a multiple of 4, so never clipped).
+ */
+function outputTransformSource(wide: boolean): string {
+  const stores = wide
+    ? `let base = (OFF_B() + (n * COUT() + co) * HOUT() * WOUT()) / 4u + r * ${OUT}u * (WOUT() / 4u) + s;
+  ${range(OUT).map((k) => `if (live & (r * ${OUT}u + ${k}u < HOUT())) { Y[base + ${k}u * (WOUT() / 4u)] = vec4<f32>(${range(OUT).map((j) => `y${k}_${j}[u]`).join(', ')}); }`).join('\n  ')}`
+    : `let base = OFF_B() + (n * COUT() + co) * HOUT() * WOUT() + r * ${OUT}u * WOUT() + s * ${OUT}u;
+  ${range(OUT).map((k) => `let rowOk${k} = live & (r * ${OUT}u + ${k}u < HOUT()); let colOk${k} = s * ${OUT}u + ${k}u < WOUT();`).join('\n  ')}
+  ${range(OUT).flatMap((k) => range(OUT).map((j) => `if (rowOk${k} & colOk${j}) { Y[base + ${k}u * WOUT() + ${j}u] = y${k}_${j}[u]; }`)).join('\n  ')}`;
+  return kernel(`output transform${wide ? ' (vec4 rows)' : ''}`,
+    [{ name: 'M', access: 'read', type: 'vec4<f32>' }, { name: 'Y', access: 'read_write', type: f32OrVec4(wide) }], '', `
+  let co = i / ${QUADS}; let q = i % ${QUADS};
+  ${body(transforms.output, (k, c) => `M[${k * TILE + c}u * COUT() * ${QUADS} + i]`, (r, s, e) => `let y${r}_${s} = ${e};`)}
+  ${TILE_LOOP}
+  ${stores}
+  }`);
+}
+
+/**
+ * i = o·(Tp/4) + q -> dM[ξ][o][4q .. 4q+3] = (A dY Aᵀ)_ξ of those dY blocks (zeros outside, and
+ * for t >= T). Wide: a block row is one vec4.
+ */
+function outputGradientTransformSource(wide: boolean): string {
+  const loads = wide
+    ? `let at = i32((OFF_A() + (n * COUT() + o) * HOUT() * WOUT()) / 4u + r * ${OUT}u * (WOUT() / 4u) + s);
+  ${range(OUT).map((k) => `let dyr${k} = loadDY(at + ${k} * i32(WOUT() / 4u), live & (r * ${OUT}u + ${k}u < HOUT()));`).join('\n  ')}`
+    : `let at = i32(OFF_A() + (n * COUT() + o) * HOUT() * WOUT() + r * ${OUT}u * WOUT() + s * ${OUT}u);
+  ${range(OUT).map((k) => `let rowOk${k} = live & (r * ${OUT}u + ${k}u < HOUT()); let colOk${k} = s * ${OUT}u + ${k}u < WOUT();`).join('\n  ')}`;
+  const element = wide
+    ? (k: number, c: number): string => `dyr${k}[${c}]`
+    : (k: number, c: number): string => `loadDY(at + ${k} * i32(WOUT()) + ${c}, rowOk${k} & colOk${c})`;
+  return kernel(`output-gradient transform${wide ? ' (vec4 rows)' : ''}`,
+    [{ name: 'DY', access: 'read', type: f32OrVec4(wide) }, { name: 'DM', access: 'read_write', type: 'vec4<f32>' }], LOAD_FN('DY', wide), `
+  let o = i / ${QUADS}; let q = i % ${QUADS};
+  ${xiVars}
+  ${TILE_LOOP}
+  ${loads}
+  ${body(transforms.outputGradient, element, (r, s, e) => `v${r * TILE + s}[u] = ${e};`)}
+  }
+  ${range(XI).map((xi) => `DM[${xi}u * COUT() * ${QUADS} + i] = v${xi};`).join('\n  ')}`);
+}
+
+/** i = o·C + c -> dw[o][c] = Gᵀ dU G (overwritten). */
+const filterGradientTransformSource = (): string => kernel('filter-gradient transform', [{ name: 'DU', access: 'read' }, { name: 'DW', access: 'read_write' }], '', `
+  ${body(transforms.filterGradient, (k, c) => `DU[${k * TILE + c}u * COUT() * CIN() + i]`, (r, s, e) => `DW[i * 9u + ${r * 3 + s}u] = ${e};`)}`);
+
+/** Sources by (kernel variant, baked words). */
+const sources = new Map<string, string>();
+
+/**
+ * A transform dispatch of `count` invocations; `variant` names what `make` generates. Sizes are
+ * baked into the shader (as the GEMM does) when the layer is big enough to repeat every
+ * training step.
+ */
+function transform(variant: string, make: () => string, p: Problem, count: number, offsets: [number, number], buffers: GPUBuffer[]): Dispatch {
+  const { ty, tx, T, Tp } = tileCounts(p);
+  const params = Uint32Array.from([count, p.Cin, p.Hin, p.Win, p.Cout, p.Hout, p.Wout, p.pad, ty, tx, T, Tp, ...offsets]);
+  const bake = XI * p.Cin * p.Cout * Tp >= BAKE_MIN_WORK;
+  const key = `${variant}|${bake ? params.slice(0, OFFSETS[0]).join(',') : ''}`;
+  let code = sources.get(key);
+  if (code === undefined) {
+    const source = make();
+    // Bake the body only (header()'s nanF reads P[0]); the WORDS accessors are part of it.
+    const [head, rest] = [source.slice(0, source.indexOf(WORDS)), source.slice(source.indexOf(WORDS))];
+    code = bake ? head + bakeWords(rest, params, range(params.length).filter((w) => !OFFSETS.includes(w))) : source;
+    sources.set(key, code);
+  }
+  return { source: code, buffers, params, groups: ceilDiv(count, WORKGROUP) };
+}
+
+/** An image read or written as vec4 rows: its width and element offset multiples of 4. */
+const wideRows = (width: number, offset: number): boolean => width % 4 === 0 && offset % 4 === 0;
+
+const inputTransform = (p: Problem, x: GpuView, V: GPUBuffer): Dispatch =>
+  transform('input', inputTransformSource, p, p.Cin * tileCounts(p).Tp / GROUP, [x.offset, 0], [x.buffer, V]);
+
+const view = (buffer: GPUBuffer, rows: number, cols: number): GpuView => ({ buffer, shape: [rows, cols], strides: [cols, 1], offset: 0 });
+
+// ---- the three passes ------------------------------------------------------------------------
+
+/** y = conv(x, w) (or, flipped, the input gradient: dx from dy): U, V, the batched GEMM, Aᵀ M A. */
+function correlate(x: GpuView, w: GpuView, p: Problem, out: GPUBuffer, scratch: (floats: number) => GPUBuffer): Dispatch[] {
+  const { Cin, Cout } = p, { Tp } = tileCounts(p);
+  const U = scratch(XI * Cout * Cin), V = scratch(XI * Cin * Tp), M = scratch(XI * Cout * Tp);
+  return [
+    transform(`filter ${p.flip}`, () => filterTransformSource(p.flip), p, Cout * Cin, [w.offset, 0], [w.buffer, U]),
+    inputTransform(p, x, V),
+    batchedMatmul(view(U, Cout, Cin), false, view(V, Cin, Tp), false, M, { count: XI, a: Cout * Cin, b: Cin * Tp, out: Cout * Tp }),
+    transform(`output ${wideRows(p.Wout, 0)}`, () => outputTransformSource(wideRows(p.Wout, 0)), p, Cout * Tp / GROUP, [0, 0], [M, out]),
+  ];
+}
+
+/** y[N,O,Ho,Wo] = conv2d(x[N,C,H,W], w[O,C,3,3]), stride 1. */
+export function winogradForward(x: GpuView, w: GpuView, g: Conv2dGeometry, out: GPUBuffer, scratch: (floats: number) => GPUBuffer): Dispatch[] {
+  return correlate(x, w, forwardProblem(g), out, scratch);
+}
+
+/** dx[N,C,H,W] from dy[N,O,Ho,Wo]: the forward on dy with rotated, transposed filters, padding 2 - p. */
+export function winogradBackwardInput(dy: GpuView, w: GpuView, g: Conv2dGeometry, dx: GPUBuffer, scratch: (floats: number) => GPUBuffer): Dispatch[] {
+  return correlate(dy, w, inputGradientProblem(g), dx, scratch);
+}
+
+/** dw[O,C,3,3] (overwritten) from x[N,C,H,W] and dy[N,O,Ho,Wo]. */
+export function winogradBackwardFilter(x: GpuView, dy: GpuView, g: Conv2dGeometry, dw: GPUBuffer, scratch: (floats: number) => GPUBuffer): Dispatch[] {
+  const p = forwardProblem(g), { Cin: C, Cout: O } = p, { Tp } = tileCounts(p);
+  const V = scratch(XI * C * Tp), dM = scratch(XI * O * Tp), dU = scratch(XI * O * C);
+  return [
+    inputTransform(p, x, V),
+    transform(`output gradient ${wideRows(p.Wout, dy.offset)}`, () => outputGradientTransformSource(wideRows(p.Wout, dy.offset)), p, O * Tp / GROUP, [dy.offset, 0], [dy.buffer, dM]),
+    // dU_ξ[o, c] = sum_t dM_ξ[o, t] V_ξ[c, t]: B is V_ξ transposed, read as vec4 along t.
+    batchedMatmul(view(dM, O, Tp), false, { buffer: V, shape: [Tp, C], strides: [1, Tp], offset: 0 }, true, dU, { count: XI, a: O * Tp, b: C * Tp, out: O * C }),
+    transform('filter gradient', filterGradientTransformSource, p, O * C, [0, 0], [dU, dw]),
+  ];
+}
