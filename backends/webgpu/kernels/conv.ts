@@ -5,8 +5,8 @@
 //   forward:         y[o, (b,oy,ox)]  = sum_(c,i,j)  w[o,(c,i,j)] x[b,c,oy*s-p+i,ox*s-p+j]
 //   input gradient:  dx[c, (b,y,x)]   = sum_(o,i,j)  w[o,c,i,j] dy[b,o,(y+p-i)/s,(x+p-j)/s]
 //   filter gradient: dw[o, (c,i,j)]   = sum_(b,oy,ox) dy[b,o,oy,ox] x[b,c,oy*s-p+i,ox*s-p+j]
-// 3x3 stride-1 layers with 8+ channels each side go to winograd.ts instead (4x fewer
-// multiply-adds), pass by pass as winogradServes says.
+// 3x3 stride-1 layers with enough channels each side (24+ on lavapipe) go to winograd.ts
+// instead (4x fewer multiply-adds), pass by pass as winogradServes says.
 import type { Conv2dGeometry } from '../../../engine/backend.js';
 import type { Dispatch } from '../queue.js';
 import type { GpuView } from './elementwise.js';

@@ -35,8 +35,15 @@ export type WinogradPass = 'forward' | 'input' | 'filter';
 /**
  * Set once by the backend: the passes Winograd serves (SILENTGRAD_WEBGPU_WINOGRAD, index.ts)
  * and the largest binding, which the scratch buffers must fit (else the implicit GEMM runs).
+ * `minChannels`: on top of the shared rule (8+ channels), the fewest input and output channels
+ * for which Winograd pays here. The transforms cost per channel and the GEMMs save per pair of
+ * channels; bench/winograd.js at batch 64, 28x28 (medians of 12-15 rounds, loaded machine),
+ * implicit GEMM vs Winograd, forward / input / filter gradient: 8 -> 8 channels 15.7 / 15.7 /
+ * 18.7 vs 20.2 / 21.0 / 24.8 ms; 16 -> 16 31.6 / 31.1 / 31.2 vs 40.0 / 49.2 / 35.9; 24 -> 24
+ * 67.7 / 77.6 / 73.7 vs 67.7 / 61.8 / 48.2; 32 -> 32 see the header. (The tests lower it to 8
+ * to run the kernels on small layers.)
  */
-export const winogradDevice = { passes: new Set<WinogradPass>(['forward', 'input', 'filter']), maxBindingBytes: 1 << 27 };
+export const winogradDevice = { passes: new Set<WinogradPass>(['forward', 'input', 'filter']), maxBindingBytes: 1 << 27, minChannels: 24 };
 
 /**
  * One correlation with 3x3 filters: input [N, Cin, Hin, Win] -> [N, Cout, Hout, Wout], zero
@@ -62,7 +69,7 @@ const tileCounts = (p: Problem): { ty: number; tx: number; T: number; Tp: number
 
 /** Whether `pass` of this layer goes through Winograd here. */
 export function winogradServes(pass: WinogradPass, g: Conv2dGeometry): boolean {
-  if (!winogradDevice.passes.has(pass)) return false;
+  if (!winogradDevice.passes.has(pass) || Math.min(g.inChannels, g.outChannels) < winogradDevice.minChannels) return false;
   if (!winogradApplies(g.inChannels, g.outChannels, g.kernelH, g.kernelW, g.stride, g.padding, g.outHeight, g.outWidth)) return false;
   const p = pass === 'input' ? inputGradientProblem(g) : forwardProblem(g);
   return XI * Math.max(p.Cin, p.Cout) * tileCounts(p).Tp * 4 <= winogradDevice.maxBindingBytes;
