@@ -59,7 +59,7 @@ export interface SilentElboTerm {
 /** Everything the fused kernels read; all views contiguous. Shapes in the op's docs. */
 export interface SilentElboOperands {
   readonly form: 'fixed' | 'learnable';
-  /** The terms to contract, in the order their partials are laid out. */
+  /** The terms to contract, in the order a backend that saves partials lays them out. */
   readonly terms: readonly SilentElboTerm[];
   readonly mean: View; readonly c2: View; readonly c3: View | null; readonly k4: View | null;
   readonly wMu: View; readonly bMu: View; readonly wA: View | null; readonly bA: View | null;
@@ -110,12 +110,23 @@ export interface Backend {
    */
   adamw(param: Storage, grad: Storage, m: Storage, v: Storage, step: AdamWStep): void;
   /**
-   * The fused silent-ELBO op: out[b] = expected log-likelihood of example b. When `partials`
-   * is given, also writes d(pixel term)/d(contraction) laid out [term][b][j], for the backward.
+   * The shape of what the silent-ELBO forward saves for the backward when the op will be
+   * differentiated, or null when it saves nothing and the backward recomputes what it needs.
+   * Absent: [terms, B, k], the partials d(pixel term)/d(contraction) laid out [term][b][j]
+   * (the CPU and gpu.js backends). Each backend decides; the engine only allocates it.
    */
-  silentElbo(operands: SilentElboOperands, out: Storage, partials: Storage | null): void;
-  /** Gradients of sum_b gradOut[b] out[b] from the saved partials: contractions only. */
-  silentElboBackward(operands: SilentElboOperands, partials: Storage, gradOut: View, grads: SilentElboGradients): void;
+  silentElboSavedShape?(operands: SilentElboOperands): readonly number[] | null;
+  /**
+   * The fused silent-ELBO op: out[b] = expected log-likelihood of example b. `saved` is given
+   * (shaped as silentElboSavedShape says) when the op will be differentiated; the forward
+   * fills it for the backward.
+   */
+  silentElbo(operands: SilentElboOperands, out: Storage, saved: Storage | null): void;
+  /**
+   * Gradients of sum_b gradOut[b] out[b]: contractions only. `saved` is what the forward
+   * filled (null exactly when silentElboSavedShape said the forward saves nothing).
+   */
+  silentElboBackward(operands: SilentElboOperands, saved: Storage | null, gradOut: View, grads: SilentElboGradients): void;
   /** Philox-4x32-10 draws, see engine/random.ts: element i uses counter (offset + i/4). */
   random(kind: RandomKind, seed: number, offset: number, out: Storage): void;
 }

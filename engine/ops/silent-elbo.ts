@@ -83,17 +83,20 @@ function runFused(op: string, operands: Omit<SilentElboOperands, 'terms'>, input
   const [batch, pixels] = x.shape as [number, number];
   const backend = x.backend;
   const out = empty([batch], x.dtype, backend);
-  // The partials exist only for the backward: none under noGrad (evaluation).
+  // What the forward saves exists only for the backward: nothing under noGrad (evaluation),
+  // and the backend says what (by default the partials [terms, B, k]; WebGPU recomputes them).
   const differentiable = isGradEnabled() && inputs.some(([, t]) => t?.requiresGrad);
-  const partials = differentiable ? empty([full.terms.length, batch, pixels], x.dtype, backend) : null;
-  backend.silentElbo(full, out.storage, partials?.storage ?? null);
-  if (!partials) return out;
+  const savedShape = !differentiable ? null
+    : backend.silentElboSavedShape ? backend.silentElboSavedShape(full) : [full.terms.length, batch, pixels];
+  const saved = savedShape ? empty(savedShape, x.dtype, backend) : null;
+  backend.silentElbo(full, out.storage, saved?.storage ?? null);
+  if (!differentiable) return out;
   const live = inputs.filter((e): e is [string, Tensor] => e[1] !== undefined);
   return record(out, op, live.map(([, t]) => t), (gradOut) => {
     const grads = Object.fromEntries(live.map(([name, t]) => [name, t.requiresGrad ? empty(t.shape, t.dtype, backend) : null])) as Record<string, Tensor | null>;
     const storages = {} as SilentElboGradients;
     for (const key of ['mean', 'c2', 'c3', 'k4', 'wMu', 'bMu', 'wA', 'bA', 'x'] as const) storages[key] = grads[key]?.storage ?? null;
-    backend.silentElboBackward(full, partials.storage, contiguous(gradOut), storages);
+    backend.silentElboBackward(full, saved?.storage ?? null, contiguous(gradOut), storages);
     return live.map(([name]) => grads[name] ?? null);
   });
 }
