@@ -164,23 +164,23 @@ export class WebGpuBackend implements Backend {
     this.run(() => adamw(bufferOf(param), bufferOf(grad), bufferOf(m), bufferOf(v), param.length, step));
   }
 
-  silentElbo(o: SilentElboOperands, out: Storage, partials: Storage | null): void {
-    const inputs = operandBuffers(o, (v) => bufferOf(v.storage));
-    this.run((scratch) => silentElboForward(o, inputs, bufferOf(out), partials ? bufferOf(partials) : null, scratch));
+  /** Nothing: the backward recomputes the partials in workgroup memory (kernels/silent-elbo-backward.ts). */
+  silentElboSavedShape(): null {
+    return null;
   }
 
-  silentElboBackward(o: SilentElboOperands, partials: Storage, gradOut: View, grads: SilentElboGradients): void {
-    const maybe = (s: Storage | null): GPUBuffer | null => (s ? bufferOf(s) : null);
+  silentElbo(o: SilentElboOperands, out: Storage): void {
+    const inputs = operandBuffers(o, (v) => bufferOf(v.storage));
+    this.run((scratch) => silentElboForward(o, inputs, bufferOf(out), scratch));
+  }
+
+  silentElboBackward(o: SilentElboOperands, _saved: Storage | null, gradOut: View, grads: SilentElboGradients): void {
     const targets: Partial<Record<keyof SilentElboGradients, GPUBuffer>> = {};
     for (const key of Object.keys(grads) as (keyof SilentElboGradients)[]) {
       const s = grads[key];
       if (s) targets[key] = bufferOf(s);
     }
-    const inputs = {
-      moments: { mean: bufferOf(o.mean.storage), c2: bufferOf(o.c2.storage), c3: maybe(o.c3?.storage ?? null), k4: maybe(o.k4?.storage ?? null) },
-      wMu: bufferOf(o.wMu.storage), wA: maybe(o.wA?.storage ?? null),
-    };
-    this.run(() => silentElboBackward(o, bufferOf(partials), { buffer: bufferOf(gradOut.storage), offset: gradOut.offset }, inputs, targets));
+    this.run(() => silentElboBackward(o, { buffer: bufferOf(gradOut.storage), offset: gradOut.offset }, (v) => bufferOf(v.storage), targets));
   }
 
   random(kind: RandomKind, seed: number, offset: number, out: Storage): void {

@@ -1,175 +1,353 @@
-// The fused silent-ELBO backward: the gradients of sum_b g[b] out[b] from the saved partials
-// P_t[b][j] = d(pixel term)/d(contraction t). Two passes, nothing of size B x d x k:
-//  - over pixels j:  dL/dmoment[b,i] = g[b] sum_t sum_j P_t[b][j] u_ji^p a_ji^q   (and dL/dx = -g P_Ubar)
-//  - over batch b:   h_t[j,i] = sum_b g[b] P_t[b][j] moment_t[b,i], then the chain rule through
-//                    u^p a^q gives dL/dW_mu and dL/dW_a; dL/db_mu, dL/db_a = sum_b g P_Ubar, g P_Abar.
-// Each invocation owns 4 rows (examples, or pixels) x 4 latents; all term accumulators stay live.
-import type { SilentElboGradients, SilentElboOperands } from '../../../engine/backend.js';
+// The fused silent-ELBO backward: the gradients of sum_b g[b] out[b]. With
+// P_t[b][j] = d(pixel term)/d(contraction t) and s_t[b][j] = g[b] P_t[b][j]:
+//  - over pixels j:  dL/dmoment[b,i] = sum_t sum_j s_t[b][j] u_ji^p a_ji^q   (and dL/dx = -s_Ubar)
+//  - over batch b:   h_t[j,i] = sum_b s_t[b][j] moment_t[b,i], then the chain rule through
+//                    u^p a^q gives dL/dW_mu and dL/dW_a; dL/db_mu, dL/db_a = sum_b s_Ubar, s_Abar.
+// The forward saves nothing (issue 5: no B x d x k, and no B x k x accumulators, in global
+// memory): each pass recomputes the partials it needs, a block at a time, and keeps them on chip.
+//  - Moment pass: a workgroup owns 4 examples and every latent, and walks the pixels in chunks.
+//    Phase A runs the forward's tile (tileContraction, epilogueFunction: 4 rows shared by the
+//    lanes, 4 pixels per lane) over the chunk and keeps s_t (writing dL/dx on the way); phase
+//    B has each lane contract its latents' moment gradients over the chunk's pixels.
+//  - Weight pass: the same with the roles swapped: a workgroup owns 4 pixels and every latent
+//    and walks the batch in chunks; phase A's tile has the 4 pixels shared and 4 examples per
+//    lane; phase B accumulates h_t per lane, and the chain rule runs once per chunk into the
+//    weight gradients; the bias gradients are sums of phase A's s.
+// In phase B a lane owns 4 latents at a time and walks its groups of 4 (every latent is
+// covered whatever d is), adding each group's sums into the gradients once per chunk. The term
+// whose partial is a constant (constantPartial) is never recomputed: phase B folds it in as a
+// column sum (of its weight power over the chunk's pixels, or of g x its moment over the
+// chunk's examples).
+//
+// Where the chunk's partials live between the phases:
+//  - With subgroups (lavapipe, gemmDevice.shareRows): a workgroup is one subgroup of 8 lanes and
+//    a chunk is one block of 32 pixels or examples; each lane keeps the partials it computed in
+//    registers and phase B fetches them with subgroupShuffle (one AVX2 permute per value on
+//    llvmpipe). No workgroup memory and no barrier: llvmpipe runs a shader with barriers as a
+//    coroutine, and a barrier inside a loop put the loops' variables in the coroutine frame,
+//    doubling both phases' time (moment pass 16 examples x 784 pixels x 200 latents, Bernoulli:
+//    ~50 ms with barriers against ~30 without).
+//  - Otherwise: workgroup memory (at most 16 KiB, WebGPU's default), a barrier after each phase,
+//    as many lanes and blocks per chunk as fit.
+// Work: each pass is one forward's worth of recompute plus the contraction the saved partials
+// used to feed, so about two forwards more than a backward reading saved partials.
+import type { SilentElboGradients, SilentElboOperands, SilentElboTerm, View } from '../../../engine/backend.js';
 import type { Dispatch } from '../queue.js';
-import { bufferName, momentsUsed, offsetOf, operandOffsets, power, usesA, type Moment } from './silent-elbo-common.js';
+import {
+  bufferName, constantPartial, constantTerm, epilogueFunction, momentsUsed, offsetOf, operandOffsets, pixelFunction, power,
+  rowAccumulators, SIGMA2, tileContraction, usesA, vec4Rows, type Moment,
+} from './silent-elbo-common.js';
 import { gemmDevice } from './gemm.js';
-import { ceilDiv, entry, header, laneShared, pickU32, Params, SUBGROUP_DIRECTIVES, type BufferDecl } from './wgsl.js';
+import { ceilDiv, entry, header, LANES, Params, SUBGROUP_DIRECTIVES, type BufferDecl } from './wgsl.js';
 
-const WG = 8;
-/**
- * With shared rows (lavapipe's 8-lane subgroups, as in gemm.ts) a workgroup is one row of 8
- * lanes along the latents, all owning the same 4 rows, and the partials P_t[row][j], the same
- * for every lane, are loaded once per subgroup (laneShared) instead of once per lane: 40 loads
- * per lane and step become 5. B=64 d=200 k=784 learnable, Bernoulli moments, each dispatch
- * replayed alone on lavapipe (two runs of a loaded machine): moment pass 61.3 -> 11.8 ms,
- * weight pass 62.4 -> 20.5 ms (the forward, silent-elbo-forward.ts: 15.4 -> 10.4 ms); the
- * fused fwd+bwd in bench/silent-elbo.js 159 -> 65 ms, 0.68 -> 0.25 of the composite.
- */
-const shared = (): boolean => gemmDevice.shareRows;
-const rows = [0, 1, 2, 3], lanes = [0, 1, 2, 3];
-type Buffers = Partial<Record<keyof SilentElboGradients, GPUBuffer>>;
+/** Floats of workgroup memory the partials may take: WebGPU's default 16 KiB limit. */
+const WORKGROUP_FLOATS = 4096;
+/** Phase A blocks (of 4 x lanes pixels or examples) per chunk at most, without subgroups. */
+const MAX_BLOCKS = 32;
 
 /**
- * Common prologue: 4 rows of `rowCount` from wid.y, 4 latents from wid.x, clamped copies. With
- * shared rows no lane returns early (a broadcast reads the loading lanes): the grid starts no
- * row block past the end, latents past d are clamped and never written.
+ * Knobs, mutable for probes: `vec` lets the [*, d] operands be read as vec4 rows where d and
+ * offsets allow (SILENTGRAD_SILENT_ELBO_VEC=0 turns it off); `maxLanes` caps the workgroup
+ * without subgroups.
  */
-function prologue(rowCount: string, share: boolean): string {
-  return `let B = P[0]; let d = P[1]; let k = P[2]; let gOff = P[3];
-  let i0 = (wid.x * ${WG}u + lid3.x) * 4u;
-  let r0 = (wid.y * ${share ? 1 : WG}u + lid3.y) * 4u;
-  ${share ? '' : `if (r0 >= ${rowCount} || (i0 >= d && i0 != 0u)) { return; }`}
-  ${lanes.map((e) => `let i_${e} = min(i0 + ${e}u, d - 1u);`).join(' ')}
-  ${rows.map((r) => `let row_${r} = min(r0 + ${r}u, ${rowCount} - 1u);`).join(' ')}`;
+export const backwardTuning = { vec: process.env.SILENTGRAD_SILENT_ELBO_VEC !== '0', maxLanes: 64 };
+
+const four = [0, 1, 2, 3];
+type Targets = Partial<Record<keyof SilentElboGradients, GPUBuffer>>;
+interface Binding { decl: BufferDecl; buffer: GPUBuffer }
+interface Pass { source: string; bindings: Binding[]; groups: number }
+
+/** How a pass splits its work; `stored` terms' partials are kept between the phases. */
+interface Layout {
+  share: boolean; vec: boolean;
+  /** Lanes of the workgroup, phase A blocks per chunk, latent groups of 4 per lane. */
+  lanes: number; blocks: number; groups: number;
+  /** Floats per pixel (moment pass) or example (weight pass) in workgroup memory: 4 per stored term. */
+  slots: number;
+  /** Pixels (moment pass) or examples (weight pass) per chunk. */
+  chunk: number;
+  /** The lane's index: subgroup_invocation_id with subgroups, else local_invocation_index. */
+  me: string;
+}
+
+function layout(d: number, stored: number, vec: boolean): Layout {
+  const slots = 4 * stored;
+  if (gemmDevice.shareRows) return { share: true, vec, lanes: LANES, blocks: 1, groups: ceilDiv(ceilDiv(d, 4), LANES), slots, chunk: 4 * LANES, me: 'lane' };
+  const perLane = 4 * Math.max(slots, 1);
+  const lanes = Math.max(LANES, Math.min(backwardTuning.maxLanes, Math.floor(WORKGROUP_FLOATS / perLane / LANES) * LANES));
+  const blocks = Math.max(1, Math.min(MAX_BLOCKS, Math.floor(WORKGROUP_FLOATS / (perLane * lanes))));
+  return { share: false, vec, lanes, blocks, groups: ceilDiv(ceilDiv(d, 4), lanes), slots, chunk: 4 * lanes * blocks, me: 'lid' };
 }
 
 /**
- * The 4 latents i0.. of `row` of a [rows, d] operand. With `vec` (d and the operands' offsets
- * multiples of 4, the operand declared vec4) one vec4 load: llvmpipe's per-lane overhead is
- * paid once for the 4 elements instead of 4 times (weight pass 20-23 -> 16 ms, B=64 d=200
- * k=784 learnable, two interleaved runs; the moment pass, 8 of its 48 loads, unchanged).
+ * The 4 latents i0.. of `row` of a [rows, d] operand: one vec4 load with vec4 rows, else 4
+ * loads from the clamped latents i_0..i_3.
  */
 const gatherRow = (name: string, offset: string, row: string, vec: boolean): string => vec
   ? `${name}[(${offset} + ${row} * d) / 4u + min(i0 / 4u, d / 4u - 1u)]`
-  : `vec4<f32>(${lanes.map((e) => `${name}[${offset} + ${row} * d + i_${e}]`).join(', ')})`;
-const rowOperand = (name: string, vec: boolean): BufferDecl => ({ name, access: 'read', ...(vec ? { type: 'vec4<f32>' as const } : {}) });
+  : `vec4<f32>(${four.map((e) => `${name}[${offset} + ${row} * d + i_${e}]`).join(', ')})`;
 
-/** Write vec4 `v` of row r to OUT[row * d + i] where in range. */
-const writeLatents = (out: string, r: number, v: string): string =>
-  lanes.map((e) => `if (i0 + ${e}u < d) { ${out}[(r0 + ${r}u) * d + i0 + ${e}u] = ${v}[${e}]; }`).join(' ');
-
-function momentPass(o: SilentElboOperands, wanted: Moment[], wantX: boolean, share: boolean, vec: boolean): string {
-  const terms = o.terms, needA = usesA(terms);
-  const live = terms.map((t, n) => ({ t, n })).filter(({ t }) => wanted.includes(t.moment));
-  // Slot 4 L + r: the partial of live term L at row r.
-  const part = laneShared('part', 4 * live.length, 'Part', (q) => `(${pickU32(live.map(({ n }) => n), `${q} / 4u`)} * B + min(r0 + ${q} % 4u, B - 1u)) * k`, 'j');
-  const ubar = terms.findIndex((t) => t.name === 'Ubar');
-  const buffers: BufferDecl[] = [
-    { name: 'Part', access: 'read' }, { name: 'G', access: 'read' }, rowOperand('WMu', vec),
-    ...(needA ? [rowOperand('WA', vec)] : []),
-    ...wanted.map((m) => ({ name: `G${bufferName[m]}`, access: 'read_write' as const })),
-    ...(wantX ? [{ name: 'GX', access: 'read_write' as const }] : []),
-  ];
-  const body = [
-    `let u = ${gatherRow('WMu', offsetOf.wMu, 'j', vec)};`,
-    ...(needA ? [`let a = ${gatherRow('WA', offsetOf.wA, 'j', vec)};`] : []),
-    ...live.map(({ t, n }) => `let w_${n} = ${power(t.powers[0], t.powers[1], 'u', 'a')};`),
-    ...(share ? [part.loads] : []),
-    ...live.flatMap(({ t, n }, L) => rows.map((r) => `acc_${t.moment}_${r} += ${share ? part.value(4 * L + r) : `Part[(${n}u * B + row_${r}) * k + j]`} * w_${n};`)),
-    ...(wantX ? [`if (i0 == 0u) { ${rows.map((r) => `if (r0 + ${r}u < B) { GX[(r0 + ${r}u) * k + j] = -G[gOff + r0 + ${r}u] * Part[(${ubar}u * B + r0 + ${r}u) * k + j]; }`).join(' ')} }`] : []),
-  ];
-  return `${share ? SUBGROUP_DIRECTIVES : ''}// silent ELBO backward, moment gradients (${o.form}: ${terms.map((t) => t.name).join(', ')})${share ? ' (shared rows)' : ''}
-${header(buffers)}
-${entry([WG, share ? 1 : WG], share ? '@builtin(subgroup_invocation_id) lane: u32' : '')} {
-  ${prologue('B', share)}
-  ${share ? part.setup : ''}
-  ${wanted.flatMap((m) => rows.map((r) => `var acc_${m}_${r} = vec4<f32>(0.0);`)).join(' ')}
-  for (var j = 0u; j < k; j++) {
-    ${body.join('\n    ')}
-  }
-  ${rows.map((r) => `if (r0 + ${r}u < B) { let g = G[gOff + r0 + ${r}u]; ${wanted.map((m) => writeLatents(`G${bufferName[m]}`, r, `(g * acc_${m}_${r})`)).join(' ')} }`).join('\n  ')}
-}`;
-}
-
-function weightPass(o: SilentElboOperands, wantU: boolean, wantA: boolean, wantBMu: boolean, wantBA: boolean, share: boolean, vec: boolean): string {
-  const terms = o.terms, moments = momentsUsed(terms), needA = usesA(terms);
-  // Slot 4 n + r: the partial of term n at row (pixel) r.
-  const part = laneShared('part', 4 * terms.length, 'Part', (q) => `${q} / 4u * B * k + min(r0 + ${q} % 4u, k - 1u)`, 'b * k');
-  const weights = wantU || wantA;
-  const ubar = terms.findIndex((t) => t.name === 'Ubar'), abar = terms.findIndex((t) => t.name === 'Abar');
-  const buffers: BufferDecl[] = [
-    { name: 'Part', access: 'read' }, { name: 'G', access: 'read' },
-    ...moments.map((m) => rowOperand(bufferName[m], vec)),
-    rowOperand('WMu', vec), ...(needA ? [rowOperand('WA', vec)] : []),
-    ...(wantU ? [{ name: 'GWMu', access: 'read_write' as const }] : []),
-    ...(wantA ? [{ name: 'GWA', access: 'read_write' as const }] : []),
-    ...(wantBMu ? [{ name: 'GBMu', access: 'read_write' as const }] : []),
-    ...(wantBA ? [{ name: 'GBA', access: 'read_write' as const }] : []),
-  ];
-  const body = [
-    'let g = G[gOff + b];',
-    ...(share ? [part.loads] : []),
-    ...terms.flatMap((_, n) => rows.map((r) => `let s_${n}_${r} = g * ${share ? part.value(4 * n + r) : `Part[(${n}u * B + b) * k + row_${r}]`};`)),
-    ...(weights ? moments.map((m) => `let m_${m} = ${gatherRow(bufferName[m], offsetOf[m], 'b', vec)};`) : []),
-    ...(weights ? terms.flatMap((t, n) => rows.map((r) => `h_${n}_${r} += s_${n}_${r} * m_${t.moment};`)) : []),
-    ...(wantBMu ? rows.map((r) => `gbMu_${r} += s_${ubar}_${r};`) : []),
-    ...(wantBA ? rows.map((r) => `gbA_${r} += s_${abar}_${r};`) : []),
-  ];
-  // d(u^p a^q)/du = p u^(p-1) a^q, d/da = q u^p a^(q-1).
-  const chain = (which: 'u' | 'a'): string => terms.map((t, n) => {
-    const [p, q] = t.powers;
-    const factor = which === 'u' ? p : q;
-    if (factor === 0) return '';
-    const pw = which === 'u' ? power(p - 1, q, 'u', 'a') : power(p, q - 1, 'u', 'a');
-    return ` + ${factor}.0 * ${pw} * h_${n}_R`;
-  }).join('');
-  const epilogue = rows.map((r) => `if (r0 + ${r}u < k) {
-    let u = ${gatherRow('WMu', offsetOf.wMu, `(r0 + ${r}u)`, vec)};
-    ${needA ? `let a = ${gatherRow('WA', offsetOf.wA, `(r0 + ${r}u)`, vec)};` : ''}
-    ${wantU ? `let gu = vec4<f32>(0.0)${chain('u').replace(/_R\b/g, `_${r}`)}; ${writeLatents('GWMu', r, 'gu')}` : ''}
-    ${wantA ? `let ga = vec4<f32>(0.0)${chain('a').replace(/_R\b/g, `_${r}`)}; ${writeLatents('GWA', r, 'ga')}` : ''}
-    ${wantBMu ? `if (i0 == 0u) { GBMu[r0 + ${r}u] = gbMu_${r}; }` : ''}
-    ${wantBA ? `if (i0 == 0u) { GBA[r0 + ${r}u] = gbA_${r}; }` : ''}
-  }`);
-  return `${share ? SUBGROUP_DIRECTIVES : ''}// silent ELBO backward, weight gradients (${o.form}: ${terms.map((t) => t.name).join(', ')})${share ? ' (shared rows)' : ''}
-${header(buffers)}
-${entry([WG, share ? 1 : WG], share ? '@builtin(subgroup_invocation_id) lane: u32' : '')} {
-  ${prologue('k', share)}
-  ${share ? part.setup : ''}
-  ${weights ? terms.flatMap((_, n) => rows.map((r) => `var h_${n}_${r} = vec4<f32>(0.0);`)).join(' ') : ''}
-  ${wantBMu ? rows.map((r) => `var gbMu_${r} = 0.0;`).join(' ') : ''} ${wantBA ? rows.map((r) => `var gbA_${r} = 0.0;`).join(' ') : ''}
-  for (var b = 0u; b < B; b++) {
-    ${body.join('\n    ')}
-  }
-  ${epilogue.join('\n  ')}
-}`;
+/**
+ * Add the vec4 `v` into OUT's row `row` at latents i0.. (where < d); the first chunk writes.
+ * Gradients are fresh buffers: offset 0, rows of d, vec4 with vec4 rows.
+ */
+function addLatents(out: string, row: string, v: string, first: string, vec: boolean): string {
+  const put = (at: string, value: string): string => `if (${first}) { ${out}[${at}] = ${value}; } else { ${out}[${at}] += ${value}; }`;
+  return vec
+    ? `if (i0 < d) { let at = ${row} * (d / 4u) + i0 / 4u; ${put('at', v)} }`
+    : `{ let v = ${v}; ${four.map((e) => `if (i0 + ${e}u < d) { let at = ${row} * d + i0 + ${e}u; ${put('at', `v[${e}]`)} }`).join(' ')} }`;
 }
 
 /**
- * The backward's dispatches. `operand` gives each input view's buffer; `g` are the target
+ * Phase A keeps stored term n's partials for 4 items of each lane (pixels or examples) as a
+ * vec4 over the 4 fixed rows or pixels: `keep_n[q]` (registers), or part[item * slots + 4n ..]
+ * (workgroup memory). `loop(item, end, ns, body)` walks the chunk's items 0..end-1 with P_n,
+ * that vec4 of item `item`, declared for each n of `ns` before `body`. From registers, lane s's
+ * 4 items come through subgroupShuffle with q unrolled: indexing keep_n by a runtime q made
+ * llvmpipe go through memory (the weight pass 17 -> 44 ms, a select chain 37 ms).
+ */
+function partials(l: Layout, stored: number): { declare: string; loop: (item: string, end: string, ns: readonly number[], body: string) => string } {
+  const ns = Array.from({ length: stored }, (_, n) => n);
+  if (l.share) return {
+    declare: ns.map((n) => four.map((f) => `var keep_${n}_${f} = vec4<f32>(0.0);`).join(' ')).join(' '),
+    loop: (item, end, list, body) => `for (var ${item} = 0u; ${item} < ${end}; ${item}++) {
+        let src = ${item} / 4u; let q = ${item} % 4u;
+        ${list.map((n) => `let P_${n} = vec4<f32>(${four.map((f) => `subgroupShuffle(keep_${n}_${f}[q], src)`).join(', ')});`).join(' ')}
+        ${body}
+      }`,
+  };
+  return {
+    declare: '',
+    loop: (item, end, list, body) => `for (var ${item} = 0u; ${item} < ${end}; ${item}++) {
+        ${list.map((n) => `let P_${n} = vec4<f32>(${four.map((q) => `part[${item} * ${l.slots}u + ${4 * n + q}u]`).join(', ')});`).join(' ')}
+        ${body}
+      }`,
+  };
+}
+
+/** The operand bindings the passes read: moments `moments`, W_mu, W_a if used, b_mu, b_a, x, g. */
+function operandBindings(o: SilentElboOperands, moments: readonly Moment[], vec: boolean, buffer: (v: View) => GPUBuffer, gradOut: GPUBuffer): Binding[] {
+  const row = (name: string): BufferDecl => ({ name, access: 'read', ...(vec ? { type: 'vec4<f32>' as const } : {}) });
+  const list: [BufferDecl, View | null][] = [
+    ...moments.map((m): [BufferDecl, View | null] => [row(bufferName[m]), m === 'mean' ? o.mean : o[m]]),
+    [row('WMu'), o.wMu], [row('WA'), usesA(o.terms) ? o.wA : null],
+    [{ name: 'BMu', access: 'read' }, o.bMu], [{ name: 'BA', access: 'read' }, o.bA], [{ name: 'X', access: 'read' }, o.x],
+  ];
+  return [
+    ...list.filter((e): e is [BufferDecl, View] => e[1] !== null).map(([decl, v]) => ({ decl, buffer: buffer(v) })),
+    { decl: { name: 'G', access: 'read' }, buffer: gradOut },
+  ];
+}
+
+const output = (name: string, buffer: GPUBuffer, vec: boolean): Binding =>
+  ({ decl: { name, access: 'read_write', ...(vec ? { type: 'vec4<f32>' as const } : {}) }, buffer });
+
+function shaderHead(title: string, o: SilentElboOperands, l: Layout, bindings: readonly Binding[], functions: string): string {
+  return `${l.share ? SUBGROUP_DIRECTIVES : ''}// silent ELBO backward, ${title} (${o.form}: ${o.terms.map((t) => t.name).join(', ')})${l.share ? ' (shared rows)' : ''}${l.vec ? ' (vec4 rows)' : ''}
+${header(bindings.map((b) => b.decl))}
+${!l.share && l.slots ? `var<workgroup> part: array<f32, ${l.chunk * l.slots}>;` : ''}
+${pixelFunction(o.form)}
+${functions}
+${entry([l.lanes], l.share ? '@builtin(subgroup_invocation_id) lane: u32' : '')}`;
+}
+
+/** Phase A's rows: `row_r` = recompute(...) for the 4 rows b0.. that are < B (else zero). */
+function recomputeRows(stored: readonly SilentElboTerm[], recomputed: readonly SilentElboTerm[], j0: string, g: (r: number) => string): string {
+  return four.map((r) => stored.length
+    ? `var row_${r}: recomputeOut; if (b0 + ${r}u < B) { row_${r} = recompute(b0 + ${r}u, ${j0}, B, k, ${rowAccumulators(recomputed, r)}, ${g(r)}); }`
+    : `if (b0 + ${r}u < B) { _ = recompute(b0 + ${r}u, ${j0}, B, k, ${rowAccumulators(recomputed, r)}, ${g(r)}); }`).join('\n      ');
+}
+
+const barrier = (l: Layout): string => (l.share ? '' : 'workgroupBarrier();');
+
+/**
+ * Moment pass: gradients of the wanted moments (and x). Grid: one workgroup per 4 examples.
+ * Phase A's tile is the forward's, so it costs what the forward does.
+ */
+function momentPass(o: SilentElboOperands, g: Targets, buffer: (v: View) => GPUBuffer, gradOut: GPUBuffer, vecOk: boolean): Pass | null {
+  const [B, d] = o.mean.shape as [number, number];
+  const constant = constantTerm(o);
+  const recomputed = o.terms.filter((t) => t !== constant);
+  const wanted = momentsUsed(o.terms).filter((m) => g[m]);
+  if (wanted.length === 0 && !g.x) return null;
+  const stored = recomputed.filter((t) => wanted.includes(t.moment));
+  const folded = constant && wanted.includes(constant.moment) ? constant : null;
+  const l = layout(d, stored.length, vecOk);
+  const { share, vec, lanes, blocks, groups, slots, chunk, me } = l;
+  const bindings = [
+    ...operandBindings(o, momentsUsed(recomputed), vec, buffer, gradOut),
+    ...wanted.map((m) => output(`G${bufferName[m]}`, g[m]!, vec)),
+    ...(g.x ? [output('GX', g.x, false)] : []),
+  ];
+  const tile = tileContraction({ terms: recomputed, shared: share ? 'rows' : null, vec });
+  const functions = epilogueFunction(o, 'recompute', recomputed, stored, 'g: f32', g.x ? 'GX[b * k + j] = -g * px.d[0];' : '');
+  const kept = partials(l, stored.length);
+  const ns = stored.map((_, n) => n);
+  // Keep: pixel e of this lane's 4, as a vec4 over the 4 rows.
+  const keep = share
+    ? ns.map((n) => four.map((r) => `keep_${n}_${r} = row_${r}.p[${n}];`).join(' ')).join('\n      ')
+    : four.map((e) => ns.map((n) => four.map((r) => `part[(j0 - c0 + ${e}u) * ${slots}u + ${4 * n + r}u] = row_${r}.p[${n}][${e}];`).join(' ')).join(' ')).join('\n      ');
+  const needA = usesA([...stored, ...(folded ? [folded] : [])]);
+  const sum = (m: Moment, r: number): string => `sum_${m}_${r}`;
+  const phaseB = `let cEnd = min(${chunk}u, k - c0);
+    for (var gg = 0u; gg < ${groups}u; gg++) {
+      let i0 = (gg * ${lanes}u + ${me}) * 4u;
+      ${share ? '' : 'if (i0 >= d) { break; }'}
+      ${vec ? '' : four.map((e) => `let i_${e} = min(i0 + ${e}u, d - 1u);`).join(' ')}
+      ${wanted.flatMap((m) => four.map((r) => `var ${sum(m, r)} = vec4<f32>(0.0);`)).join(' ')}
+      ${folded ? 'var colsum = vec4<f32>(0.0);' : ''}
+      ${kept.loop('jj', 'cEnd', ns, `let j = c0 + jj;
+        let u = ${gatherRow('WMu', offsetOf.wMu, 'j', vec)};
+        ${needA ? `let a = ${gatherRow('WA', offsetOf.wA, 'j', vec)};` : ''}
+        ${stored.map((t, n) => `let w_${n} = ${power(t.powers[0], t.powers[1], 'u', 'a')};`).join(' ')}
+        ${stored.flatMap((t, n) => four.map((r) => `${sum(t.moment, r)} += P_${n}[${r}] * w_${n};`)).join('\n        ')}
+        ${folded ? `colsum += ${power(folded.powers[0], folded.powers[1], 'u', 'a')};` : ''}`)}
+      ${folded ? four.map((r) => `${sum(folded.moment, r)} += (g_${r} * ${constantPartial[o.form].partial}) * colsum;`).join(' ') : ''}
+      ${four.map((r) => `if (b0 + ${r}u < B) { ${wanted.map((m) => addLatents(`G${bufferName[m]}`, `(b0 + ${r}u)`, sum(m, r), 'c0 == 0u', vec)).join(' ')} }`).join('\n      ')}
+    }`;
+  const source = `${shaderHead('moment gradients', o, l, bindings, functions)} {
+  let B = P[0]; let d = P[1]; let k = P[2]; let gOff = P[3]; let sigma2 = ${SIGMA2};
+  let b0 = wid.x * 4u;
+  ${four.map((r) => `let b_${r} = min(b0 + ${r}u, B - 1u); let g_${r} = G[gOff + b_${r}];`).join(' ')}
+  ${tile.setup}
+  ${kept.declare}
+  var c0 = 0u;
+  loop {
+    for (var blk = 0u; blk < ${blocks}u; blk++) {
+      let jb = c0 + blk * ${4 * lanes}u;
+      if (jb >= k) { break; }
+      let j0 = jb + ${me} * 4u;
+      ${four.map((e) => `let j_${e} = min(j0 + ${e}u, k - 1u);`).join(' ')}
+      ${tile.init}
+      ${tile.loop}
+      ${recomputeRows(stored, recomputed, 'j0', (r) => `g_${r}`)}
+      ${keep}
+    }
+    ${wanted.length ? `${barrier(l)}
+    ${phaseB}
+    ${barrier(l)}` : ''}
+    continuing {
+      c0 += ${chunk}u;
+      break if c0 >= k;
+    }
+  }
+}`;
+  return { source, bindings, groups: ceilDiv(B, 4) };
+}
+
+/**
+ * Weight pass: gradients of W_mu, W_a, b_mu, b_a. Grid: one workgroup per 4 pixels. Phase A's
+ * tile has the 4 pixels shared by the lanes and 4 examples per lane.
+ */
+function weightPass(o: SilentElboOperands, g: Targets, buffer: (v: View) => GPUBuffer, gradOut: GPUBuffer, vecOk: boolean): Pass | null {
+  const [, d] = o.mean.shape as [number, number];
+  const k = o.x.shape[1]!;
+  const needA = usesA(o.terms);
+  const [wantU, wantA, wantBMu, wantBA] = [!!g.wMu, !!g.wA && needA, !!g.bMu, !!g.bA && needA];
+  if (!wantU && !wantA && !wantBMu && !wantBA) return null;
+  const constant = constantTerm(o);
+  const recomputed = o.terms.filter((t) => t !== constant);
+  const feeds = (t: SilentElboTerm): boolean => (wantU && t.powers[0] > 0) || (wantA && t.powers[1] > 0);
+  const chained = recomputed.filter(feeds);
+  const stored = recomputed.filter((t) => feeds(t) || (wantBMu && t.name === 'Ubar') || (wantBA && t.name === 'Abar'));
+  const folded = constant && feeds(constant) ? constant : null;
+  const l = layout(d, stored.length, vecOk);
+  const { share, vec, lanes, blocks, groups, slots, chunk, me } = l;
+  const bindings = [
+    ...operandBindings(o, momentsUsed([...recomputed, ...(folded ? [folded] : [])]), vec, buffer, gradOut),
+    ...(wantU ? [output('GWMu', g.wMu!, vec)] : []), ...(wantA ? [output('GWA', g.wA!, vec)] : []),
+    ...(wantBMu ? [output('GBMu', g.bMu!, false)] : []), ...(wantBA ? [output('GBA', g.bA!, false)] : []),
+  ];
+  const tile = tileContraction({ terms: recomputed, shared: share ? 'pixels' : null, vec });
+  const functions = epilogueFunction(o, 'recompute', recomputed, stored, 'g: f32', '');
+  const kept = partials(l, stored.length);
+  const ns = stored.map((_, n) => n);
+  // Keep: example r of this lane's 4, as a vec4 over the 4 pixels.
+  const keep = share
+    ? ns.map((n) => four.map((e) => `keep_${n}_${e} = vec4<f32>(${four.map((r) => `row_${r}.p[${n}][${e}]`).join(', ')});`).join(' ')).join('\n      ')
+    : four.map((r) => ns.map((n) => four.map((e) => `part[(b0 + ${r}u - bc) * ${slots}u + ${4 * n + e}u] = row_${r}.p[${n}][${e}];`).join(' ')).join(' ')).join('\n      ');
+  const index = (t: SilentElboTerm): number => stored.indexOf(t);
+  const biases = [[wantBMu, 'Ubar', 'GBMu'], [wantBA, 'Abar', 'GBA']] as const;
+  const biasTerms = biases.flatMap(([want, name, out]) => {
+    const t = stored.find((s) => s.name === name);
+    return want && t ? [{ n: index(t), out }] : [];
+  });
+  const h = (n: number, e: number): string => `h_${n}_${e}`;
+  // d(u^p a^q)/du = p u^(p-1) a^q, d/da = q u^p a^(q-1), times h (a vec4 expression).
+  const chain = (which: 'u' | 'a', t: SilentElboTerm, hv: string): string => {
+    const [p, q] = t.powers;
+    const factor = which === 'u' ? p : q;
+    if (factor === 0) return '';
+    return ` + ${factor}.0 * ${which === 'u' ? power(p - 1, q, 'u', 'a') : power(p, q - 1, 'u', 'a')} * ${hv}`;
+  };
+  const chainAll = (which: 'u' | 'a', e: number): string =>
+    `vec4<f32>(0.0)${chained.map((t) => chain(which, t, h(index(t), e))).join('')}${folded ? chain(which, folded, 'foldedH') : ''}`;
+  const momentsB = momentsUsed([...chained, ...(folded ? [folded] : [])]);
+  const phaseB = `let rEnd = min(${chunk}u, B - bc);
+    ${biasTerms.length ? `{
+      ${biasTerms.map(({ n }) => `var bias_${n} = vec4<f32>(0.0);`).join(' ')}
+      ${kept.loop('bb', 'rEnd', biasTerms.map(({ n }) => n), biasTerms.map(({ n }) => `bias_${n} += P_${n};`).join(' '))}
+      if (${me} == 0u) { ${biasTerms.map(({ n, out }) => four.map((e) => `if (j0 + ${e}u < k) { if (bc == 0u) { ${out}[j0 + ${e}u] = bias_${n}[${e}]; } else { ${out}[j0 + ${e}u] += bias_${n}[${e}]; } }`).join(' ')).join(' ')} }
+    }` : ''}
+    ${wantU || wantA ? `for (var gg = 0u; gg < ${groups}u; gg++) {
+      let i0 = (gg * ${lanes}u + ${me}) * 4u;
+      ${share ? '' : 'if (i0 >= d) { break; }'}
+      ${vec ? '' : four.map((e) => `let i_${e} = min(i0 + ${e}u, d - 1u);`).join(' ')}
+      ${chained.flatMap((t) => four.map((e) => `var ${h(index(t), e)} = vec4<f32>(0.0);`)).join(' ')}
+      ${folded ? 'var colsum = vec4<f32>(0.0);' : ''}
+      ${kept.loop('bb', 'rEnd', chained.map(index), `let b = bc + bb;
+        ${momentsB.map((m) => `let m_${m} = ${gatherRow(bufferName[m], offsetOf[m], 'b', vec)};`).join(' ')}
+        ${chained.flatMap((t) => four.map((e) => `${h(index(t), e)} += P_${index(t)}[${e}] * m_${t.moment};`)).join('\n        ')}
+        ${folded ? `colsum += G[gOff + b] * m_${folded.moment};` : ''}`)}
+      ${folded ? `let foldedH = ${constantPartial[o.form].partial} * colsum;` : ''}
+      ${four.map((e) => `if (j0 + ${e}u < k) {
+        let u = ${gatherRow('WMu', offsetOf.wMu, `j_${e}`, vec)};
+        ${needA ? `let a = ${gatherRow('WA', offsetOf.wA, `j_${e}`, vec)};` : ''}
+        ${wantU ? addLatents('GWMu', `j_${e}`, chainAll('u', e), 'bc == 0u', vec) : ''}
+        ${wantA ? addLatents('GWA', `j_${e}`, chainAll('a', e), 'bc == 0u', vec) : ''}
+      }`).join('\n      ')}
+    }` : ''}`;
+  const source = `${shaderHead('weight gradients', o, l, bindings, functions)} {
+  let B = P[0]; let d = P[1]; let k = P[2]; let gOff = P[3]; let sigma2 = ${SIGMA2};
+  let j0 = wid.x * 4u;
+  ${four.map((e) => `let j_${e} = min(j0 + ${e}u, k - 1u);`).join(' ')}
+  ${tile.setup}
+  ${kept.declare}
+  var bc = 0u;
+  loop {
+    for (var blk = 0u; blk < ${blocks}u; blk++) {
+      let rb = bc + blk * ${4 * lanes}u;
+      if (rb >= B) { break; }
+      let b0 = rb + ${me} * 4u;
+      ${four.map((r) => `let b_${r} = min(b0 + ${r}u, B - 1u);`).join(' ')}
+      ${tile.init}
+      ${tile.loop}
+      ${recomputeRows(stored, recomputed, 'j0', (r) => `G[gOff + b_${r}]`)}
+      ${keep}
+    }
+    ${barrier(l)}
+    ${phaseB}
+    ${barrier(l)}
+    continuing {
+      bc += ${chunk}u;
+      break if bc >= B;
+    }
+  }
+}`;
+  return { source, bindings, groups: ceilDiv(k, 4) };
+}
+
+/**
+ * The backward's dispatches. `buffer` gives each operand view's buffer; `g` are the target
  * buffers (absent: not needed).
  */
-export function silentElboBackward(o: SilentElboOperands, partials: GPUBuffer, gradOut: { buffer: GPUBuffer; offset: number },
-  inputs: { moments: Record<Moment, GPUBuffer | null>; wMu: GPUBuffer; wA: GPUBuffer | null }, g: Buffers): Dispatch[] {
+export function silentElboBackward(o: SilentElboOperands, gradOut: { buffer: GPUBuffer; offset: number }, buffer: (v: View) => GPUBuffer, g: Targets): Dispatch[] {
   const [B, d] = o.mean.shape as [number, number];
   const k = o.x.shape[1]!;
-  const params = new Params().u32(B, d, k, gradOut.offset, ...operandOffsets(o)).build();
-  const needA = usesA(o.terms);
-  const used = momentsUsed(o.terms);
-  const wanted = used.filter((m) => g[m]);
-  const dispatches: Dispatch[] = [];
-  const latentGroups = Math.max(1, ceilDiv(d, 4));
-  const share = shared(), rowsPerGroup = 4 * (share ? 1 : WG);
-  // The moments' and weights' offsets (operandOffsets' first six) and d multiples of 4: vec4 rows.
-  const vec = d >= 4 && d % 4 === 0 && operandOffsets(o).slice(0, 6).every((offset) => offset % 4 === 0);
-  if (wanted.length > 0 || g.x) dispatches.push({
-    source: momentPass(o, wanted, !!g.x, share, vec),
-    buffers: [partials, gradOut.buffer, inputs.wMu, ...(needA ? [inputs.wA!] : []), ...wanted.map((m) => g[m]!), ...(g.x ? [g.x] : [])],
-    params,
-    groups: [ceilDiv(latentGroups, WG), ceilDiv(B, rowsPerGroup), 1],
-  });
-  const [wantU, wantA, wantBMu, wantBA] = [!!g.wMu, !!g.wA && needA, !!g.bMu, !!g.bA && needA];
-  if (wantU || wantA || wantBMu || wantBA) dispatches.push({
-    source: weightPass(o, wantU, wantA, wantBMu, wantBA, share, vec),
-    buffers: [partials, gradOut.buffer, ...used.map((m) => inputs.moments[m]!), inputs.wMu, ...(needA ? [inputs.wA!] : []),
-      ...(wantU ? [g.wMu!] : []), ...(wantA ? [g.wA!] : []), ...(wantBMu ? [g.bMu!] : []), ...(wantBA ? [g.bA!] : [])],
-    params,
-    groups: [ceilDiv(latentGroups, WG), ceilDiv(k, rowsPerGroup), 1],
-  });
-  return dispatches;
+  const params = new Params().u32(B, d, k, gradOut.offset, ...operandOffsets(o)).f32(o.sigma2).build();
+  const vec = backwardTuning.vec && vec4Rows(o);
+  const passes = [momentPass(o, g, buffer, gradOut.buffer, vec), weightPass(o, g, buffer, gradOut.buffer, vec)];
+  return passes.filter((p): p is Pass => p !== null).map((p) => ({
+    source: p.source, buffers: p.bindings.map((b) => b.buffer), params, groups: p.groups === 0 ? 0 : [p.groups, 1, 1],
+  }));
 }

@@ -1,7 +1,14 @@
-// Pieces both silent-ELBO kernels share: which operands a set of terms reads, and WGSL for
-// the weight powers u^p a^q (math note, "Learnable variance": every contraction is
-// sum_i u_ji^p a_ji^q moment_bi).
+// Pieces the silent-ELBO kernels share (silent-elbo-forward.ts, silent-elbo-backward.ts):
+// which operands a set of terms reads, WGSL for the weight powers u^p a^q (math note,
+// "Learnable variance": every contraction is sum_i u_ji^p a_ji^q moment_bi), and the two
+// halves of the forward that the backward's passes run again instead of saving anything:
+//  - tileContraction: one pass over the latents for a tile of 4 examples x 4 pixels with
+//    every term's accumulator live in registers;
+//  - epilogueFunction: the per-pixel closed form and its partial derivatives (pixelFunction),
+//    with what to do with them (sum the values, or keep the partials in workgroup memory).
 import type { SilentElboOperands, SilentElboTerm } from '../../../engine/backend.js';
+import { silentElboTerms } from '../../../engine/ops/silent-elbo.js';
+import { laneShared } from './wgsl.js';
 
 export type Moment = SilentElboTerm['moment'];
 export const momentNames: readonly Moment[] = ['mean', 'c2', 'c3', 'k4'];
@@ -25,9 +32,193 @@ export function operandOffsets(o: SilentElboOperands): number[] {
   return [o.mean.offset, o.c2.offset, o.c3?.offset ?? 0, o.k4?.offset ?? 0, o.wMu.offset, o.wA?.offset ?? 0, o.bMu.offset, o.bA?.offset ?? 0, o.x.offset];
 }
 
-/** WGSL accessors for those offsets (P[4 + n]). */
+/** WGSL accessors for those offsets (P[4 + n]); the parameter block is u32 B, d, k, one more word, these, then sigma2. */
 export const offsetOf: Record<'mean' | 'c2' | 'c3' | 'k4' | 'wMu' | 'wA' | 'bMu' | 'bA' | 'x', string> = {
   mean: 'P[4]', c2: 'P[5]', c3: 'P[6]', k4: 'P[7]', wMu: 'P[8]', wA: 'P[9]', bMu: 'P[10]', bA: 'P[11]', x: 'P[12]',
 };
+/** WGSL for sigma2 (the fixed form's output variance), the word after the offsets. */
+export const SIGMA2 = 'pf(13u)';
 
 export const bufferName: Record<Moment, string> = { mean: 'Mean', c2: 'C2', c3: 'C3', k4: 'K4' };
+
+/**
+ * Whether the [*, d] operands (moments, W_mu, W_a) can be bound as vec4 rows: d and their
+ * offsets multiples of 4. The kernels then step the latents 4 at a time, one load per 4.
+ */
+export function vec4Rows(o: SilentElboOperands): boolean {
+  const [, d] = o.mean.shape as [number, number];
+  return d >= 4 && d % 4 === 0 && operandOffsets(o).slice(0, 6).every((offset) => offset % 4 === 0);
+}
+
+const SLOTS = silentElboTerms.map((t) => t.name);
+/** Slot of a term in pixel()'s arrays (silentElboTerms order). */
+export const slotOf = (t: SilentElboTerm): number => SLOTS.indexOf(t.name);
+
+/**
+ * The one term per form whose partial is the same for every pixel: it enters the value only
+ * as -Suu / (2 sigma2) (fixed) or -Kuuaa / 2 (learnable, inside -E[D^2 A^2] / 2), and no other
+ * partial reads it. The backward passes leave it out of the per-pixel work and contract it as
+ * a column sum (over pixels of its weight power, or over the batch of g x its moment).
+ * `partial` is WGSL in `sigma2`; pixelFunction writes the same expression.
+ */
+export const constantPartial: Record<SilentElboOperands['form'], { name: string; partial: string }> = {
+  fixed: { name: 'Suu', partial: '-0.5 / sigma2' },
+  learnable: { name: 'Kuuaa', partial: '-0.5' },
+};
+
+/** The constant-partial term among the operands' terms, if present. */
+export const constantTerm = (o: SilentElboOperands): SilentElboTerm | undefined =>
+  o.terms.find((t) => t.name === constantPartial[o.form].name);
+
+/**
+ * The per-pixel closed forms of the math note; `d[slot]` = d(value)/d(contraction), slots
+ * in silentElboTerms order. The only copy of the formulas on this backend.
+ */
+export function pixelFunction(form: 'fixed' | 'learnable'): string {
+  const slot = (name: string): number => SLOTS.indexOf(name);
+  return `
+struct Pixel { value: f32, d: array<f32, ${SLOTS.length}> }
+const LOG_2PI = 1.8378770664093453;
+fn pixel(x: f32, v: array<f32, ${SLOTS.length}>, sigma2: f32) -> Pixel {
+  var out: Pixel;
+  let Ubar = v[0]; let Abar = v[1]; let Suu = v[2]; let Saa = v[3]; let Sua = v[4];
+  let Tuaa = v[5]; let Tuua = v[6]; let Taaa = v[7]; let Kuuaa = v[8]; let Kaaaa = v[9];
+${form === 'fixed' ? `
+  // -((x - Ubar)^2 + Suu) / (2 s2) - log(2 pi s2) / 2
+  let residual = x - Ubar;
+  out.d[0] = residual / sigma2;
+  out.d[${slot(constantPartial.fixed.name)}] = ${constantPartial.fixed.partial};
+  out.value = -(residual * residual + Suu) / (2.0 * sigma2) - 0.5 * (LOG_2PI + log(sigma2));` : `
+  // E[D^2 A^2], E[A^2], Var[A^2] and the second-order Taylor log term (math note).
+  let D = x - Ubar; let A = Abar; let D2 = D * D; let A2 = A * A;
+  let eDA = D2 * A2 + D2 * Saa + A2 * Suu - 4.0 * D * A * Sua - 2.0 * D * Tuaa + 2.0 * A * Tuua
+    + Kuuaa + Suu * Saa + 2.0 * Sua * Sua;
+  let eA2 = A2 + Saa;
+  let varA2 = 4.0 * A2 * Saa + 4.0 * A * Taaa + Kaaaa + 2.0 * Saa * Saa;
+  let logTerm = log(eA2) - varA2 / (2.0 * eA2 * eA2);
+  let dLogdE = 1.0 / eA2 + varA2 / (eA2 * eA2 * eA2);
+  let dLogdV = -1.0 / (2.0 * eA2 * eA2);
+  let dEdD = 2.0 * D * A2 + 2.0 * D * Saa - 4.0 * A * Sua - 2.0 * Tuaa;
+  let dEdA = 2.0 * D2 * A + 2.0 * A * Suu - 4.0 * D * Sua + 2.0 * Tuua;
+  out.d[0] = 0.5 * dEdD;
+  out.d[1] = -0.5 * dEdA + 0.5 * (dLogdE * 2.0 * A + dLogdV * (8.0 * A * Saa + 4.0 * Taaa));
+  out.d[2] = -0.5 * (A2 + Saa);
+  out.d[3] = -0.5 * (D2 + Suu) + 0.5 * (dLogdE + dLogdV * (4.0 * A2 + 4.0 * Saa));
+  out.d[4] = 2.0 * D * A - 2.0 * Sua;
+  out.d[5] = D;
+  out.d[6] = -A;
+  out.d[7] = 2.0 * A * dLogdV;
+  out.d[${slot(constantPartial.learnable.name)}] = ${constantPartial.learnable.partial};
+  out.d[9] = 0.5 * dLogdV;
+  out.value = -0.5 * eDA + 0.5 * logTerm - 0.5 * LOG_2PI;`}
+  return out;
+}`;
+}
+
+const four = [0, 1, 2, 3];
+
+/**
+ * How a tile of 4 examples (rows) x 4 pixels gets its operands. The names in scope where the
+ * code goes: B, d, k (u32), `b_r` and `j_e` (the tile's rows and pixels, clamped in range),
+ * `b0` / `j0` (the first row / pixel) and, with `shared`, `lane` (subgroup_invocation_id).
+ */
+export interface TileSpec {
+  /** The contracted terms: accumulator acc_n_r (vec4 over the 4 pixels) is term n, row r. */
+  readonly terms: readonly SilentElboTerm[];
+  /**
+   * Which side every lane of a subgroup has in common, loaded once per subgroup and handed
+   * round (laneShared): 'rows' (the forward and the moment pass: lanes own different pixels),
+   * 'pixels' (the weight pass: lanes own different rows); null: no subgroups, every lane loads.
+   */
+  readonly shared: 'rows' | 'pixels' | null;
+  /** The [*, d] operands are bound as vec4 rows (vec4Rows). */
+  readonly vec: boolean;
+  /** With vec4 rows: step 4 latents per iteration, one load per 4 (else one component a load). */
+  readonly wide?: boolean;
+}
+
+/**
+ * One pass over the latent dimension for a 4 x 4 tile with every term's accumulator live.
+ * `setup` goes once before any loop (the shared side's addresses depend only on b0 or j0),
+ * `init` declares the accumulators, `loop` is the pass. Each step costs 4 moments x 4 rows
+ * and u, a for 4 pixels of loads and terms x 16 multiply-adds: the shared side (16 or 8
+ * values) comes 1/8 per lane through subgroupBroadcast; with vec4 rows one load covers 4 steps.
+ */
+export function tileContraction(spec: TileSpec): { setup: string; init: string; loop: string } {
+  const { terms, shared, vec } = spec;
+  const wide = vec && !!spec.wide;
+  const moments = momentsUsed(terms), needA = usesA(terms);
+  interface Operand { name: string; buffer: string; offset: string }
+  const weights: Operand[] = [{ name: 'u', buffer: 'WMu', offset: offsetOf.wMu }, ...(needA ? [{ name: 'a', buffer: 'WA', offset: offsetOf.wA }] : [])];
+  const rowsOf: Operand[] = moments.map((m) => ({ name: m, buffer: bufferName[m], offset: offsetOf[m] }));
+  // Element (scalar) or vec4 (4 latents from i) of a [*, d] operand's row `row`.
+  const at = (buffer: string, offset: string, row: string): string =>
+    vec ? `${buffer}[${offset} / 4u + ${row} * (d / 4u) + i / 4u]${wide ? '' : '[i % 4u]'}` : `${buffer}[${offset} + ${row} * d + i]`;
+  const sharedLoads = (side: Operand[], first: string, count: string) => side.map((s) => ({
+    s, l: laneShared(`sh_${s.name}`, 4, s.buffer, (q) => vec
+      ? `${s.offset} / 4u + min(${first} + ${q}, ${count} - 1u) * (d / 4u)`
+      : `${s.offset} + min(${first} + ${q}, ${count} - 1u) * d`, vec ? `i / 4u${wide ? '' : '][i % 4u'}` : 'i'),
+  }));
+  const rowSide = shared === 'rows' ? sharedLoads(rowsOf, 'b0', 'B') : null;
+  const pixelSide = shared === 'pixels' ? sharedLoads(weights, 'j0', 'k') : null;
+  // Per step: m_<moment>_<r> (scalar or vec4 over 4 latents) and <w>_<e> for each pixel e.
+  const loads = [
+    ...(rowSide
+      ? rowSide.flatMap(({ s, l }) => [l.loads, ...four.map((r) => `let ${s.name}_${r} = ${l.value(r)};`)])
+      : rowsOf.flatMap((s) => four.map((r) => `let ${s.name}_${r} = ${at(s.buffer, s.offset, `b_${r}`)};`))),
+    ...(pixelSide
+      ? pixelSide.flatMap(({ s, l }) => [l.loads, ...four.map((e) => `let ${s.name}_${e} = ${l.value(e)};`)])
+      : weights.flatMap((s) => four.map((e) => `let ${s.name}_${e} = ${at(s.buffer, s.offset, `j_${e}`)};`))),
+  ];
+  const step = (c: string): string[] => [
+    ...weights.map((w) => `let ${w.name} = vec4<f32>(${four.map((e) => `${w.name}_${e}${c}`).join(', ')});`),
+    ...terms.map((t, n) => `let w_${n} = ${power(t.powers[0], t.powers[1], 'u', 'a')};`),
+    ...terms.flatMap((t, n) => four.map((r) => `acc_${n}_${r} += ${t.moment}_${r}${c} * w_${n};`)),
+  ];
+  const body = wide ? [...loads, ...four.map((c) => `{ ${step(`[${c}]`).join(' ')} }`)] : [...loads, ...step('')];
+  return {
+    setup: [...(rowSide ?? []), ...(pixelSide ?? [])].map(({ l }) => l.setup).join(' '),
+    init: terms.flatMap((_, n) => four.map((r) => `var acc_${n}_${r} = vec4<f32>(0.0);`)).join(' '),
+    loop: `for (var i = 0u; i < d; i += ${wide ? 4 : 1}u) {
+    ${body.join('\n    ')}
+  }`,
+  };
+}
+
+/** The accumulators of row r, as the array an epilogue function takes. */
+export const rowAccumulators = (terms: readonly SilentElboTerm[], r: number): string =>
+  `array<vec4<f32>, ${terms.length}>(${terms.map((_, n) => `acc_${n}_${r}`).join(', ')})`;
+
+/**
+ * WGSL function `name(b, j0, B, k, acc, <extra>)` for the pixels j0..j0+3 (< k) of example b:
+ * adds the biases to the contractions `acc` (of `terms`, as tileContraction left them),
+ * evaluates pixel() and runs `sink` (statements seeing b, j, e, px). Without `stored` terms it
+ * returns the sum of the values; with them (and a parameter `g`) a struct `<name>Out` whose
+ * p[n][e] is g x d(value)/d(stored[n]) at pixel j0 + e, the partials the backward contracts.
+ * A runtime loop over the pixels, called once per row: unrolled (4 calls x 4 pixels) the
+ * closed form with its partials made LLVM compile for 15-50 s on lavapipe, so its bound is
+ * one LLVM cannot see through.
+ */
+export function epilogueFunction(o: SilentElboOperands, name: string, terms: readonly SilentElboTerm[], stored: readonly SilentElboTerm[],
+  extra: string, sink: string): string {
+  const out = stored.length ? `${name}Out` : 'f32';
+  return `${stored.length ? `
+struct ${out} { value: f32, p: array<vec4<f32>, ${stored.length}> }` : ''}
+fn ${name}(b: u32, j0: u32, B: u32, k: u32, acc: array<vec4<f32>, ${terms.length}>${extra ? `, ${extra}` : ''}) -> ${out} {
+  var rowSum = 0.0;
+  ${stored.length ? `var out: ${out};` : ''}
+  let count = select(0u, min(4u, k - j0), j0 < k);
+  for (var e = 0u; e < count; e++) {
+    let j = j0 + e;
+    var v: array<f32, ${SLOTS.length}>;
+    ${terms.map((t, n) => `v[${slotOf(t)}] = acc[${n}][e];`).join(' ')}
+    v[0] += BMu[${offsetOf.bMu} + j];
+    ${o.bA ? `v[1] += BA[${offsetOf.bA} + j];` : ''}
+    let px = pixel(X[${offsetOf.x} + b * k + j], v, ${SIGMA2});
+    rowSum += px.value;
+    ${stored.map((t, n) => `out.p[${n}][e] = g * px.d[${slotOf(t)}];`).join(' ')}
+    ${sink}
+  }
+  ${stored.length ? 'out.value = rowSum; return out;' : 'return rowSum;'}
+}`;
+}
