@@ -60,6 +60,17 @@ function opCases({ d, stream, randn, positive, awayFromZero }: ReturnType<typeof
     { inputs: () => { const [m, n] = [d(), d()]; return [randn(2, m, n), makeB(m, 1)]; }, f },
     { inputs: () => { const [m, n] = [d(), d()]; return [randn(n, m), makeB(m, n)]; }, f: (a, b) => f(sg.transpose(a!), b!) },
   ];
+  /** Learnable variance with Bernoulli moments from p: all ten contractions. */
+  const bernoulliCase = (batch: number, latent: number, pixels: number): Case => ({
+    inputs: () => [sg.uniform([batch, latent], stream), sg.scale(randn(pixels, latent), 1 / Math.sqrt(latent)), randn(pixels),
+      sg.scale(randn(pixels, latent), 0.1 / Math.sqrt(latent)), sg.shift(randn(pixels), 3), positive(batch, pixels)],
+    f: (p, wMu, bMu, wA, bA, x) => {
+      const q = sg.sub(sg.fullLike(p!, 1), p!), pq = sg.mul(p!, q);
+      const moments = { mean: p!, c2: pq, c3: sg.mul(pq, sg.sub(q, p!)), k4: sg.mul(pq, sg.sub(sg.fullLike(p!, 1), sg.scale(pq, 6))) };
+      return sg.expectedLogLikelihoodLearnable(moments, { wMu: wMu!, bMu: bMu!, wA: wA!, bA: bA! }, x!);
+    },
+    tol: 5e-4,
+  });
   return {
     contiguous: [{ inputs: () => [randn(d(), d())], f: (x) => sg.contiguous(sg.transpose(x!)) }],
     clone: [{ inputs: () => [randn(d(), 3)], f: (x) => sg.clone(x!) }],
@@ -122,10 +133,16 @@ function opCases({ d, stream, randn, positive, awayFromZero }: ReturnType<typeof
       { inputs: () => [randn(2, 2, 1, 1), randn(2, 4, 4, 4)], f: (x, w) => sg.convTranspose2d(x!, w!, 1, 0) },
     ],
     conv2dFilterGradient: [], // exercised by every conv2d/convTranspose2d case's weight gradient
-    expectedLogLikelihoodFixed: [{
-      inputs: () => [randn(5, 7), positive(5, 7), randn(13, 7), randn(13), positive(5, 13)],
-      f: (mean, c2, w, b, x) => sg.expectedLogLikelihoodFixed({ mean: mean!, c2: c2! }, w!, b!, x!, 0.5),
-    }],
+    expectedLogLikelihoodFixed: [
+      {
+        inputs: () => [randn(5, 7), positive(5, 7), randn(13, 7), randn(13), positive(5, 13)],
+        f: (mean, c2, w, b, x) => sg.expectedLogLikelihoodFixed({ mean: mean!, c2: c2! }, w!, b!, x!, 0.5),
+      },
+      { // WebGPU's backward walks pixels and examples in chunks: several, the last ragged, both ways
+        inputs: () => [randn(70, 12), positive(70, 12), sg.scale(randn(1100, 12), 0.3), randn(1100), positive(70, 1100)],
+        f: (mean, c2, w, b, x) => sg.expectedLogLikelihoodFixed({ mean: mean!, c2: c2! }, w!, b!, x!, 0.5),
+      },
+    ],
     expectedLogLikelihoodLearnable: [
       { // Gaussian moments: c3 = k4 = 0, five contractions
         inputs: () => [randn(6, 9), positive(6, 9), randn(11, 9), randn(11), sg.scale(randn(11, 9), 0.2), sg.shift(randn(11), 3), positive(6, 11)],
@@ -147,6 +164,14 @@ function opCases({ d, stream, randn, positive, awayFromZero }: ReturnType<typeof
           const moments = { mean: p!, c2: pq, c3: sg.mul(pq, sg.sub(q, p!)), k4: sg.mul(pq, sg.sub(sg.fullLike(p!, 1), sg.scale(pq, 6))) };
           return sg.expectedLogLikelihoodLearnable(moments, { wMu: wMu!, bMu: bMu!, wA: wA!, bA: bA! }, x!);
         },
+        tol: 5e-4,
+      },
+      // WebGPU's backward: one latent (d = 1); more examples than a chunk of the weight pass and
+      // pixels than one of the moment pass, neither a multiple of 4 nor of the chunk.
+      bernoulliCase(37, 1, 130), bernoulliCase(100, 3, 9),
+      { // Gaussian, vec4 rows, more latents than 64 lanes x 4 (each lane walks several groups)
+        inputs: () => [randn(3, 260), positive(3, 260), sg.scale(randn(45, 260), 0.06), randn(45), sg.scale(randn(45, 260), 0.01), sg.shift(randn(45), 3), positive(3, 45)],
+        f: (mean, c2, wMu, bMu, wA, bA, x) => sg.expectedLogLikelihoodLearnable({ mean: mean!, c2: c2! }, { wMu: wMu!, bMu: bMu!, wA: wA!, bA: bA! }, x!),
         tol: 5e-4,
       },
     ],

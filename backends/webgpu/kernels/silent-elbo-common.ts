@@ -131,55 +131,46 @@ export interface TileSpec {
    * 'pixels' (the weight pass: lanes own different rows); null: no subgroups, every lane loads.
    */
   readonly shared: 'rows' | 'pixels' | null;
-  /** The [*, d] operands are bound as vec4 rows (vec4Rows). */
+  /** The [*, d] operands are bound as vec4 rows (vec4Rows, for the backward's phase B). */
   readonly vec: boolean;
-  /** With vec4 rows: step 4 latents per iteration, one load per 4 (else one component a load). */
-  readonly wide?: boolean;
 }
 
 /**
  * One pass over the latent dimension for a 4 x 4 tile with every term's accumulator live.
  * `setup` goes once before any loop (the shared side's addresses depend only on b0 or j0),
- * `init` declares the accumulators, `loop` is the pass. Each step costs 4 moments x 4 rows
- * and u, a for 4 pixels of loads and terms x 16 multiply-adds: the shared side (16 or 8
- * values) comes 1/8 per lane through subgroupBroadcast; with vec4 rows one load covers 4 steps.
+ * `init` declares the accumulators, `loop` is the pass. Each step loads 4 moments x 4 rows
+ * and u, a for 4 pixels and does terms x 16 multiply-adds; the shared side (16 or 8 values)
+ * comes 1/8 per lane through subgroupBroadcast. With vec4 rows each step reads one component
+ * (tried on lavapipe: the lane's own side as one vec4 load per 4 steps, 1.3-1.5x slower
+ * kernels; two steps summed per accumulator update as in gemm.ts's kSum, no faster).
  */
 export function tileContraction(spec: TileSpec): { setup: string; init: string; loop: string } {
   const { terms, shared, vec } = spec;
-  const wide = vec && !!spec.wide;
   const moments = momentsUsed(terms), needA = usesA(terms);
   interface Operand { name: string; buffer: string; offset: string }
   const weights: Operand[] = [{ name: 'u', buffer: 'WMu', offset: offsetOf.wMu }, ...(needA ? [{ name: 'a', buffer: 'WA', offset: offsetOf.wA }] : [])];
   const rowsOf: Operand[] = moments.map((m) => ({ name: m, buffer: bufferName[m], offset: offsetOf[m] }));
-  // Element (scalar) or vec4 (4 latents from i) of a [*, d] operand's row `row`.
-  const at = (buffer: string, offset: string, row: string): string =>
-    vec ? `${buffer}[${offset} / 4u + ${row} * (d / 4u) + i / 4u]${wide ? '' : '[i % 4u]'}` : `${buffer}[${offset} + ${row} * d + i]`;
+  // Element i of row `row` of a [*, d] operand.
+  const own = (s: Operand, row: string): string =>
+    vec ? `${s.buffer}[${s.offset} / 4u + ${row} * (d / 4u) + i / 4u][i % 4u]` : `${s.buffer}[${s.offset} + ${row} * d + i]`;
   const sharedLoads = (side: Operand[], first: string, count: string) => side.map((s) => ({
     s, l: laneShared(`sh_${s.name}`, 4, s.buffer, (q) => vec
       ? `${s.offset} / 4u + min(${first} + ${q}, ${count} - 1u) * (d / 4u)`
-      : `${s.offset} + min(${first} + ${q}, ${count} - 1u) * d`, vec ? `i / 4u${wide ? '' : '][i % 4u'}` : 'i'),
+      : `${s.offset} + min(${first} + ${q}, ${count} - 1u) * d`, vec ? 'i / 4u][i % 4u' : 'i'),
   }));
-  const rowSide = shared === 'rows' ? sharedLoads(rowsOf, 'b0', 'B') : null;
-  const pixelSide = shared === 'pixels' ? sharedLoads(weights, 'j0', 'k') : null;
-  // Per step: m_<moment>_<r> (scalar or vec4 over 4 latents) and <w>_<e> for each pixel e.
-  const loads = [
-    ...(rowSide
-      ? rowSide.flatMap(({ s, l }) => [l.loads, ...four.map((r) => `let ${s.name}_${r} = ${l.value(r)};`)])
-      : rowsOf.flatMap((s) => four.map((r) => `let ${s.name}_${r} = ${at(s.buffer, s.offset, `b_${r}`)};`))),
-    ...(pixelSide
-      ? pixelSide.flatMap(({ s, l }) => [l.loads, ...four.map((e) => `let ${s.name}_${e} = ${l.value(e)};`)])
-      : weights.flatMap((s) => four.map((e) => `let ${s.name}_${e} = ${at(s.buffer, s.offset, `j_${e}`)};`))),
-  ];
-  const step = (c: string): string[] => [
-    ...weights.map((w) => `let ${w.name} = vec4<f32>(${four.map((e) => `${w.name}_${e}${c}`).join(', ')});`),
+  const sharedSide = shared === 'rows' ? sharedLoads(rowsOf, 'b0', 'B') : shared === 'pixels' ? sharedLoads(weights, 'j0', 'k') : [];
+  const body = [
+    ...sharedSide.flatMap(({ s, l }) => [l.loads, ...four.map((q) => `let ${s.name}_${q} = ${l.value(q)};`)]),
+    ...(shared !== 'rows' ? rowsOf.flatMap((s) => four.map((r) => `let ${s.name}_${r} = ${own(s, `b_${r}`)};`)) : []),
+    ...(shared !== 'pixels' ? weights.flatMap((s) => four.map((e) => `let ${s.name}_${e} = ${own(s, `j_${e}`)};`)) : []),
+    ...weights.map((w) => `let ${w.name} = vec4<f32>(${four.map((e) => `${w.name}_${e}`).join(', ')});`),
     ...terms.map((t, n) => `let w_${n} = ${power(t.powers[0], t.powers[1], 'u', 'a')};`),
-    ...terms.flatMap((t, n) => four.map((r) => `acc_${n}_${r} += ${t.moment}_${r}${c} * w_${n};`)),
+    ...terms.flatMap((t, n) => four.map((r) => `acc_${n}_${r} += ${t.moment}_${r} * w_${n};`)),
   ];
-  const body = wide ? [...loads, ...four.map((c) => `{ ${step(`[${c}]`).join(' ')} }`)] : [...loads, ...step('')];
   return {
-    setup: [...(rowSide ?? []), ...(pixelSide ?? [])].map(({ l }) => l.setup).join(' '),
+    setup: sharedSide.map(({ l }) => l.setup).join(' '),
     init: terms.flatMap((_, n) => four.map((r) => `var acc_${n}_${r} = vec4<f32>(0.0);`)).join(' '),
-    loop: `for (var i = 0u; i < d; i += ${wide ? 4 : 1}u) {
+    loop: `for (var i = 0u; i < d; i++) {
     ${body.join('\n    ')}
   }`,
   };

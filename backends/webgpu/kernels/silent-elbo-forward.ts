@@ -7,7 +7,7 @@
 import type { SilentElboOperands, View } from '../../../engine/backend.js';
 import type { Dispatch } from '../queue.js';
 import { reduce } from './reduce.js';
-import { bufferName, epilogueFunction, momentsUsed, operandOffsets, pixelFunction, rowAccumulators, tileContraction, usesA, vec4Rows } from './silent-elbo-common.js';
+import { bufferName, epilogueFunction, momentsUsed, operandOffsets, pixelFunction, rowAccumulators, tileContraction, usesA } from './silent-elbo-common.js';
 import { gemmDevice } from './gemm.js';
 import { ceilDiv, entry, header, Params, SUBGROUP_DIRECTIVES, type BufferDecl } from './wgsl.js';
 
@@ -18,22 +18,21 @@ const WG = 8;
  * along the pixels, all owning the same 4 examples: each moment's 4 values per step are loaded
  * once per subgroup (laneShared) instead of once per lane, 16 loads per lane become 4.
  */
-function source(o: SilentElboOperands, share: boolean, vec: boolean): string {
+function source(o: SilentElboOperands, share: boolean): string {
   const terms = o.terms, moments = momentsUsed(terms), needA = usesA(terms);
-  const row = (name: string): BufferDecl => ({ name, access: 'read', ...(vec ? { type: 'vec4<f32>' as const } : {}) });
   const buffers: BufferDecl[] = [
-    ...moments.map((m) => row(bufferName[m])),
-    row('WMu'), ...(needA ? [row('WA')] : []),
+    ...moments.map((m) => ({ name: bufferName[m], access: 'read' as const })),
+    { name: 'WMu', access: 'read' }, ...(needA ? [{ name: 'WA', access: 'read' as const }] : []),
     { name: 'BMu', access: 'read' }, ...(o.bA ? [{ name: 'BA', access: 'read' as const }] : []),
     { name: 'X', access: 'read' },
     { name: 'RowPart', access: 'read_write' },
   ];
-  const tile = tileContraction({ terms, shared: share ? 'rows' : null, vec });
+  const tile = tileContraction({ terms, shared: share ? 'rows' : null, vec: false });
   const rows = [0, 1, 2, 3], lanes = [0, 1, 2, 3];
   const epilogue = rows.map((r) => `if (b0 + ${r}u < B${share ? ' && jg < P[3]' : ''}) {
     RowPart[(b0 + ${r}u) * P[3] + jg] = epilogueRow(b0 + ${r}u, j0, B, k, ${rowAccumulators(terms, r)});
   }`);
-  return `${share ? SUBGROUP_DIRECTIVES : ''}// silent ELBO forward (${o.form}: ${terms.map((t) => t.name).join(', ')})${share ? ' (shared rows)' : ''}${vec ? ' (vec4 rows)' : ''}
+  return `${share ? SUBGROUP_DIRECTIVES : ''}// silent ELBO forward (${o.form}: ${terms.map((t) => t.name).join(', ')})${share ? ' (shared rows)' : ''}
 ${header(buffers)}
 ${pixelFunction(o.form)}
 ${epilogueFunction(o, 'epilogueRow', terms, [], '', '')}
@@ -62,12 +61,6 @@ export function operandBuffers(o: SilentElboOperands, buffer: (v: View) => GPUBu
   return list.filter((v): v is View => v !== null).map(buffer);
 }
 
-/**
- * Forward vec4 rows (SILENTGRAD_SILENT_ELBO_VEC=0 turns them off, for probes): one load covers
- * 4 latent steps.
- */
-export const forwardVec = { enabled: process.env.SILENTGRAD_SILENT_ELBO_VEC !== '0' };
-
 export function silentElboForward(o: SilentElboOperands, inputs: readonly GPUBuffer[], out: GPUBuffer,
   scratch: (floats: number) => GPUBuffer): Dispatch[] {
   const [B, d] = o.mean.shape as [number, number];
@@ -78,7 +71,7 @@ export function silentElboForward(o: SilentElboOperands, inputs: readonly GPUBuf
   const params = new Params().u32(B, d, k, groups, ...operandOffsets(o)).f32(o.sigma2).build();
   const share = gemmDevice.shareRows;
   const fused: Dispatch = {
-    source: source(o, share, forwardVec.enabled && vec4Rows(o)),
+    source: source(o, share),
     buffers: [...inputs, rowPart],
     params,
     groups: k === 0 ? 0 : [ceilDiv(groups, WG), ceilDiv(B, 4 * (share ? 1 : WG)), 1],
