@@ -6,6 +6,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { selectBackend } from '../backends/select.js';
 import { gemmDevice } from '../backends/webgpu/kernels/gemm.js';
+import { backwardTuning } from '../backends/webgpu/kernels/silent-elbo-backward.js';
 import { winogradDevice, winogradServes, type WinogradPass } from '../backends/webgpu/kernels/winograd.js';
 import type { Conv2dGeometry } from '../engine/backend.js';
 import * as sg from '../engine/index.js';
@@ -42,37 +43,48 @@ if (gpu) {
       assert.not.ok(winogradServes(pass, geometry(64, 8, 28, 28, 8, 3, 1, 1)), `8 channels ${pass}`);
     }
   });
-  // Issue 5: the silent ELBO's backward recomputes its partials (nothing saved). With subgroups
-  // (lavapipe) they go lane to lane by subgroupShuffle, which the table above runs; this runs
-  // the other path, workgroup memory and barriers, on chunk edges: several chunks of pixels and
-  // of examples with ragged ends, and lanes walking several groups of latents.
-  test('silent ELBO backward through workgroup memory (no subgroups) matches the CPU', async () => {
-    assert.is(gpu.silentElboSavedShape(), null);
-    const shared = gemmDevice.shareRows;
-    gemmDevice.shareRows = false;
+  // Issue 5: the silent ELBO's backward recomputes its partials instead of saving [terms, B, k];
+  // the forward saves at most the moment pass's contraction, [moments, B, d] (fuseMoments). With
+  // subgroups (lavapipe) the partials go lane to lane by subgroupShuffle, the path the table
+  // above runs. This runs the others, workgroup memory and barriers, and the moment pass in the
+  // backward, on chunk edges: several chunks of pixels and of examples with ragged ends, and
+  // lanes walking several groups of latents.
+  test('silent ELBO: the other backward paths match the CPU on chunk edges', async () => {
+    const shared = gemmDevice.shareRows, fused = backwardTuning.fuseMoments;
+    const stream = new sg.RandomStream(3);
+    const check = async (form: 'fixed' | 'gaussian' | 'bernoulli', B: number, d: number, k: number): Promise<void> => {
+      const host = [sg.uniform([B, d], stream), sg.scale(sg.normal([k, d], stream), 1 / Math.sqrt(d)), sg.normal([k], stream),
+        sg.scale(sg.normal([k, d], stream), 0.1 / Math.sqrt(d)), sg.shift(sg.normal([k], stream), 3), sg.shift(sg.uniform([B, k], stream), 0.5), sg.normal([B], stream)];
+      const run = async (backend: sg.Backend): Promise<Float32Array[]> => {
+        const [p, wMu, bMu, wA, bA, x, weights] = host.map((t) => sg.tensor(t.dataSync(), t.shape, { backend, requiresGrad: true }));
+        const q = sg.sub(sg.fullLike(p!, 1), p!), pq = sg.mul(p!, q);
+        const out = form === 'fixed' ? sg.expectedLogLikelihoodFixed({ mean: p!, c2: pq }, wMu!, bMu!, x!, 0.5)
+          : sg.expectedLogLikelihoodLearnable(form === 'gaussian' ? { mean: p!, c2: pq }
+            : { mean: p!, c2: pq, c3: sg.mul(pq, sg.sub(q, p!)), k4: sg.mul(pq, sg.sub(sg.fullLike(p!, 1), sg.scale(pq, 6))) },
+          { wMu: wMu!, bMu: bMu!, wA: wA!, bA: bA! }, x!);
+        sg.backward(sg.sum(sg.mul(out, weights!)));
+        const grads = form === 'fixed' ? [p!, wMu!, bMu!, x!] : [p!, wMu!, bMu!, wA!, bA!, x!];
+        return [Float32Array.from(await out.data()), ...(await Promise.all(grads.map(async (t) => Float32Array.from(await t.grad!.data()))))];
+      };
+      const [expected, actual] = [await run(sg.cpuBackend), await run(gpu)];
+      const path = `${gemmDevice.shareRows ? 'subgroups' : 'workgroup memory'}, moment pass in the ${backwardTuning.fuseMoments ? 'forward' : 'backward'}`;
+      expected.forEach((e, i) => assertClose(`${form} ${B}x${d}x${k} (${path}) ${i ? `gradient ${i}` : 'value'}`, e, actual[i]!, 5e-4));
+    };
     try {
-      const stream = new sg.RandomStream(3);
-      for (const [form, B, d, k] of [['fixed', 70, 12, 1100], ['bernoulli', 100, 101, 130], ['gaussian', 9, 260, 45]] as const) {
-        const host = [sg.uniform([B, d], stream), sg.scale(sg.normal([k, d], stream), 1 / Math.sqrt(d)), sg.normal([k], stream),
-          sg.scale(sg.normal([k, d], stream), 0.1 / Math.sqrt(d)), sg.shift(sg.normal([k], stream), 3), sg.shift(sg.uniform([B, k], stream), 0.5), sg.normal([B], stream)];
-        const run = async (backend: sg.Backend): Promise<Float32Array[]> => {
-          const [p, wMu, bMu, wA, bA, x, weights] = host.map((t) => sg.tensor(t.dataSync(), t.shape, { backend, requiresGrad: true }));
-          const leaves = [p!, wMu!, bMu!, wA!, bA!, x!];
-          const q = sg.sub(sg.fullLike(p!, 1), p!), pq = sg.mul(p!, q);
-          const out = form === 'fixed' ? sg.expectedLogLikelihoodFixed({ mean: p!, c2: pq }, wMu!, bMu!, x!, 0.5)
-            : sg.expectedLogLikelihoodLearnable(form === 'gaussian' ? { mean: p!, c2: pq }
-              : { mean: p!, c2: pq, c3: sg.mul(pq, sg.sub(q, p!)), k4: sg.mul(pq, sg.sub(sg.fullLike(p!, 1), sg.scale(pq, 6))) },
-            { wMu: wMu!, bMu: bMu!, wA: wA!, bA: bA! }, x!);
-          sg.backward(sg.sum(sg.mul(out, weights!)));
-          const grads = form === 'fixed' ? [p!, wMu!, bMu!, x!] : leaves;
-          return [Float32Array.from(await out.data()), ...(await Promise.all(grads.map(async (t) => Float32Array.from(await t.grad!.data()))))];
-        };
-        const [expected, actual] = [await run(sg.cpuBackend), await run(gpu)];
-        expected.forEach((e, i) => assertClose(`${form} ${B}x${d}x${k} ${i ? `gradient ${i}` : 'value'}`, e, actual[i]!, 5e-4));
-      }
-    } finally {
+      gemmDevice.shareRows = false;
+      for (const [form, B, d, k] of [['fixed', 70, 12, 1100], ['bernoulli', 100, 101, 130], ['gaussian', 9, 260, 45]] as const) await check(form, B, d, k);
+      backwardTuning.fuseMoments = false;
+      await check('bernoulli', 100, 101, 130);
       gemmDevice.shareRows = shared;
+      await check('bernoulli', 37, 5, 130);
+    } finally {
+      [gemmDevice.shareRows, backwardTuning.fuseMoments] = [shared, fused];
     }
+    // What the forward saves: the moment contraction, never the partials.
+    const view = (shape: number[]) => ({ storage: { dtype: 'float32' as const, length: 0 }, shape, strides: [], offset: 0 });
+    const operands = { form: 'learnable' as const, terms: sg.silentElboTerms, mean: view([64, 200]), c2: view([64, 200]), c3: view([64, 200]), k4: view([64, 200]),
+      wMu: view([784, 200]), bMu: view([784]), wA: view([784, 200]), bA: view([784]), x: view([64, 784]), sigma2: 1 };
+    assert.equal(gpu.silentElboSavedShape(operands), [4, 64, 200]);
   });
   // Issue 5: auto takes WebGPU whenever an adapter exists, and says which kind it is.
   test('--backend auto picks WebGPU when an adapter exists', async () => {

@@ -14,7 +14,8 @@ import { matmul } from './kernels/matmul.js';
 import { random } from './kernels/random.js';
 import { winogradDevice, type WinogradPass } from './kernels/winograd.js';
 import { reduce } from './kernels/reduce.js';
-import { silentElboBackward } from './kernels/silent-elbo-backward.js';
+import { backwardTuning, silentElboBackward, silentElboForwardSaving } from './kernels/silent-elbo-backward.js';
+import { momentsUsed } from './kernels/silent-elbo-common.js';
 import { operandBuffers, silentElboForward } from './kernels/silent-elbo-forward.js';
 import { BufferPool, type PoolStats } from './pool.js';
 import { Queue, type Dispatch } from './queue.js';
@@ -164,23 +165,41 @@ export class WebGpuBackend implements Backend {
     this.run(() => adamw(bufferOf(param), bufferOf(grad), bufferOf(m), bufferOf(v), param.length, step));
   }
 
-  /** Nothing: the backward recomputes the partials in workgroup memory (kernels/silent-elbo-backward.ts). */
-  silentElboSavedShape(): null {
-    return null;
+  /**
+   * No partials: the backward recomputes them on chip (kernels/silent-elbo-backward.ts). With
+   * fuseMoments the forward saves the moment contraction, [moments, B, d], which the backward
+   * scales by the output gradient; else nothing.
+   */
+  silentElboSavedShape(o: SilentElboOperands): readonly number[] | null {
+    return backwardTuning.fuseMoments ? [momentsUsed(o.terms).length, o.mean.shape[0]!, o.mean.shape[1]!] : null;
   }
 
-  silentElbo(o: SilentElboOperands, out: Storage): void {
+  silentElbo(o: SilentElboOperands, out: Storage, saved: Storage | null): void {
+    if (saved) {
+      this.run(() => silentElboForwardSaving(o, (v) => bufferOf(v.storage), bufferOf(out), bufferOf(saved)));
+      return;
+    }
     const inputs = operandBuffers(o, (v) => bufferOf(v.storage));
     this.run((scratch) => silentElboForward(o, inputs, bufferOf(out), scratch));
   }
 
-  silentElboBackward(o: SilentElboOperands, _saved: Storage | null, gradOut: View, grads: SilentElboGradients): void {
+  silentElboBackward(o: SilentElboOperands, saved: Storage | null, gradOut: View, grads: SilentElboGradients): void {
     const targets: Partial<Record<keyof SilentElboGradients, GPUBuffer>> = {};
     for (const key of Object.keys(grads) as (keyof SilentElboGradients)[]) {
       const s = grads[key];
       if (s) targets[key] = bufferOf(s);
     }
-    this.run(() => silentElboBackward(o, { buffer: bufferOf(gradOut.storage), offset: gradOut.offset }, (v) => bufferOf(v.storage), targets));
+    const [B, d] = o.mean.shape as [number, number];
+    if (saved) {
+      // dL/dmoment[b, i] = g[b] x the forward's contraction.
+      momentsUsed(o.terms).forEach((m, n) => {
+        const target = grads[m];
+        if (!target) return;
+        const g: View = { storage: gradOut.storage, shape: [B, d], strides: [gradOut.strides[0] ?? 1, 0], offset: gradOut.offset };
+        this.binary('mul', g, { storage: saved, shape: [B, d], strides: [d, 1], offset: n * B * d }, { storage: target, shape: [B, d], strides: [d, 1], offset: 0 });
+      });
+    }
+    this.run(() => silentElboBackward(o, { buffer: bufferOf(gradOut.storage), offset: gradOut.offset }, (v) => bufferOf(v.storage), targets, saved !== null));
   }
 
   random(kind: RandomKind, seed: number, offset: number, out: Storage): void {

@@ -3,34 +3,40 @@
 //  - over pixels j:  dL/dmoment[b,i] = sum_t sum_j s_t[b][j] u_ji^p a_ji^q   (and dL/dx = -s_Ubar)
 //  - over batch b:   h_t[j,i] = sum_b s_t[b][j] moment_t[b,i], then the chain rule through
 //                    u^p a^q gives dL/dW_mu and dL/dW_a; dL/db_mu, dL/db_a = sum_b s_Ubar, s_Abar.
-// The forward saves nothing (issue 5: no B x d x k, and no B x k x accumulators, in global
-// memory): each pass recomputes the partials it needs, a block at a time, and keeps them on chip.
+// Nothing of size B x d x k, and no B x k x accumulators, in global memory (issue 5): the
+// passes recompute the partials a block at a time and keep them on chip.
 //  - Moment pass: a workgroup owns 4 examples and every latent, and walks the pixels in chunks.
 //    Phase A runs the forward's tile (tileContraction, epilogueFunction: 4 rows shared by the
-//    lanes, 4 pixels per lane) over the chunk and keeps s_t (writing dL/dx on the way); phase
-//    B has each lane contract its latents' moment gradients over the chunk's pixels.
+//    lanes, 4 pixels per lane) over the chunk and keeps its partials; phase B has each lane
+//    contract its latents' moment gradients over the chunk's pixels.
 //  - Weight pass: the same with the roles swapped: a workgroup owns 4 pixels and every latent
 //    and walks the batch in chunks; phase A's tile has the 4 pixels shared and 4 examples per
 //    lane; phase B accumulates h_t per lane, and the chain rule runs once per chunk into the
 //    weight gradients; the bias gradients are sums of phase A's s.
 // In phase B a lane owns 4 latents at a time and walks its groups of 4 (every latent is
-// covered whatever d is), adding each group's sums into the gradients once per chunk. The term
-// whose partial is a constant (constantPartial) is never recomputed: phase B folds it in as a
-// column sum (of its weight power over the chunk's pixels, or of g x its moment over the
+// covered whatever d is), adding each group's sums into its outputs once per chunk. The term
+// whose partial is a constant (constantPartial) is not recomputed per pixel: phase B folds it in
+// as a column sum (of its weight power over the chunk's pixels, or of g x its moment over the
 // chunk's examples).
 //
-// Where the chunk's partials live between the phases:
+// The moment pass runs in the forward (fuseMoments, the default): g[b] only scales row b, so
+// the forward, when the op will be differentiated, computes the values and the contraction
+// with g = 1 and saves it, [moments, B, d], as big as the moment gradients; the backward
+// multiplies by g[b] and runs the weight pass, which also writes dL/dx. That is one recompute
+// instead of two. B = 64, d = 200, k = 784, Bernoulli, learnable, fwd + bwd of the op alone,
+// medians of 20 alternating in one process on a loaded lavapipe: 45.8 ms before (saved
+// partials), 68.2 with both passes in the backward, 59.5 fused. SILENTGRAD_SILENT_ELBO_FUSE=0
+// puts the moment pass back in the backward (it then writes dL/dx) and saves nothing.
+//
+// Where a chunk's partials live between the phases:
 //  - With subgroups (lavapipe, gemmDevice.shareRows): a workgroup is one subgroup of 8 lanes and
 //    a chunk is one block of 32 pixels or examples; each lane keeps the partials it computed in
-//    registers and phase B fetches them with subgroupShuffle (one AVX2 permute per value on
+//    registers and phase B fetches them with subgroupShuffle (an AVX2 permute per value on
 //    llvmpipe). No workgroup memory and no barrier: llvmpipe runs a shader with barriers as a
 //    coroutine, and a barrier inside a loop put the loops' variables in the coroutine frame,
-//    doubling both phases' time (moment pass 16 examples x 784 pixels x 200 latents, Bernoulli:
-//    ~50 ms with barriers against ~30 without).
+//    about doubling both phases' time (the weight pass ~50 -> ~30 ms without its barriers).
 //  - Otherwise: workgroup memory (at most 16 KiB, WebGPU's default), a barrier after each phase,
 //    as many lanes and blocks per chunk as fit.
-// Work: each pass is one forward's worth of recompute plus the contraction the saved partials
-// used to feed, so about two forwards more than a backward reading saved partials.
 import type { SilentElboGradients, SilentElboOperands, SilentElboTerm, View } from '../../../engine/backend.js';
 import type { Dispatch } from '../queue.js';
 import {
@@ -46,11 +52,16 @@ const WORKGROUP_FLOATS = 4096;
 const MAX_BLOCKS = 32;
 
 /**
- * Knobs, mutable for probes: `vec` lets the [*, d] operands be read as vec4 rows where d and
- * offsets allow (SILENTGRAD_SILENT_ELBO_VEC=0 turns it off); `maxLanes` caps the workgroup
- * without subgroups.
+ * Knobs, mutable for probes and tests: `vec` lets phase B read the [*, d] operands as vec4 rows
+ * where d and offsets allow (SILENTGRAD_SILENT_ELBO_VEC=0 turns it off); `maxLanes` caps the
+ * workgroup without subgroups; `fuseMoments` runs the moment pass in the forward (see the header;
+ * SILENTGRAD_SILENT_ELBO_FUSE=0 turns it off).
  */
-export const backwardTuning = { vec: process.env.SILENTGRAD_SILENT_ELBO_VEC !== '0', maxLanes: 64 };
+export const backwardTuning = {
+  vec: process.env.SILENTGRAD_SILENT_ELBO_VEC !== '0',
+  maxLanes: 64,
+  fuseMoments: process.env.SILENTGRAD_SILENT_ELBO_FUSE !== '0',
+};
 
 const four = [0, 1, 2, 3];
 type Targets = Partial<Record<keyof SilentElboGradients, GPUBuffer>>;
@@ -126,7 +137,7 @@ function partials(l: Layout, stored: number): { declare: string; loop: (item: st
 }
 
 /** The operand bindings the passes read: moments `moments`, W_mu, W_a if used, b_mu, b_a, x, g. */
-function operandBindings(o: SilentElboOperands, moments: readonly Moment[], vec: boolean, buffer: (v: View) => GPUBuffer, gradOut: GPUBuffer): Binding[] {
+function operandBindings(o: SilentElboOperands, moments: readonly Moment[], vec: boolean, buffer: (v: View) => GPUBuffer, gradOut: GPUBuffer | null): Binding[] {
   const row = (name: string): BufferDecl => ({ name, access: 'read', ...(vec ? { type: 'vec4<f32>' as const } : {}) });
   const list: [BufferDecl, View | null][] = [
     ...moments.map((m): [BufferDecl, View | null] => [row(bufferName[m]), m === 'mean' ? o.mean : o[m]]),
@@ -135,7 +146,7 @@ function operandBindings(o: SilentElboOperands, moments: readonly Moment[], vec:
   ];
   return [
     ...list.filter((e): e is [BufferDecl, View] => e[1] !== null).map(([decl, v]) => ({ decl, buffer: buffer(v) })),
-    { decl: { name: 'G', access: 'read' }, buffer: gradOut },
+    ...(gradOut ? [{ decl: { name: 'G', access: 'read' as const }, buffer: gradOut }] : []),
   ];
 }
 
@@ -155,32 +166,45 @@ ${entry([l.lanes], l.share ? '@builtin(subgroup_invocation_id) lane: u32' : '')}
 function recomputeRows(stored: readonly SilentElboTerm[], recomputed: readonly SilentElboTerm[], j0: string, g: (r: number) => string): string {
   return four.map((r) => stored.length
     ? `var row_${r}: recomputeOut; if (b0 + ${r}u < B) { row_${r} = recompute(b0 + ${r}u, ${j0}, B, k, ${rowAccumulators(recomputed, r)}, ${g(r)}); }`
-    : `if (b0 + ${r}u < B) { _ = recompute(b0 + ${r}u, ${j0}, B, k, ${rowAccumulators(recomputed, r)}, ${g(r)}); }`).join('\n      ');
+    : `var row_${r} = 0.0; if (b0 + ${r}u < B) { row_${r} = recompute(b0 + ${r}u, ${j0}, B, k, ${rowAccumulators(recomputed, r)}, ${g(r)}); }`).join('\n      ');
 }
 
 const barrier = (l: Layout): string => (l.share ? '' : 'workgroupBarrier();');
 
 /**
- * Moment pass: gradients of the wanted moments (and x). Grid: one workgroup per 4 examples.
- * Phase A's tile is the forward's, so it costs what the forward does.
+ * What the moment pass computes: in the backward, g[b] x the contraction into the wanted
+ * moments' gradients (and dL/dx); in the forward (fuseMoments), the values and the contraction
+ * of every moment with g = 1, saved [moment][b][i] for the backward to scale by g[b].
  */
-function momentPass(o: SilentElboOperands, g: Targets, buffer: (v: View) => GPUBuffer, gradOut: GPUBuffer, vecOk: boolean): Pass | null {
+type MomentMode = { kind: 'backward'; g: Targets; gradOut: GPUBuffer } | { kind: 'forward'; out: GPUBuffer; saved: GPUBuffer };
+
+/**
+ * Moment pass: grid of one workgroup per 4 examples. Phase A's tile is the forward's, so it
+ * costs what the forward does.
+ */
+function momentPass(o: SilentElboOperands, mode: MomentMode, buffer: (v: View) => GPUBuffer, vecOk: boolean): Pass | null {
   const [B, d] = o.mean.shape as [number, number];
   const constant = constantTerm(o);
-  const recomputed = o.terms.filter((t) => t !== constant);
-  const wanted = momentsUsed(o.terms).filter((m) => g[m]);
-  if (wanted.length === 0 && !g.x) return null;
-  const stored = recomputed.filter((t) => wanted.includes(t.moment));
+  const forward = mode.kind === 'forward';
+  // The forward's values need every term; only the backward leaves out the constant-partial one.
+  const recomputed = forward ? o.terms : o.terms.filter((t) => t !== constant);
+  const used = momentsUsed(o.terms);
+  const wanted = mode.kind === 'forward' ? used : used.filter((m) => mode.g[m]);
+  const wantX = mode.kind === 'backward' && !!mode.g.x;
+  if (wanted.length === 0 && !wantX && !forward) return null;
+  const stored = recomputed.filter((t) => t !== constant && wanted.includes(t.moment));
   const folded = constant && wanted.includes(constant.moment) ? constant : null;
   const l = layout(d, stored.length, vecOk);
   const { share, vec, lanes, blocks, groups, slots, chunk, me } = l;
   const bindings = [
-    ...operandBindings(o, momentsUsed(recomputed), vec, buffer, gradOut),
-    ...wanted.map((m) => output(`G${bufferName[m]}`, g[m]!, vec)),
-    ...(g.x ? [output('GX', g.x, false)] : []),
+    ...operandBindings(o, momentsUsed(recomputed), vec, buffer, mode.kind === 'backward' ? mode.gradOut : null),
+    ...(mode.kind === 'forward' ? [output('Saved', mode.saved, vec), output('Out', mode.out, false)]
+      : [...wanted.map((m) => output(`G${bufferName[m]}`, mode.g[m]!, vec)), ...(wantX ? [output('GX', mode.g.x!, false)] : [])]),
   ];
+  // Where moment m's sums go: its gradient, or its rows of the saved [moment][b][i].
+  const target = (m: Moment, row: string): [string, string] => forward ? ['Saved', `(${used.indexOf(m)}u * B + ${row})`] : [`G${bufferName[m]}`, row];
   const tile = tileContraction({ terms: recomputed, shared: share ? 'rows' : null, vec });
-  const functions = epilogueFunction(o, 'recompute', recomputed, stored, 'g: f32', g.x ? 'GX[b * k + j] = -g * px.d[0];' : '');
+  const functions = epilogueFunction(o, 'recompute', recomputed, stored, 'g: f32', wantX ? 'GX[b * k + j] = -g * px.d[0];' : '');
   const kept = partials(l, stored.length);
   const ns = stored.map((_, n) => n);
   // Keep: pixel e of this lane's 4, as a vec4 over the 4 rows.
@@ -203,12 +227,24 @@ function momentPass(o: SilentElboOperands, g: Targets, buffer: (v: View) => GPUB
         ${stored.flatMap((t, n) => four.map((r) => `${sum(t.moment, r)} += P_${n}[${r}] * w_${n};`)).join('\n        ')}
         ${folded ? `colsum += ${power(folded.powers[0], folded.powers[1], 'u', 'a')};` : ''}`)}
       ${folded ? four.map((r) => `${sum(folded.moment, r)} += (g_${r} * ${constantPartial[o.form].partial}) * colsum;`).join(' ') : ''}
-      ${four.map((r) => `if (b0 + ${r}u < B) { ${wanted.map((m) => addLatents(`G${bufferName[m]}`, `(b0 + ${r}u)`, sum(m, r), 'c0 == 0u', vec)).join(' ')} }`).join('\n      ')}
+      ${four.map((r) => `if (b0 + ${r}u < B) { ${wanted.map((m) => addLatents(...target(m, `(b0 + ${r}u)`), sum(m, r), 'c0 == 0u', vec)).join(' ')} }`).join('\n      ')}
     }`;
-  const source = `${shaderHead('moment gradients', o, l, bindings, functions)} {
+  const rows = (r: number): string => stored.length ? `row_${r}.value` : `row_${r}`;
+  // The forward's values: each lane's share of its 4 rows, summed over the lanes at the end.
+  const values = !forward ? '' : share
+    ? four.map((r) => `let total_${r} = subgroupAdd(value_${r}); if (${me} == 0u && b0 + ${r}u < B) { Out[b0 + ${r}u] = total_${r}; }`).join('\n  ')
+    : `${four.map((r) => `values[${me} * 4u + ${r}u] = value_${r};`).join(' ')}
+  workgroupBarrier();
+  if (${me} == 0u) {
+    ${four.map((r) => `var total_${r} = 0.0;`).join(' ')}
+    for (var l = 0u; l < ${lanes}u; l++) { ${four.map((r) => `total_${r} += values[l * 4u + ${r}u];`).join(' ')} }
+    ${four.map((r) => `if (b0 + ${r}u < B) { Out[b0 + ${r}u] = total_${r}; }`).join(' ')}
+  }`;
+  const source = `${shaderHead(forward ? 'moment sums in the forward' : 'moment gradients', o, l, bindings, `${functions}${forward && !share ? `\nvar<workgroup> values: array<f32, ${4 * lanes}>;` : ''}`)} {
   let B = P[0]; let d = P[1]; let k = P[2]; let gOff = P[3]; let sigma2 = ${SIGMA2};
   let b0 = wid.x * 4u;
-  ${four.map((r) => `let b_${r} = min(b0 + ${r}u, B - 1u); let g_${r} = G[gOff + b_${r}];`).join(' ')}
+  ${four.map((r) => `let b_${r} = min(b0 + ${r}u, B - 1u); let g_${r} = ${forward ? '1.0' : `G[gOff + b_${r}]`};`).join(' ')}
+  ${forward ? four.map((r) => `var value_${r} = 0.0;`).join(' ') : ''}
   ${tile.setup}
   ${kept.declare}
   var c0 = 0u;
@@ -222,6 +258,7 @@ function momentPass(o: SilentElboOperands, g: Targets, buffer: (v: View) => GPUB
       ${tile.loop}
       ${recomputeRows(stored, recomputed, 'j0', (r) => `g_${r}`)}
       ${keep}
+      ${forward ? four.map((r) => `value_${r} += ${rows(r)};`).join(' ') : ''}
     }
     ${wanted.length ? `${barrier(l)}
     ${phaseB}
@@ -231,6 +268,7 @@ function momentPass(o: SilentElboOperands, g: Targets, buffer: (v: View) => GPUB
       break if c0 >= k;
     }
   }
+  ${values}
 }`;
   return { source, bindings, groups: ceilDiv(B, 4) };
 }
@@ -239,12 +277,12 @@ function momentPass(o: SilentElboOperands, g: Targets, buffer: (v: View) => GPUB
  * Weight pass: gradients of W_mu, W_a, b_mu, b_a. Grid: one workgroup per 4 pixels. Phase A's
  * tile has the 4 pixels shared by the lanes and 4 examples per lane.
  */
-function weightPass(o: SilentElboOperands, g: Targets, buffer: (v: View) => GPUBuffer, gradOut: GPUBuffer, vecOk: boolean): Pass | null {
+function weightPass(o: SilentElboOperands, g: Targets, wantX: boolean, buffer: (v: View) => GPUBuffer, gradOut: GPUBuffer, vecOk: boolean): Pass | null {
   const [, d] = o.mean.shape as [number, number];
   const k = o.x.shape[1]!;
   const needA = usesA(o.terms);
   const [wantU, wantA, wantBMu, wantBA] = [!!g.wMu, !!g.wA && needA, !!g.bMu, !!g.bA && needA];
-  if (!wantU && !wantA && !wantBMu && !wantBA) return null;
+  if (!wantU && !wantA && !wantBMu && !wantBA && !wantX) return null;
   const constant = constantTerm(o);
   const recomputed = o.terms.filter((t) => t !== constant);
   const feeds = (t: SilentElboTerm): boolean => (wantU && t.powers[0] > 0) || (wantA && t.powers[1] > 0);
@@ -257,9 +295,10 @@ function weightPass(o: SilentElboOperands, g: Targets, buffer: (v: View) => GPUB
     ...operandBindings(o, momentsUsed([...recomputed, ...(folded ? [folded] : [])]), vec, buffer, gradOut),
     ...(wantU ? [output('GWMu', g.wMu!, vec)] : []), ...(wantA ? [output('GWA', g.wA!, vec)] : []),
     ...(wantBMu ? [output('GBMu', g.bMu!, false)] : []), ...(wantBA ? [output('GBA', g.bA!, false)] : []),
+    ...(wantX ? [output('GX', g.x!, false)] : []),
   ];
   const tile = tileContraction({ terms: recomputed, shared: share ? 'pixels' : null, vec });
-  const functions = epilogueFunction(o, 'recompute', recomputed, stored, 'g: f32', '');
+  const functions = epilogueFunction(o, 'recompute', recomputed, stored, 'g: f32', wantX ? 'GX[b * k + j] = -g * px.d[0];' : '');
   const kept = partials(l, stored.length);
   const ns = stored.map((_, n) => n);
   // Keep: example r of this lane's 4, as a vec4 over the 4 pixels.
@@ -338,15 +377,31 @@ function weightPass(o: SilentElboOperands, g: Targets, buffer: (v: View) => GPUB
 }
 
 /**
- * The backward's dispatches. `buffer` gives each operand view's buffer; `g` are the target
- * buffers (absent: not needed).
+ * The forward that saves what the backward needs (fuseMoments): the values into `out` and the
+ * moment contraction (g = 1) into `saved`, [moment][b][i] in momentsUsed order.
  */
-export function silentElboBackward(o: SilentElboOperands, gradOut: { buffer: GPUBuffer; offset: number }, buffer: (v: View) => GPUBuffer, g: Targets): Dispatch[] {
+export function silentElboForwardSaving(o: SilentElboOperands, buffer: (v: View) => GPUBuffer, out: GPUBuffer, saved: GPUBuffer): Dispatch | null {
+  const [B, d] = o.mean.shape as [number, number];
+  if (B === 0) return null;
+  const params = new Params().u32(B, d, o.x.shape[1]!, 0, ...operandOffsets(o)).f32(o.sigma2).build();
+  const p = momentPass(o, { kind: 'forward', out, saved }, buffer, backwardTuning.vec && vec4Rows(o))!;
+  return { source: p.source, buffers: p.bindings.map((b) => b.buffer), params, groups: [p.groups, 1, 1] };
+}
+
+/**
+ * The backward's dispatches. `buffer` gives each operand view's buffer; `g` are the target
+ * buffers (absent: not needed). With `fused`, the forward already contracted the moments
+ * (silentElboForwardSaving) and the caller scales them; dL/dx then comes from the weight pass.
+ */
+export function silentElboBackward(o: SilentElboOperands, gradOut: { buffer: GPUBuffer; offset: number }, buffer: (v: View) => GPUBuffer, g: Targets, fused: boolean): Dispatch[] {
   const [B, d] = o.mean.shape as [number, number];
   const k = o.x.shape[1]!;
   const params = new Params().u32(B, d, k, gradOut.offset, ...operandOffsets(o)).f32(o.sigma2).build();
   const vec = backwardTuning.vec && vec4Rows(o);
-  const passes = [momentPass(o, g, buffer, gradOut.buffer, vec), weightPass(o, g, buffer, gradOut.buffer, vec)];
+  const passes = [
+    fused ? null : momentPass(o, { kind: 'backward', g, gradOut: gradOut.buffer }, buffer, vec),
+    weightPass(o, g, fused && !!g.x, buffer, gradOut.buffer, vec),
+  ];
   return passes.filter((p): p is Pass => p !== null).map((p) => ({
     source: p.source, buffers: p.bindings.map((b) => b.buffer), params, groups: p.groups === 0 ? 0 : [p.groups, 1, 1],
   }));

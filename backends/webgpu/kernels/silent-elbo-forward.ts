@@ -2,8 +2,10 @@
 // 4 examples x 4 pixels and makes ONE pass over the latent dimension with every contraction's
 // accumulator live in registers (up to 10 terms x 4 vec4: tileContraction), then runs the
 // per-pixel epilogue (epilogueFunction) and writes the example's partial sum over its 4 pixels.
-// Those row partials ([B, k/4]) are summed by the reduce kernel. Nothing is saved for the
-// backward: its passes (silent-elbo-backward.ts) run this same code again.
+// Those row partials ([B, k/4]) are summed by the reduce kernel. This is the forward that
+// saves nothing (evaluation, or SILENTGRAD_SILENT_ELBO_FUSE=0); when the op will be
+// differentiated the backend runs silentElboForwardSaving (silent-elbo-backward.ts) instead,
+// the moment pass on the same tile and epilogue.
 import type { SilentElboOperands, View } from '../../../engine/backend.js';
 import type { Dispatch } from '../queue.js';
 import { reduce } from './reduce.js';
