@@ -23,10 +23,12 @@
 // the forward, when the op will be differentiated, computes the values and the contraction
 // with g = 1 and saves it, [moments, B, d], as big as the moment gradients; the backward
 // multiplies by g[b] and runs the weight pass, which also writes dL/dx. That is one recompute
-// instead of two. B = 64, d = 200, k = 784, Bernoulli, learnable, fwd + bwd of the op alone,
-// medians of 20 alternating in one process on a loaded lavapipe: 45.8 ms before (saved
-// partials), 68.2 with both passes in the backward, 59.5 fused. SILENTGRAD_SILENT_ELBO_FUSE=0
-// puts the moment pass back in the backward (it then writes dL/dx) and saves nothing.
+// instead of two. bench/silent-elbo.js's op alone (B = 64, d = 200, k = 784, Bernoulli,
+// learnable, fwd + bwd), two runs each alternating on a loaded lavapipe: 46.7 / 45.5 ms when
+// the forward saved the partials [terms, B, k], 73.3 / 72.3 with both passes in the backward,
+// 69.1 / 67.1 fused; medians of 20 alternating in one process: 42.0, 66.1, 59.3 ms (fixed
+// variance: 15.9, 20.4, 19.1). SILENTGRAD_SILENT_ELBO_FUSE=0 puts the moment pass back in the
+// backward (it then writes dL/dx) and saves nothing.
 //
 // Where a chunk's partials live between the phases:
 //  - With subgroups (lavapipe, gemmDevice.shareRows): a workgroup is one subgroup of 8 lanes and
@@ -110,12 +112,13 @@ function addLatents(out: string, row: string, v: string, first: string, vec: boo
 }
 
 /**
- * Phase A keeps stored term n's partials for 4 items of each lane (pixels or examples) as a
- * vec4 over the 4 fixed rows or pixels: `keep_n[q]` (registers), or part[item * slots + 4n ..]
- * (workgroup memory). `loop(item, end, ns, body)` walks the chunk's items 0..end-1 with P_n,
- * that vec4 of item `item`, declared for each n of `ns` before `body`. From registers, lane s's
- * 4 items come through subgroupShuffle with q unrolled: indexing keep_n by a runtime q made
- * llvmpipe go through memory (the weight pass 17 -> 44 ms, a select chain 37 ms).
+ * Phase A keeps stored term n's partials for each lane's 4 items (pixels or examples): in
+ * registers as keep_n_f, a vec4 over the 4 items for each f of the 4 fixed rows or pixels; or
+ * in workgroup memory, part[item * slots + 4n + f]. `loop(item, end, ns, body)` walks the
+ * chunk's items 0..end-1 with P_n (a vec4 over f) declared for each n of `ns` before `body`.
+ * From registers, item 4s + q is component q of lane s's keep_n_f, through subgroupShuffle. A
+ * runtime q indexes a vector here: indexing an array of 4 vec4 by it was slower on lavapipe
+ * (~1.3x the weight pass; llvmpipe goes through memory), and unrolling q 4 times no faster.
  */
 function partials(l: Layout, stored: number): { declare: string; loop: (item: string, end: string, ns: readonly number[], body: string) => string } {
   const ns = Array.from({ length: stored }, (_, n) => n);
