@@ -3,8 +3,9 @@
 // matmul at the MLP shapes and 512³, single-thread (plain arrays: the pool never splits them)
 // and parallel (SharedArrayBuffer arrays: split over the pool); conv2d forward, backward input
 // and backward filter at the Table-5 encoder shapes (batch 64, 28×28, 3×3, stride 1, pad 1).
-// The 32->32 layers take the Winograd path (backends/cpu/winograd.ts), 1->32 im2col; conv
-// GFLOP/s always count the direct convolution's flops, so the two compare as speed.
+// The 32->32 layers take the Winograd path (backends/cpu/winograd.ts), 1->32 the direct loops
+// of backends/cpu/direct3x3.ts (its input gradient im2col); conv GFLOP/s always count the
+// direct convolution's flops, so the paths compare as speed.
 // Also the per-call cost of the pool's Atomics hand-off against a postMessage round trip.
 import Benchmark from 'benchmark';
 import { Worker, isMainThread } from 'node:worker_threads';
@@ -131,7 +132,7 @@ function main(): void {
     const parallel = parts ? `${parts[1]} parallel${parts[2]}` : `${label} parallel`;
     console.log(`${pad(label, 28)} ${num(results.get(single))}  ${num(results.get(parallel))}`);
   }
-  console.log('(conv rates count direct-convolution flops; 32->32 runs Winograd F(4x4,3x3), 1->32 im2col)');
+  console.log('(conv rates count direct-convolution flops; 32->32 runs Winograd F(4x4,3x3), 1->32 direct 3x3 loops, its bwd input im2col)');
   console.log(`hand-off per call: Atomics ${handOff.atomics.toFixed(1)} µs, postMessage ${handOff.postMessage.toFixed(1)} µs`);
 }
 
