@@ -4,15 +4,17 @@
 // then the fused op's cost across latent dimension d and pixel count k (it should grow linearly
 // in each). Run: node bench/silent-elbo.js [--backend cpu] [--quick]
 import Benchmark from 'benchmark';
-import { parseArgs } from 'node:util';
 import * as sg from '../engine/index.js';
-import { backendNames, selectBackend, type BackendName } from '../backends/select.js';
+import { backendNames, selectBackend } from '../backends/select.js';
+import { oneOf, scriptFlags } from '../experiments/cli.js';
 import { compositeExpectedLogLikelihoodLearnable } from '../models/composite-elbo.js';
 import type { LatentMoments, LearnableDecoderWeights, Tensor } from '../engine/index.js';
 
-const { values } = parseArgs({ options: { backend: { type: 'string', default: 'cpu' }, quick: { type: 'boolean', default: false } } });
-if (!backendNames.includes(values.backend as BackendName)) throw new Error(`--backend must be one of ${backendNames.join(', ')}`);
-const { backend, reason } = await selectBackend(values.backend as BackendName);
+const values = scriptFlags('bench/silent-elbo.js', 'The fused silent-ELBO op against its composite, and its cost across d and k.', {
+  backend: { type: 'string', help: `one of ${backendNames.join(', ')}`, default: 'cpu' },
+  quick: { type: 'boolean', help: 'fewer samples per case' },
+}, (v) => ({ backend: oneOf('backend', v.backend as string, backendNames), quick: v.quick === true }));
+const { backend, reason } = await selectBackend(values.backend);
 sg.setDefaultBackend(backend);
 console.log(reason);
 

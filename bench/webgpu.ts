@@ -12,12 +12,14 @@
 import Benchmark from 'benchmark';
 import * as sg from '../engine/index.js';
 import type { Tensor } from '../engine/index.js';
+import { scriptFlags } from '../experiments/cli.js';
 import { createWebGpuBackend, webGpuUnavailableReason, type WebGpuBackend } from '../backends/webgpu/index.js';
 
 const REPS = 5;
-const quick = process.argv.includes('--quick');
-/** --only=WORD keeps the rows whose name contains WORD (e.g. --only=matmul). */
-const only = process.argv.find((a) => a.startsWith('--only='))?.slice('--only='.length);
+const { quick, only } = scriptFlags('bench/webgpu.js', 'The WebGPU backend against the CPU backend: matmul, conv2d and the fused silent ELBO.', {
+  quick: { type: 'boolean', help: 'fewer samples per row' },
+  only: { type: 'string', help: 'keep the rows whose name contains this word (e.g. --only=matmul)' },
+}, (v) => ({ quick: v.quick === true, only: v.only as string | undefined }));
 const gpu = await createWebGpuBackend();
 if (!gpu) throw new Error(`bench/webgpu: ${webGpuUnavailableReason()}`);
 console.log(`adapter: ${gpu.describe()}`);

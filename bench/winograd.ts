@@ -5,7 +5,6 @@
 // Prints the median and minimum ms per variant. The default layer is the Table-5 encoder's
 // 32 -> 32 convolution at batch 64; --layer takes any the shared rule admits (8+ channels each
 // side), also below the backend's default bar of 24 (kernels/winograd.ts, which cites runs).
-import { parseArgs } from 'node:util';
 import * as sg from '../engine/index.js';
 import type { Tensor } from '../engine/index.js';
 import type { Conv2dGeometry } from '../engine/backend.js';
@@ -13,9 +12,18 @@ import { createWebGpuBackend, webGpuUnavailableReason } from '../backends/webgpu
 import { winogradDevice, type WinogradPass } from '../backends/webgpu/kernels/winograd.js';
 import { loadMnist } from '../experiments/data/mnist.js';
 import { FixedVarianceVae, type MethodName } from '../experiments/vae.js';
+import { UsageError, positiveInteger, scriptFlags } from '../experiments/cli.js';
 
-const { values } = parseArgs({ options: { rounds: { type: 'string', default: '15' }, layer: { type: 'string', default: '64,32,28,28,32,1' }, 'no-step': { type: 'boolean', default: false } } });
-const rounds = Number(values.rounds);
+const values = scriptFlags('bench/winograd.js', 'WebGPU Winograd convolutions against the implicit GEMMs, rounds interleaved in one process.', {
+  rounds: { type: 'string', help: 'interleaved rounds per variant', default: '15' },
+  layer: { type: 'string', help: 'N,C,H,W,O,pad of the 3x3 stride-1 layer', default: '64,32,28,28,32,1' },
+  'no-step': { type: 'boolean', help: 'skip the training-step comparison' },
+}, (v) => {
+  const layer = String(v.layer).split(',').map(Number);
+  if (layer.length !== 6 || !layer.every((n) => Number.isInteger(n) && n >= 0)) throw new UsageError(`--layer wants six non-negative integers N,C,H,W,O,pad; got '${v.layer}'`);
+  return { rounds: positiveInteger('rounds', v.rounds as string), layer, 'no-step': v['no-step'] === true };
+});
+const rounds = values.rounds;
 const gpu = await createWebGpuBackend();
 if (!gpu) throw new Error(`bench/winograd: ${webGpuUnavailableReason()}`);
 sg.setDefaultBackend(gpu);
@@ -32,7 +40,7 @@ const summary = (name: string, ms: number[]): string => {
 };
 
 // ---- one layer, pass by pass ---------------------------------------------------------------
-const [N, C, H, W, O, p] = values.layer!.split(',').map(Number) as [number, number, number, number, number, number];
+const [N, C, H, W, O, p] = values.layer as [number, number, number, number, number, number];
 const geometry: Conv2dGeometry = {
   batch: N, inChannels: C, height: H, width: W, outChannels: O, kernelH: 3, kernelW: 3, stride: 1, padding: p,
   outHeight: H + 2 * p - 2, outWidth: W + 2 * p - 2,
