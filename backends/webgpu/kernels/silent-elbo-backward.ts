@@ -175,6 +175,29 @@ function recomputeRows(stored: readonly SilentElboTerm[], recomputed: readonly S
 const barrier = (l: Layout): string => (l.share ? '' : 'workgroupBarrier();');
 
 /**
+ * The walk both passes make along their contraction axis (`count` items, `cursor` at each
+ * chunk's start): phase A in blocks of 4 x lanes items, `block` given this lane's first item,
+ * then phase B (if any) between barriers.
+ */
+function chunkWalk(l: Layout, cursor: string, count: string, block: (first: string) => string, phaseB: string): string {
+  return `var ${cursor} = 0u;
+  loop {
+    for (var blk = 0u; blk < ${l.blocks}u; blk++) {
+      let start = ${cursor} + blk * ${4 * l.lanes}u;
+      if (start >= ${count}) { break; }
+      ${block(`start + ${l.me} * 4u`)}
+    }
+    ${phaseB ? `${barrier(l)}
+    ${phaseB}
+    ${barrier(l)}` : ''}
+    continuing {
+      ${cursor} += ${l.chunk}u;
+      break if ${cursor} >= ${count};
+    }
+  }`;
+}
+
+/**
  * What the moment pass computes: in the backward, g[b] x the contraction into the wanted
  * moments' gradients (and dL/dx); in the forward (fuseMoments), the values and the contraction
  * of every moment with g = 1, saved [moment][b][i] for the backward to scale by g[b].
@@ -198,7 +221,7 @@ function momentPass(o: SilentElboOperands, mode: MomentMode, buffer: (v: View) =
   const stored = recomputed.filter((t) => t !== constant && wanted.includes(t.moment));
   const folded = constant && wanted.includes(constant.moment) ? constant : null;
   const l = layout(d, stored.length, vecOk);
-  const { share, vec, lanes, blocks, groups, slots, chunk, me } = l;
+  const { share, vec, lanes, groups, slots, chunk, me } = l;
   const bindings = [
     ...operandBindings(o, momentsUsed(recomputed), vec, buffer, mode.kind === 'backward' ? mode.gradOut : null),
     ...(mode.kind === 'forward' ? [output('Saved', mode.saved, vec), output('Out', mode.out, false)]
@@ -250,27 +273,13 @@ function momentPass(o: SilentElboOperands, mode: MomentMode, buffer: (v: View) =
   ${forward ? four.map((r) => `var value_${r} = 0.0;`).join(' ') : ''}
   ${tile.setup}
   ${kept.declare}
-  var c0 = 0u;
-  loop {
-    for (var blk = 0u; blk < ${blocks}u; blk++) {
-      let jb = c0 + blk * ${4 * lanes}u;
-      if (jb >= k) { break; }
-      let j0 = jb + ${me} * 4u;
+  ${chunkWalk(l, 'c0', 'k', (first) => `let j0 = ${first};
       ${four.map((e) => `let j_${e} = min(j0 + ${e}u, k - 1u);`).join(' ')}
       ${tile.init}
       ${tile.loop}
       ${recomputeRows(stored, recomputed, 'j0', (r) => `g_${r}`)}
       ${keep}
-      ${forward ? four.map((r) => `value_${r} += ${rows(r)};`).join(' ') : ''}
-    }
-    ${wanted.length ? `${barrier(l)}
-    ${phaseB}
-    ${barrier(l)}` : ''}
-    continuing {
-      c0 += ${chunk}u;
-      break if c0 >= k;
-    }
-  }
+      ${forward ? four.map((r) => `value_${r} += ${rows(r)};`).join(' ') : ''}`, wanted.length ? phaseB : '')}
   ${values}
 }`;
   return { source, bindings, groups: ceilDiv(B, 4) };
@@ -293,7 +302,7 @@ function weightPass(o: SilentElboOperands, g: Targets, wantX: boolean, buffer: (
   const stored = recomputed.filter((t) => feeds(t) || (wantBMu && t.name === 'Ubar') || (wantBA && t.name === 'Abar'));
   const folded = constant && feeds(constant) ? constant : null;
   const l = layout(d, stored.length, vecOk);
-  const { share, vec, lanes, blocks, groups, slots, chunk, me } = l;
+  const { share, vec, lanes, groups, slots, chunk, me } = l;
   const bindings = [
     ...operandBindings(o, momentsUsed([...recomputed, ...(folded ? [folded] : [])]), vec, buffer, gradOut),
     ...(wantU ? [output('GWMu', g.wMu!, vec)] : []), ...(wantA ? [output('GWA', g.wA!, vec)] : []),
@@ -355,26 +364,12 @@ function weightPass(o: SilentElboOperands, g: Targets, wantX: boolean, buffer: (
   ${four.map((e) => `let j_${e} = min(j0 + ${e}u, k - 1u);`).join(' ')}
   ${tile.setup}
   ${kept.declare}
-  var bc = 0u;
-  loop {
-    for (var blk = 0u; blk < ${blocks}u; blk++) {
-      let rb = bc + blk * ${4 * lanes}u;
-      if (rb >= B) { break; }
-      let b0 = rb + ${me} * 4u;
+  ${chunkWalk(l, 'bc', 'B', (first) => `let b0 = ${first};
       ${four.map((r) => `let b_${r} = min(b0 + ${r}u, B - 1u);`).join(' ')}
       ${tile.init}
       ${tile.loop}
       ${recomputeRows(stored, recomputed, 'j0', (r) => `G[gOff + b_${r}]`)}
-      ${keep}
-    }
-    ${barrier(l)}
-    ${phaseB}
-    ${barrier(l)}
-    continuing {
-      bc += ${chunk}u;
-      break if bc >= B;
-    }
-  }
+      ${keep}`, phaseB)}
 }`;
   return { source, bindings, groups: ceilDiv(k, 4) };
 }
