@@ -148,24 +148,9 @@ function opCases({ d, stream, randn, positive, awayFromZero }: ReturnType<typeof
         inputs: () => [randn(6, 9), positive(6, 9), randn(11, 9), randn(11), sg.scale(randn(11, 9), 0.2), sg.shift(randn(11), 3), positive(6, 11)],
         f: (mean, c2, wMu, bMu, wA, bA, x) => sg.expectedLogLikelihoodLearnable({ mean: mean!, c2: c2! }, { wMu: wMu!, bMu: bMu!, wA: wA!, bA: bA! }, x!),
       },
-      { // Bernoulli moments from p: all ten contractions
-        inputs: () => [sg.uniform([9, 37], stream), randn(50, 37), randn(50), sg.scale(randn(50, 37), 0.1), sg.shift(randn(50), 3), positive(9, 50)],
-        f: (p, wMu, bMu, wA, bA, x) => {
-          const q = sg.sub(sg.fullLike(p!, 1), p!), pq = sg.mul(p!, q);
-          const moments = { mean: p!, c2: pq, c3: sg.mul(pq, sg.sub(q, p!)), k4: sg.mul(pq, sg.sub(sg.fullLike(p!, 1), sg.scale(pq, 6))) };
-          return sg.expectedLogLikelihoodLearnable(moments, { wMu: wMu!, bMu: bMu!, wA: wA!, bA: bA! }, x!);
-        },
-        tol: 5e-4,
-      },
-      { // d a multiple of 4: WebGPU's backward reads the [*, d] operands as vec4 rows
-        inputs: () => [sg.uniform([9, 36], stream), randn(50, 36), randn(50), sg.scale(randn(50, 36), 0.1), sg.shift(randn(50), 3), positive(9, 50)],
-        f: (p, wMu, bMu, wA, bA, x) => {
-          const q = sg.sub(sg.fullLike(p!, 1), p!), pq = sg.mul(p!, q);
-          const moments = { mean: p!, c2: pq, c3: sg.mul(pq, sg.sub(q, p!)), k4: sg.mul(pq, sg.sub(sg.fullLike(p!, 1), sg.scale(pq, 6))) };
-          return sg.expectedLogLikelihoodLearnable(moments, { wMu: wMu!, bMu: bMu!, wA: wA!, bA: bA! }, x!);
-        },
-        tol: 5e-4,
-      },
+      // Bernoulli moments from p: all ten contractions; then d a multiple of 4, where WebGPU's
+      // backward reads the [*, d] operands as vec4 rows.
+      bernoulliCase(9, 37, 50), bernoulliCase(9, 36, 50),
       // WebGPU's backward: one latent (d = 1); more examples than a chunk of the weight pass and
       // pixels than one of the moment pass, neither a multiple of 4 nor of the chunk.
       bernoulliCase(37, 1, 130), bernoulliCase(100, 3, 9),
