@@ -55,10 +55,17 @@ function opCases({ d, stream, randn, positive, awayFromZero }: ReturnType<typeof
   const unaryCase = (f: (x: Tensor) => Tensor, make = randn): Case[] => [
     { inputs: () => [make(d(), d())], f },
     { inputs: () => [make(d(), d(), d())], f: (x) => f(sg.permute(x!, [2, 0, 1])) },
+    // Innermost axis a multiple of 4: the WebGPU kernels' vector form.
+    { inputs: () => [make(3, 8)], f },
   ];
   const binaryCase = (f: (a: Tensor, b: Tensor) => Tensor, makeB = randn): Case[] => [
     { inputs: () => { const [m, n] = [d(), d()]; return [randn(2, m, n), makeB(m, 1)]; }, f },
     { inputs: () => { const [m, n] = [d(), d()]; return [randn(n, m), makeB(m, n)]; }, f: (a, b) => f(sg.transpose(a!), b!) },
+    // The vector form with b splatted along the innermost axis, then b a broadcast row; then
+    // an innermost axis of 8 at offset 1, which must take the scalar form.
+    { inputs: () => [randn(2, 3, 8), makeB(3, 1)], f },
+    { inputs: () => [randn(5, 12), makeB(12)], f },
+    { inputs: () => [randn(4, 9), makeB(4, 8)], f: (a, b) => f(sg.slice(a!, 1, 1, 9), b!) },
   ];
   /** Learnable variance with Bernoulli moments from p: all ten contractions. */
   const bernoulliCase = (batch: number, latent: number, pixels: number): Case => ({
@@ -95,10 +102,16 @@ function opCases({ d, stream, randn, positive, awayFromZero }: ReturnType<typeof
       { inputs: () => [randn(2, 3, 4)], f: (x) => sg.sum(sg.permute(x!, [1, 2, 0]), [2], true) },
       { inputs: () => [randn(37, 53)], f: (x) => sg.sum(x!) },
       { inputs: () => [randn(300, 5)], f: (x) => sg.sum(x!, [0]) },
+      // A bias gradient's shape: the WebGPU vector form, then with its sizes baked (>= 2^16
+      // elements), then at offset 1 (scalar form).
+      { inputs: () => [randn(6, 5, 8, 12)], f: (x) => sg.sum(x!, [0, 2, 3]) },
+      { inputs: () => [randn(16, 8, 24, 24)], f: (x) => sg.sum(x!, [0, 2, 3]) },
+      { inputs: () => [randn(6, 5, 97)], f: (x) => sg.sum(sg.slice(x!, 2, 1, 97), [0, 2]) },
     ],
     max: [
       { inputs: () => [randn(d(), d(), d())], f: (x) => sg.maxAxes(x!, [1]) },
       { inputs: () => [randn(41, 29)], f: (x) => sg.maxAxes(sg.transpose(x!)) },
+      { inputs: () => [randn(4, 3, 64)], f: (x) => sg.maxAxes(x!, [0, 2]) },
     ],
     matmul: [
       { inputs: () => [randn(d(), 5), randn(5, d())], f: (a, b) => sg.matmul(a!, b!) },
