@@ -140,6 +140,15 @@ function opCases({ d, stream, randn, positive, awayFromZero }: ReturnType<typeof
       { inputs: () => [randn(1, 8, 7, 9), randn(8, 8, 3, 3)], f: (x, w) => sg.conv2d(x!, w!, 1, 2) },
       { inputs: () => [randn(3, 8, 8, 12), randn(10, 8, 3, 3)], f: (x, w) => sg.conv2d(x!, w!, 1, 1) },
       { inputs: () => [randn(2, 16, 28, 28), randn(24, 16, 3, 3)], f: (x, w) => sg.conv2d(x!, w!, 1, 1) },
+      // WebGPU's input transform reads rows as vec4s when the width is a multiple of 4, 2-3 a
+      // tile row by the padding: padding 0 (the forward's x, 8 wide), 2 (the input gradient's
+      // dy, 8 wide, of a padding-0 layer), 2 in the forward, one vec4 a row (4 wide); and
+      // scalar loads at widths 13 and 5
+      { inputs: () => [randn(2, 8, 12, 8), randn(9, 8, 3, 3)], f: (x, w) => sg.conv2d(x!, w!, 1, 0) },
+      { inputs: () => [randn(2, 8, 6, 10), randn(8, 8, 3, 3)], f: (x, w) => sg.conv2d(x!, w!, 1, 0) },
+      { inputs: () => [randn(1, 8, 7, 8), randn(8, 8, 3, 3)], f: (x, w) => sg.conv2d(x!, w!, 1, 2) },
+      { inputs: () => [randn(2, 8, 5, 4), randn(8, 8, 3, 3)], f: (x, w) => sg.conv2d(x!, w!, 1, 1) },
+      { inputs: () => [randn(1, 8, 5, 13), randn(8, 8, 3, 3)], f: (x, w) => sg.conv2d(x!, w!, 1, 1) },
     ],
     convTranspose2d: [
       { inputs: () => [randn(2, 3, 3, 2), randn(3, 2, 4, 4)], f: (x, w) => sg.convTranspose2d(x!, w!, 2, 1) },

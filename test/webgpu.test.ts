@@ -31,7 +31,8 @@ if (gpu) {
     });
     const passes: WinogradPass[] = ['forward', 'input', 'filter'];
     for (const g of [geometry(2, 9, 9, 11, 12, 3, 1, 1), geometry(1, 12, 9, 11, 9, 3, 1, 0), geometry(1, 8, 7, 9, 8, 3, 1, 2),
-      geometry(3, 8, 8, 12, 10, 3, 1, 1), geometry(2, 16, 28, 28, 24, 3, 1, 1)])
+      geometry(3, 8, 8, 12, 10, 3, 1, 1), geometry(2, 16, 28, 28, 24, 3, 1, 1), geometry(2, 8, 12, 8, 9, 3, 1, 0),
+      geometry(2, 8, 6, 10, 8, 3, 1, 0), geometry(1, 8, 7, 8, 8, 3, 1, 2), geometry(2, 8, 5, 4, 8, 3, 1, 1), geometry(1, 8, 5, 13, 8, 3, 1, 1)])
       for (const pass of passes) assert.ok(winogradServes(pass, g), `${JSON.stringify(g)} ${pass}`);
     for (const g of [geometry(4, 7, 20, 20, 12, 3, 1, 1), geometry(2, 3, 5, 4, 2, 3, 1, 1), geometry(3, 1, 28, 28, 5, 3, 1, 1), geometry(1, 8, 8, 8, 8, 3, 2, 1)])
       for (const pass of passes) assert.not.ok(winogradServes(pass, g), `${JSON.stringify(g)} ${pass}`);

@@ -21,8 +21,9 @@
 // tile's 36 values through V and M twice (written, then read), about as many accesses as the
 // implicit GEMM's gathers. bench/winograd.js on the Table-5 32 -> 32 layer (batch 64, 28x28),
 // both paths alternating in one process on a shared, loaded 2-core machine, medians of 15
-// rounds, implicit GEMM -> Winograd: forward 37.7 -> 32.1 ms, input gradient 38.8 -> 30.2,
-// filter gradient 45.5 -> 30.2 (another run, under heavier load: 57 -> 53, 56 -> 53, 66 -> 49).
+// rounds, implicit GEMM -> Winograd: forward 37.2 -> 29.1 ms, input gradient 39.2 -> 28.7,
+// filter gradient 45.6 -> 27.7; a run just before, with the input transform's scalar loads:
+// 33.9 -> 34.0, 35.9 -> 33.0, 42.0 -> 32.2.
 import type { Conv2dGeometry } from '../../../engine/backend.js';
 import { OUT, TILE, transforms, XI, sandwichLines, winogradApplies, type Matrix } from '../../winograd-f4x3.js';
 import { linearGroup, type Dispatch } from '../queue.js';
@@ -118,11 +119,12 @@ ${entry([WORKGROUP])} {
  * [ξ][channel][t], are read and written one vec4 per ξ (component u: tile u). On lavapipe a
  * storage access costs ~10 instructions a lane per float (every float of a vec4 is
  * bounds-checked on its own, the vec4 shares the rest), more than a tile's arithmetic, so the
- * transforms are priced by their accesses. Where an image's 4-wide block rows are whole aligned
- * vec4s (width and offset multiples of 4, as the Table-5 encoder's 28x28) the output and
- * output-gradient transforms move them as vec4 rows (`wide`). The 4 tiles are a loop, not
- * unrolled: unrolled, LLVM took ~5 s to compile the input transform and the kernel ran slower
- * (9.5 vs 13.3 ms, min of 15 interleaved rounds, 32 channels at batch 64).
+ * transforms are priced by their accesses. Where an image's rows are whole aligned vec4s (width
+ * and offset multiples of 4, as the Table-5 encoder's 28x28) the output and output-gradient
+ * transforms move 4-wide block rows as one vec4 each, and the input transform reads tile rows
+ * as vec4s (`wide`). The 4 tiles are a loop, not unrolled: unrolled, LLVM took ~5 s to compile
+ * the input transform and the kernel ran slower (9.5 vs 13.3 ms, min of 15 interleaved rounds,
+ * 32 channels at batch 64).
  */
 const GROUP = 4;
 const QUADS = `(TP() / ${GROUP}u)`;
@@ -135,20 +137,46 @@ const xiVars = range(XI).map((xi) => `var v${xi} = vec4<f32>(0.0);`).join(' ');
 
 /**
  * i = ci·(Tp/4) + q -> V[ξ][ci][4q .. 4q+3] = (Bᵀ d B)_ξ of those tiles (zeros outside the image,
- * and for t >= T). Scalar loads: a 6-wide row misaligned by the padding would need 2-3 vec4s
- * (8-12 floats), and vec4 rows measured no fewer instructions.
+ * and for t >= T). Scalar loads, 36 a tile; or, where the image's rows are whole aligned vec4s
+ * (`wide`: width and offset multiples of 4), each tile row by the 2-3 vec4s that hold its 6
+ * columns: block column s starts at image column 4s - pad, so its columns lie in vec4s
+ * s + floor(-pad/4) .. s + floor((5 - pad)/4), each wholly inside or outside the image. On
+ * lavapipe a load costs mostly per access (the lane's mask test, address and bounds check), less
+ * per float, so 12-18 vec4s beat 36 scalars: bench/winograd.js's layer (batch 64, 32 channels,
+ * 28x28), this dispatch alone, old and new interleaved, medians of 21 rounds 10.1 -> 8.0 ms at
+ * padding 1, of 15 rounds 9.5 -> 7.5 at padding 0. Reusing a tile's vec4s for its right
+ * neighbour (they overlap by 2 columns) did not pay at padding 1, each against loading all in
+ * the same run: loading the rest only at a row's start, under a branch, 11.5 vs 8.6 ms; the 4
+ * tiles unrolled, the left vec4 carried by a select, 8.0 vs 7.4; the left vec4 carried across
+ * the loop 8.7 vs 8.3 (at padding 2, 10.6 vs 12.1: not worth a second code path).
  */
-const inputTransformSource = (): string => kernel('input transform',
-  [{ name: 'X', access: 'read' }, { name: 'V', access: 'read_write', type: 'vec4<f32>' }], LOAD_FN('X', false), `
+function inputTransformSource(wide: boolean, pad: number): string {
+  const scalar = `
+  let left = i32(s * ${OUT}u) - PAD();
+  let at = i32(OFF_A() + (n * CIN() + c) * HIN() * WIN()) + top * i32(WIN()) + left;
+  ${range(TILE).map((j) => `let colOk${j} = u32(left + ${j}) < WIN();`).join(' ')}`;
+  // Column j of a tile: component e of vec4 s + d (d from lo to hi, tagged m1 for -1).
+  const vec = (j: number): { d: number; e: number } => ({ d: Math.floor((j - pad) / 4), e: (((j - pad) % 4) + 4) % 4 });
+  const ds = range(vec(TILE - 1).d - vec(0).d + 1).map((k) => k + vec(0).d), tag = (d: number): string => (d < 0 ? `m${-d}` : `${d}`);
+  const rows = `
+  let at = i32((OFF_A() + (n * CIN() + c) * HIN() * WIN()) / 4u) + top * i32(WIN() / 4u) + i32(s);
+  ${ds.map((d) => `let colOk${tag(d)} = u32(i32(s) + ${d}) < WIN() / 4u;`).join(' ')}
+  ${range(TILE).flatMap((k) => ds.map((d) => `let a${k}_${tag(d)} = loadX(at + ${k} * i32(WIN() / 4u) + ${d}, rowOk${k} & colOk${tag(d)});`)).join('\n  ')}`;
+  const element = wide
+    ? (k: number, j: number): string => `a${k}_${tag(vec(j).d)}[${vec(j).e}]`
+    : (k: number, j: number): string => `loadX(at + ${k} * i32(WIN()) + ${j}, rowOk${k} & colOk${j})`;
+  return kernel(`input transform${wide ? ' (vec4 rows)' : ''}`,
+    [{ name: 'X', access: 'read', type: f32OrVec4(wide) }, { name: 'V', access: 'read_write', type: 'vec4<f32>' }], LOAD_FN('X', wide), `
   let c = i / ${QUADS}; let q = i % ${QUADS};
   ${xiVars}
   ${TILE_LOOP}
-  let top = i32(r * ${OUT}u) - PAD(); let left = i32(s * ${OUT}u) - PAD();
-  let at = i32(OFF_A() + (n * CIN() + c) * HIN() * WIN()) + top * i32(WIN()) + left;
-  ${range(TILE).map((k) => `let rowOk${k} = live & (u32(top + ${k}) < HIN()); let colOk${k} = u32(left + ${k}) < WIN();`).join('\n  ')}
-  ${body(transforms.input, (k, j) => `loadX(at + ${k} * i32(WIN()) + ${j}, rowOk${k} & colOk${j})`, (r, s, e) => `v${r * TILE + s}[u] = ${e};`)}
+  let top = i32(r * ${OUT}u) - PAD();
+  ${range(TILE).map((k) => `let rowOk${k} = live & (u32(top + ${k}) < HIN());`).join(' ')}
+  ${wide ? rows : scalar}
+  ${body(transforms.input, element, (r, s, e) => `v${r * TILE + s}[u] = ${e};`)}
   }
   ${range(XI).map((xi) => `V[${xi}u * CIN() * ${QUADS} + i] = v${xi};`).join('\n  ')}`);
+}
 
 /** i = co·Cin + ci -> U[ξ][co][ci] = (G g Gᵀ)_ξ; flipped: g(co, ci)[a][b] = w[ci][co][2-a][2-b]. */
 const filterTransformSource = (flip: boolean): string => kernel(`filter transform${flip ? ' (flipped)' : ''}`,
@@ -233,8 +261,10 @@ function transform(variant: string, make: () => string, p: Problem, count: numbe
 /** An image read or written as vec4 rows: its width and element offset multiples of 4. */
 const wideRows = (width: number, offset: number): boolean => width % 4 === 0 && offset % 4 === 0;
 
-const inputTransform = (p: Problem, x: GpuView, V: GPUBuffer): Dispatch =>
-  transform('input', inputTransformSource, p, p.Cin * tileCounts(p).Tp / GROUP, [x.offset, 0], [x.buffer, V]);
+function inputTransform(p: Problem, x: GpuView, V: GPUBuffer): Dispatch {
+  const wide = wideRows(p.Win, x.offset);
+  return transform(`input ${wide ? `vec4 rows, padding ${p.pad}` : 'scalar'}`, () => inputTransformSource(wide, p.pad), p, p.Cin * tileCounts(p).Tp / GROUP, [x.offset, 0], [x.buffer, V]);
+}
 
 const view = (buffer: GPUBuffer, rows: number, cols: number): GpuView => ({ buffer, shape: [rows, cols], strides: [cols, 1], offset: 0 });
 
