@@ -23,7 +23,9 @@
 // both paths alternating in one process on a shared, loaded 2-core machine, medians of 15
 // rounds, implicit GEMM -> Winograd: forward 37.2 -> 29.1 ms, input gradient 39.2 -> 28.7,
 // filter gradient 45.6 -> 27.7; a run just before, with the input transform's scalar loads:
-// 33.9 -> 34.0, 35.9 -> 33.0, 42.0 -> 32.2.
+// 33.9 -> 34.0, 35.9 -> 33.0, 42.0 -> 32.2. (A second such pair, vec4 then scalar: 36.8 ->
+// 31.8, 38.0 -> 32.1, 44.9 -> 29.2 against 38.5 -> 33.2, 39.4 -> 33.5, 46.1 -> 28.7: the input
+// transform's ~1.7 ms a call is within the machine's noise at the level of a pass.)
 import type { Conv2dGeometry } from '../../../engine/backend.js';
 import { OUT, TILE, transforms, XI, sandwichLines, winogradApplies, type Matrix } from '../../winograd-f4x3.js';
 import { linearGroup, type Dispatch } from '../queue.js';
