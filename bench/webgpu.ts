@@ -6,7 +6,12 @@
 // The 32->32 convolutions run Winograd F(4x4, 3x3) on both backends (conv rates count
 // direct-convolution flops); bench/winograd.js times WebGPU's Winograd against its implicit
 // GEMMs in one process.
-// A GPU sample records REPS calls and then reads one element back, so it times completed work.
+// A sample records `reps` calls and then reads one element back, so it times completed work.
+// `reps` is calibrated per row and backend so a sample lasts about SAMPLE_MS: the read at its
+// end drains the GPU's queue (a submit boundary, the threads idle while the host records the
+// next sample), which a training step pays once per ~90 dispatches. With 5 calls a sample
+// (this file's old rule) the 64x784x200 matmul on lavapipe measured 11.0-12.5 GFLOP/s, with 20
+// 16.4-17.0, in alternating runs; the per-call time levels off from about 20 calls.
 // On lavapipe these are CPU-rasteriser numbers, not GPU numbers (the adapter line says which).
 // The training step: node bench/train-step.js --backend webgpu.
 import Benchmark from 'benchmark';
@@ -15,7 +20,9 @@ import type { Tensor } from '../engine/index.js';
 import { scriptFlags } from '../experiments/cli.js';
 import { createWebGpuBackend, webGpuUnavailableReason, type WebGpuBackend } from '../backends/webgpu/index.js';
 
-const REPS = 5;
+/** Wall time a sample aims at; see the header. */
+const SAMPLE_MS = 100;
+const MAX_REPS = 100;
 const { quick, only } = scriptFlags('bench/webgpu.js', 'The WebGPU backend against the CPU backend: matmul, conv2d and the fused silent ELBO.', {
   quick: { type: 'boolean', help: 'fewer samples per row' },
   only: { type: 'string', help: 'keep the rows whose name contains this word (e.g. --only=matmul)' },
@@ -62,22 +69,27 @@ rows.push({
 });
 
 /** ms per call of `fn` on a backend; GPU samples end with a one-element read. */
-function timeRow(row: Row, backend: sg.Backend): Promise<number> {
+async function timeRow(row: Row, backend: sg.Backend): Promise<number> {
   const fn = row.make(backend);
-  const one = async (): Promise<void> => {
+  const sample = async (reps: number): Promise<number> => {
+    const start = performance.now();
     let last: Tensor | null = null;
-    for (let i = 0; i < REPS; i++) { last?.dispose(); last = sg.tidy(() => fn()); }
+    for (let i = 0; i < reps; i++) { last?.dispose(); last = sg.tidy(() => fn()); }
     await sg.reshape(last!, [-1]).view([1], [1], 0).data();
     last!.dispose();
+    return performance.now() - start;
   };
   // One untimed call first: pipelines compile on first use (seconds each on a cold LLVM cache).
-  return one().then(() => new Promise((resolve) => {
+  // Then one of 5 calls to size the samples.
+  await sample(1);
+  const reps = Math.max(1, Math.min(MAX_REPS, Math.round((5 * SAMPLE_MS) / (await sample(5)))));
+  return new Promise((resolve) => {
     new Benchmark(row.name, {
       defer: true, minSamples: quick ? 2 : 5, maxTime: quick ? 0.5 : 2,
-      fn: (deferred: { resolve(): void }) => void one().then(() => deferred.resolve()),
-      onComplete: (event: Benchmark.Event) => resolve((event.target.stats!.mean * 1000) / REPS),
+      fn: (deferred: { resolve(): void }) => void sample(reps).then(() => deferred.resolve()),
+      onComplete: (event: Benchmark.Event) => resolve((event.target.stats!.mean * 1000) / reps),
     }).run({ async: true });
-  }));
+  });
 }
 
 const table: string[] = [];
