@@ -44,6 +44,54 @@ if (gpu) {
       assert.not.ok(winogradServes(pass, geometry(64, 8, 28, 28, 8, 3, 1, 1)), `8 channels ${pass}`);
     }
   });
+  // The forward's Winograd input transform is kept for the same layer's filter gradient
+  // (kernels/winograd.ts, KeptInputTransforms): the backward takes it, and it never outlives
+  // its input's values: freeing the input drops it (its buffer may come back refilled), and so
+  // does AdamW, the one kernel that writes a buffer in place.
+  test('conv2d: the kept Winograd input transform is taken once and never stale', async () => {
+    const g: Conv2dGeometry = { batch: 2, inChannels: 24, height: 8, width: 8, outChannels: 24, kernelH: 3, kernelW: 3, stride: 1, padding: 1, outHeight: 8, outWidth: 8 };
+    assert.ok(winogradServes('filter', g));
+    const stream = new sg.RandomStream(5);
+    const host = (...shape: number[]): sg.Tensor => sg.normal(shape, stream);
+    const onGpu = (t: sg.Tensor, requiresGrad = false): sg.Tensor => sg.tensor(t.dataSync(), t.shape, { backend: gpu, requiresGrad }).keep();
+    const kept = (): number => gpu.stats().keptTransforms;
+    const w = host(24, 24, 3, 3), dy = host(2, 24, 8, 8), wGpu = onGpu(w, true), dyGpu = onGpu(dy);
+    /** The backend's filter gradient for input x (no forward first) against the CPU's. */
+    const filterGradient = async (x: sg.Tensor, xHost: Float32Array, what: string): Promise<void> => {
+      const dw = sg.zeros([24, 24, 3, 3], { backend: gpu }).keep(), expected = sg.zeros([24, 24, 3, 3]);
+      gpu.conv2dBackwardFilter(x, dyGpu, g, dw.storage);
+      sg.cpuBackend.conv2dBackwardFilter(sg.tensor(xHost, x.shape), dy, g, expected.storage);
+      assertClose(what, expected.dataSync(), await dw.data(), 5e-4);
+      dw.dispose();
+    };
+    const start = kept();
+    // Forward then backward: kept, then taken.
+    const x1 = onGpu(host(2, 24, 8, 8));
+    const loss = sg.sum(sg.mul(sg.conv2d(x1, wGpu, 1, 1), dyGpu));
+    assert.is(kept(), start + 1, 'the forward keeps V');
+    sg.backward(loss);
+    assert.is(kept(), start, 'the filter gradient takes V');
+    wGpu.grad = null;
+    // Freed input, buffer refilled: the filter gradient must not see the old V.
+    const y = sg.noGrad(() => sg.conv2d(x1, wGpu, 1, 1));
+    const buffer = (x1.storage as unknown as { buffer: GPUBuffer }).buffer;
+    assert.is(kept(), start + 1);
+    y.dispose();
+    x1.dispose();
+    assert.is(kept(), start, 'freeing the input drops V');
+    const x2Host = host(2, 24, 8, 8), x2 = onGpu(x2Host);
+    assert.ok((x2.storage as unknown as { buffer: GPUBuffer }).buffer === buffer, 'the pool hands the buffer back (else this case tests nothing)');
+    await filterGradient(x2, x2Host.dataSync() as Float32Array, 'refilled buffer');
+    // Updated in place by AdamW: dropped too.
+    const p = onGpu(host(2, 24, 8, 8), true);
+    sg.noGrad(() => sg.conv2d(p, wGpu, 1, 1)).dispose();
+    assert.is(kept(), start + 1);
+    p.grad = onGpu(host(2, 24, 8, 8));
+    new sg.AdamW([p], { lr: 0.5 }).step();
+    assert.is(kept(), start, 'AdamW drops the V of its parameter');
+    await filterGradient(p, Float32Array.from(await p.data()), 'after AdamW');
+    for (const t of [x2, p, wGpu, dyGpu]) t.dispose();
+  });
   // Issue 5: the silent ELBO's backward recomputes its partials instead of saving [terms, B, k];
   // the forward saves at most the moment pass's contraction, [moments, B, d] (fuseMoments). With
   // subgroups (lavapipe) the partials go lane to lane by subgroupShuffle, the path the table

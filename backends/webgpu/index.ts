@@ -12,7 +12,7 @@ import { gemmDevice } from './kernels/gemm.js';
 import { binaryWgsl, elementwise, unaryWgsl, type GpuView } from './kernels/elementwise.js';
 import { matmul } from './kernels/matmul.js';
 import { random } from './kernels/random.js';
-import { winogradDevice, type WinogradPass } from './kernels/winograd.js';
+import { KeptInputTransforms, winogradDevice, type WinogradPass } from './kernels/winograd.js';
 import { reduce } from './kernels/reduce.js';
 import { backwardTuning, silentElboBackward, silentElboForwardSaving } from './kernels/silent-elbo-backward.js';
 import { momentsUsed } from './kernels/silent-elbo-common.js';
@@ -36,12 +36,15 @@ export interface WebGpuStats extends PoolStats {
   dispatches: number;
   submits: number;
   pipelines: number;
+  /** Winograd input transforms kept for a filter gradient (kernels/winograd.ts). */
+  keptTransforms: number;
 }
 
 export class WebGpuBackend implements Backend {
   readonly name = 'webgpu';
   private readonly pool: BufferPool;
   private readonly queue: Queue;
+  private readonly keptTransforms: KeptInputTransforms;
 
   constructor(readonly context: GpuContext) {
     // Shared-row GEMM tilings were measured on lavapipe only (kernels/gemm.ts).
@@ -53,6 +56,7 @@ export class WebGpuBackend implements Backend {
     winogradDevice.maxBindingBytes = Math.min(context.device.limits.maxStorageBufferBindingSize, context.device.limits.maxBufferSize);
     this.pool = new BufferPool(context.device);
     this.queue = new Queue(context, this.pool);
+    this.keptTransforms = new KeptInputTransforms((floats) => this.pool.take('storage', floats * 4), (buffer) => this.pool.give('storage', buffer));
   }
 
   describe(): string {
@@ -65,7 +69,7 @@ export class WebGpuBackend implements Backend {
 
   /** Live GPU buffers and bytes (flat after warm-up when the pool reuses), dispatch counts. */
   stats(): WebGpuStats {
-    return { ...this.pool.snapshot(), ...this.queue.counts };
+    return { ...this.pool.snapshot(), ...this.queue.counts, keptTransforms: this.keptTransforms.size };
   }
 
   /** Submit recorded work now (a benchmark's end of iteration). */
@@ -79,6 +83,7 @@ export class WebGpuBackend implements Backend {
   }
 
   free(storage: Storage): void {
+    this.keptTransforms.drop(bufferOf(storage));
     this.pool.give('storage', bufferOf(storage));
   }
 
@@ -101,15 +106,18 @@ export class WebGpuBackend implements Backend {
     }
   }
 
-  /** Record dispatches; scratch buffers taken meanwhile go back after (queue order keeps them safe). */
-  private run(make: (scratch: (floats: number) => GPUBuffer) => Dispatch | null | readonly Dispatch[]): void {
+  /**
+   * Record dispatches; scratch buffers taken meanwhile, and buffers adopted as scratch, go back
+   * after (queue order keeps them safe).
+   */
+  private run(make: (scratch: (floats: number) => GPUBuffer, adopt: (buffer: GPUBuffer) => void) => Dispatch | null | readonly Dispatch[]): void {
     const taken: GPUBuffer[] = [];
     const scratch = (floats: number): GPUBuffer => {
       const buffer = this.pool.take('storage', floats * 4);
       taken.push(buffer);
       return buffer;
     };
-    const made = make(scratch);
+    const made = make(scratch, (buffer) => taken.push(buffer));
     for (const d of made === null ? [] : Array.isArray(made) ? made : [made as Dispatch]) this.queue.dispatch(d);
     for (const buffer of taken) this.pool.give('storage', buffer);
   }
@@ -150,7 +158,7 @@ export class WebGpuBackend implements Backend {
   }
 
   conv2d(x: View, w: View, geometry: Conv2dGeometry, out: Storage): void {
-    this.run((scratch) => conv2dForward(gpuView(x), gpuView(w), geometry, bufferOf(out), scratch));
+    this.run((scratch) => conv2dForward(gpuView(x), gpuView(w), geometry, bufferOf(out), scratch, this.keptTransforms));
   }
 
   conv2dBackwardInput(dy: View, w: View, geometry: Conv2dGeometry, dx: Storage): void {
@@ -158,10 +166,12 @@ export class WebGpuBackend implements Backend {
   }
 
   conv2dBackwardFilter(x: View, dy: View, geometry: Conv2dGeometry, dw: Storage): void {
-    this.run((scratch) => conv2dBackwardFilter(gpuView(x), gpuView(dy), geometry, bufferOf(dw), scratch));
+    this.run((scratch, adopt) => conv2dBackwardFilter(gpuView(x), gpuView(dy), geometry, bufferOf(dw), scratch, this.keptTransforms, adopt));
   }
 
   adamw(param: Storage, grad: Storage, m: Storage, v: Storage, step: AdamWStep): void {
+    // The one in-place kernel: a V computed from the parameter's old values must go.
+    this.keptTransforms.drop(bufferOf(param));
     this.run(() => adamw(bufferOf(param), bufferOf(grad), bufferOf(m), bufferOf(v), param.length, step));
   }
 

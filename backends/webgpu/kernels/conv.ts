@@ -12,7 +12,7 @@ import type { Dispatch } from '../queue.js';
 import type { GpuView } from './elementwise.js';
 import { gemmDispatch, splitCount, type GemmSpec } from './gemm.js';
 import { reduce } from './reduce.js';
-import { winogradBackwardFilter, winogradBackwardInput, winogradForward, winogradServes } from './winograd.js';
+import { winogradBackwardFilter, winogradBackwardInput, winogradForward, winogradServes, type KeptInputTransforms } from './winograd.js';
 
 // Parameter slots after the GEMM's four: two operand offsets, then the geometry.
 const GEOMETRY = `
@@ -103,8 +103,9 @@ const filterGradientSpec: GemmSpec = {
 const geometryParams = (g: Conv2dGeometry): number[] =>
   [g.inChannels, g.height, g.width, g.outChannels, g.kernelH, g.kernelW, g.stride, g.padding, g.outHeight, g.outWidth];
 
-export function conv2dForward(x: GpuView, w: GpuView, g: Conv2dGeometry, out: GPUBuffer, scratch: (floats: number) => GPUBuffer): Dispatch | Dispatch[] {
-  if (winogradServes('forward', g)) return winogradForward(x, w, g, out, scratch);
+export function conv2dForward(x: GpuView, w: GpuView, g: Conv2dGeometry, out: GPUBuffer, scratch: (floats: number) => GPUBuffer,
+  kept: KeptInputTransforms | null): Dispatch | Dispatch[] {
+  if (winogradServes('forward', g)) return winogradForward(x, w, g, out, scratch, kept);
   const K = g.inChannels * g.kernelH * g.kernelW;
   return gemmDispatch(forwardSpec, [x.buffer, w.buffer, out], g.outChannels, g.batch * g.outHeight * g.outWidth, K,
     [x.offset, w.offset, ...geometryParams(g)], 1);
@@ -118,8 +119,9 @@ export function conv2dBackwardInput(dy: GpuView, w: GpuView, g: Conv2dGeometry, 
 }
 
 /** The filter gradient sums over every pixel of the batch: split K when the output is small. */
-export function conv2dBackwardFilter(x: GpuView, dy: GpuView, g: Conv2dGeometry, dw: GPUBuffer, scratch: (floats: number) => GPUBuffer): Dispatch[] {
-  if (winogradServes('filter', g)) return winogradBackwardFilter(x, dy, g, dw, scratch);
+export function conv2dBackwardFilter(x: GpuView, dy: GpuView, g: Conv2dGeometry, dw: GPUBuffer, scratch: (floats: number) => GPUBuffer,
+  kept: KeptInputTransforms | null, adopt: (buffer: GPUBuffer) => void): Dispatch[] {
+  if (winogradServes('filter', g)) return winogradBackwardFilter(x, dy, g, dw, scratch, kept, adopt);
   const [M, N, K] = [g.outChannels, g.inChannels * g.kernelH * g.kernelW, g.batch * g.outHeight * g.outWidth];
   const splits = splitCount(M, N, K);
   const extra = [x.offset, dy.offset, ...geometryParams(g)];

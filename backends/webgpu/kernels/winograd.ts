@@ -8,7 +8,10 @@
 //                             output transform  y block t = Aᵀ M A (edge blocks clipped)
 //   filter gradient:          input transform V, output-gradient transform dM[ξ][o][t] =
 //                             (A dY Aᵀ)_ξ, 36 GEMMs dU_ξ[o, c] = dM_ξ · V_ξᵀ (K = tiles),
-//                             inverse transform dw[o][c] = Gᵀ dU G.
+//                             inverse transform dw[o][c] = Gᵀ dU G. V is the forward's own
+//                             (KeptInputTransforms) when the forward kept it: the Gaussian
+//                             training step went 478-524 -> 433-454 ms (medians of 8 steps,
+//                             two alternating runs each, lavapipe).
 // The transforms run in float32 (the CPU's in float64); F(4,3)'s constants are mild and the
 // conformance tolerances hold. Tiles t count image-major, then tile row, then tile column, and
 // are padded to a multiple of 4 (Tp) with zero tiles, so the GEMMs read and write vec4 along t.
@@ -273,9 +276,10 @@ const view = (buffer: GPUBuffer, rows: number, cols: number): GpuView => ({ buff
 // ---- the three passes ------------------------------------------------------------------------
 
 /** y = conv(x, w) (or, flipped, the input gradient: dx from dy): U, V, the batched GEMM, Aᵀ M A. */
-function correlate(x: GpuView, w: GpuView, p: Problem, out: GPUBuffer, scratch: (floats: number) => GPUBuffer): Dispatch[] {
+function correlate(x: GpuView, w: GpuView, p: Problem, out: GPUBuffer, scratch: (floats: number) => GPUBuffer,
+  keepV: ((floats: number) => GPUBuffer) | null = null): Dispatch[] {
   const { Cin, Cout } = p, { Tp } = tileCounts(p);
-  const U = scratch(XI * Cout * Cin), V = scratch(XI * Cin * Tp), M = scratch(XI * Cout * Tp);
+  const U = scratch(XI * Cout * Cin), V = (keepV ?? scratch)(XI * Cin * Tp), M = scratch(XI * Cout * Tp);
   return [
     transform(`filter ${p.flip}`, () => filterTransformSource(p.flip), p, Cout * Cin, [w.offset, 0], [w.buffer, U]),
     inputTransform(p, x, V),
@@ -284,9 +288,64 @@ function correlate(x: GpuView, w: GpuView, p: Problem, out: GPUBuffer, scratch: 
   ];
 }
 
-/** y[N,O,Ho,Wo] = conv2d(x[N,C,H,W], w[O,C,3,3]), stride 1. */
-export function winogradForward(x: GpuView, w: GpuView, g: Conv2dGeometry, out: GPUBuffer, scratch: (floats: number) => GPUBuffer): Dispatch[] {
-  return correlate(x, w, forwardProblem(g), out, scratch);
+/**
+ * Input transforms V kept from a layer's forward for its filter gradient, which needs exactly
+ * that V (same tiles, padding and layout): one input transform fewer per layer and training
+ * step (~8 ms for the Table-5 32 -> 32 layer on lavapipe). An entry is keyed by the input's
+ * buffer, offset and geometry, and dropped (its V back to the pool) when the filter gradient
+ * takes it, when the same input is transformed again, or when the backend frees or updates
+ * that buffer in place (AdamW, the one in-place kernel): a V never outlives the values it was
+ * computed from. A forward whose filter gradient never comes holds its V until its input goes.
+ */
+export class KeptInputTransforms {
+  private readonly byInput = new Map<GPUBuffer, Map<string, GPUBuffer>>();
+
+  constructor(private readonly allocate: (floats: number) => GPUBuffer, private readonly release: (buffer: GPUBuffer) => void) {}
+
+  /** A buffer of `floats` for the V of (x, geometry), kept until taken or dropped. */
+  keep(x: GpuView, g: Conv2dGeometry, floats: number): GPUBuffer {
+    const entries = this.byInput.get(x.buffer) ?? new Map<string, GPUBuffer>();
+    this.byInput.set(x.buffer, entries);
+    const key = keyOf(x, g), old = entries.get(key);
+    if (old) this.release(old);
+    const V = this.allocate(floats);
+    entries.set(key, V);
+    return V;
+  }
+
+  /** The kept V of (x, geometry), no longer kept: the caller gives it back after use. */
+  take(x: GpuView, g: Conv2dGeometry): GPUBuffer | undefined {
+    const entries = this.byInput.get(x.buffer), key = keyOf(x, g), V = entries?.get(key);
+    entries?.delete(key);
+    if (entries?.size === 0) this.byInput.delete(x.buffer);
+    return V;
+  }
+
+  /** Forget (and release) every V computed from `buffer`: it is freed or about to change. */
+  drop(buffer: GPUBuffer): void {
+    for (const V of this.byInput.get(buffer)?.values() ?? []) this.release(V);
+    this.byInput.delete(buffer);
+  }
+
+  /** Buffers held (the stability test's flat-memory figure counts them as live). */
+  get size(): number {
+    let n = 0;
+    for (const entries of this.byInput.values()) n += entries.size;
+    return n;
+  }
+}
+
+const keyOf = (x: GpuView, g: Conv2dGeometry): string => `${x.offset}|${JSON.stringify(forwardProblem(g))}`;
+
+/**
+ * y[N,O,Ho,Wo] = conv2d(x[N,C,H,W], w[O,C,3,3]), stride 1; V kept in `kept` when the filter
+ * gradient will run through Winograd too.
+ */
+export function winogradForward(x: GpuView, w: GpuView, g: Conv2dGeometry, out: GPUBuffer, scratch: (floats: number) => GPUBuffer,
+  kept: KeptInputTransforms | null): Dispatch[] {
+  const p = forwardProblem(g);
+  const keep = kept && winogradServes('filter', g) ? (floats: number) => kept.keep(x, g, floats) : null;
+  return correlate(x, w, p, out, scratch, keep);
 }
 
 /** dx[N,C,H,W] from dy[N,O,Ho,Wo]: the forward on dy with rotated, transposed filters, padding 2 - p. */
@@ -294,12 +353,18 @@ export function winogradBackwardInput(dy: GpuView, w: GpuView, g: Conv2dGeometry
   return correlate(dy, w, inputGradientProblem(g), dx, scratch);
 }
 
-/** dw[O,C,3,3] (overwritten) from x[N,C,H,W] and dy[N,O,Ho,Wo]. */
-export function winogradBackwardFilter(x: GpuView, dy: GpuView, g: Conv2dGeometry, dw: GPUBuffer, scratch: (floats: number) => GPUBuffer): Dispatch[] {
+/**
+ * dw[O,C,3,3] (overwritten) from x[N,C,H,W] and dy[N,O,Ho,Wo], with the forward's V when `kept`
+ * has it (`adopt` hands it back to the pool after this call's dispatches are recorded).
+ */
+export function winogradBackwardFilter(x: GpuView, dy: GpuView, g: Conv2dGeometry, dw: GPUBuffer, scratch: (floats: number) => GPUBuffer,
+  kept: KeptInputTransforms | null, adopt: (buffer: GPUBuffer) => void): Dispatch[] {
   const p = forwardProblem(g), { Cin: C, Cout: O } = p, { Tp } = tileCounts(p);
-  const V = scratch(XI * C * Tp), dM = scratch(XI * O * Tp), dU = scratch(XI * O * C);
+  const saved = kept?.take(x, g);
+  if (saved) adopt(saved);
+  const V = saved ?? scratch(XI * C * Tp), dM = scratch(XI * O * Tp), dU = scratch(XI * O * C);
   return [
-    inputTransform(p, x, V),
+    ...(saved ? [] : [inputTransform(p, x, V)]),
     transform(`output gradient ${wideRows(p.Wout, dy.offset)}`, () => outputGradientTransformSource(wideRows(p.Wout, dy.offset)), p, O * Tp / GROUP, [dy.offset, 0], [dy.buffer, dM]),
     // dU_ξ[o, c] = sum_t dM_ξ[o, t] V_ξ[c, t]: B is V_ξ transposed, read as vec4 along t.
     batchedMatmul(view(dM, O, Tp), false, { buffer: V, shape: [Tp, C], strides: [1, Tp], offset: 0 }, true, dU, { count: XI, a: O * Tp, b: C * Tp, out: O * C }),
