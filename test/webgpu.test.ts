@@ -92,6 +92,19 @@ if (gpu) {
     await filterGradient(p, Float32Array.from(await p.data()), 'after AdamW');
     for (const t of [x2, p, wGpu, dyGpu]) t.dispose();
   });
+  // bench/webgpu-profile.js's facility: the work runs as usual, then each dispatch it recorded
+  // is replayed alone and timed, by the kernel's name.
+  test('profile: one named, timed entry per dispatch, and the work done as usual', async () => {
+    const a = sg.tensor([1, 2, 3, 4, 5, 6], [2, 3], { backend: gpu }).keep(), b = sg.tensor([1, 0, 0, 1, 1, 1], [3, 2], { backend: gpu }).keep();
+    let product: sg.Tensor | null = null;
+    const times = await gpu.profile(async () => { product = sg.relu(sg.matmul(a, b)).keep(); });
+    assert.equal(times.map((t) => t.kernel.split(' ').slice(0, 2).join(' ')), ['gemm: matmul', 'elementwise select(V(0.0),']);
+    assert.ok(times.every((t) => t.ms > 0 && t.ms < 1000), JSON.stringify(times));
+    assert.equal([...(await product!.data())], [4, 5, 10, 11]);
+    sg.neg(a).dispose();
+    assert.equal(await gpu.profile(async () => {}), [], 'only what the work records');
+    for (const t of [a, b, product!]) t.dispose();
+  });
   // Issue 5: the silent ELBO's backward recomputes its partials instead of saving [terms, B, k];
   // the forward saves at most the moment pass's contraction, [moments, B, d] (fuseMoments). With
   // subgroups (lavapipe) the partials go lane to lane by subgroupShuffle, the path the table

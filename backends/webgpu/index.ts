@@ -40,6 +40,9 @@ export interface WebGpuStats extends PoolStats {
   keptTransforms: number;
 }
 
+/** One dispatch's time in a profile: its kernel's name and grid. */
+export interface KernelTime { kernel: string; groups: string; ms: number }
+
 export class WebGpuBackend implements Backend {
   readonly name = 'webgpu';
   private readonly pool: BufferPool;
@@ -65,6 +68,33 @@ export class WebGpuBackend implements Backend {
 
   supports(dtype: DType): boolean {
     return dtype === 'float32';
+  }
+
+  /**
+   * Per-kernel times of the work `run` records (bench/webgpu-profile.js): it runs once as usual,
+   * then each of its dispatches is replayed alone `reps` times, the device idle before and
+   * after, and timed. Replays reuse the dispatches' pooled buffers (the pool never destroys
+   * one), whose contents no longer matter. A replay has no neighbour to overlap with, so the
+   * times add up to about what `run` took, not exactly.
+   */
+  async profile(run: () => Promise<void>, reps = 4): Promise<KernelTime[]> {
+    await this.queue.idle();
+    const captured: Dispatch[] = [];
+    this.queue.capture = captured;
+    try {
+      await run();
+    } finally {
+      this.queue.capture = null;
+    }
+    await this.queue.idle();
+    const times: KernelTime[] = [];
+    for (const d of captured) {
+      const start = performance.now();
+      for (let r = 0; r < reps; r++) this.queue.dispatch(d);
+      await this.queue.idle();
+      times.push({ kernel: d.label ?? /^\/\/ (.*)$/m.exec(d.source)?.[1] ?? 'unnamed', groups: JSON.stringify(d.groups), ms: (performance.now() - start) / reps });
+    }
+    return times;
   }
 
   /** Live GPU buffers and bytes (flat after warm-up when the pool reuses), dispatch counts. */

@@ -1,6 +1,6 @@
 // Recording work for the GPU. Dispatches are recorded into one compute pass and submitted
 // lazily: when DISPATCHES_PER_SUBMIT have piled up, before an upload, and before a read.
-// read() is the only place that waits. On lavapipe one dispatch+submit+wait costs ~45 us, while
+// read() is the only place that waits (and idle(), for profiles). On lavapipe one dispatch+submit+wait costs ~45 us, while
 // many dispatches in one submit cost ~12 us each (design note), hence the batching.
 //
 // Each dispatch's small parameter block (shapes, strides, offsets, scalars) goes into one
@@ -23,6 +23,8 @@ export interface Dispatch {
   readonly buffers: readonly GPUBuffer[];
   /** At most 64 words; f32 scalars as their bits. */
   readonly params: Uint32Array;
+  /** What a profile calls the kernel; else the first `// ` line of its source names it. */
+  readonly label?: string;
   /** A count (split over x and y when over 65535: shaders use linearGroup()) or a 3-D grid. */
   readonly groups: number | readonly [number, number, number];
 }
@@ -44,6 +46,8 @@ export class Queue {
   private readonly printShaders = process.env.SILENTGRAD_PRINT_SHADERS === '1';
   /** Dispatches and submits so far (the benchmark reports dispatches per step). */
   readonly counts = { dispatches: 0, submits: 0, pipelines: 0 };
+  /** While set, every dispatch recorded is also kept here (WebGpuBackend.profile). */
+  capture: Dispatch[] | null = null;
 
   constructor(private readonly ctx: GpuContext, private readonly pool: BufferPool) {
     const { device } = ctx;
@@ -120,6 +124,7 @@ export class Queue {
     pass.setBindGroup(0, this.bindGroup(pipeline, d.buffers, slot));
     pass.dispatchWorkgroups(grid[0], grid[1], grid[2]);
     this.counts.dispatches++;
+    this.capture?.push(d);
   }
 
   /** Buffer-to-buffer copy, in order with the recorded dispatches. */
@@ -143,6 +148,13 @@ export class Queue {
     this.encoder = null;
     this.recorded = 0;
     this.counts.submits++;
+  }
+
+  /** Submit what is recorded and wait until the device has run it (profiles only). */
+  async idle(): Promise<void> {
+    this.flush();
+    await this.ctx.device.queue.onSubmittedWorkDone();
+    this.throwIfFailed();
   }
 
   /** `bytes` from `source` at `offset`, after all recorded work: the one place that waits. */

@@ -38,5 +38,8 @@ export function adamw(param: GPUBuffer, grad: GPUBuffer, m: GPUBuffer, v: GPUBuf
   const params = new Params().u32(count).f32(
     h.beta1, h.beta2, 1 - h.lr * h.weightDecay, h.lr / (1 - h.beta1 ** h.step), Math.sqrt(1 - h.beta2 ** h.step), h.eps,
   ).u32(per).build();
-  return { source: vector ? sources.vector : sources.scalar, buffers: [param, grad, m, v], params, groups: ceilDiv(count, WORKGROUP * per) };
+  return {
+    source: vector ? sources.vector : sources.scalar, buffers: [param, grad, m, v], params, groups: ceilDiv(count, WORKGROUP * per),
+    label: `adamw${vector ? ' (vec4)' : ''}`,
+  };
 }

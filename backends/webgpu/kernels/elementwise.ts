@@ -195,5 +195,6 @@ export function elementwise(expression: string, out: GpuView, inputs: readonly G
     buffers: all.map((v) => v.buffer),
     params: params.build(),
     groups: ceilDiv(count, WORKGROUP * per),
+    label: `elementwise ${expression}${vector ? ' (vec4)' : ''}`,
   };
 }

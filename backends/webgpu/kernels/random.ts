@@ -56,5 +56,5 @@ export function random(kind: RandomKind, seed: number, offset: number, out: GPUB
   const [k0, k1] = seedKey(seed);
   // Counters wrap modulo 2^32 exactly as in the reference (it takes counter >>> 0).
   const params = new Params().u32(length, offset % 4294967296, k0, k1).build();
-  return { source: source(kind), buffers: [out], params, groups: ceilDiv(ceilDiv(length, 4), WORKGROUP) };
+  return { source: source(kind), buffers: [out], params, groups: ceilDiv(ceilDiv(length, 4), WORKGROUP), label: `random ${kind}` };
 }

@@ -129,5 +129,8 @@ export function reduce(op: ReduceOp, x: GpuView, axes: readonly number[], out: G
 ${bake ? bakeWords(body, params, [...params.keys()].filter((i) => i !== OFFSET_WORD)) : body}`;
     sources.set(key, source);
   }
-  return { source, buffers: [x.buffer, out], params, groups: cooperative ? outCount : ceilDiv(outCount, WORKGROUP) };
+  return {
+    source, buffers: [x.buffer, out], params, groups: cooperative ? outCount : ceilDiv(outCount, WORKGROUP),
+    label: `reduce ${op} ${cooperative ? 'a workgroup per output' : 'an invocation per output'}${vector ? ' (vec4)' : ''}`,
+  };
 }
