@@ -103,7 +103,25 @@ if (gpu) {
     assert.equal([...(await product!.data())], [4, 5, 10, 11]);
     sg.neg(a).dispose();
     assert.equal(await gpu.profile(async () => {}), [], 'only what the work records');
-    for (const t of [a, b, product!]) t.dispose();
+    // A buffer bound twice, and one freed (back in the pool) by the time of the replays.
+    let squares: sg.Tensor | null = null;
+    const more = await gpu.profile(async () => { squares = sg.tidy(() => sg.mul(sg.neg(a), sg.neg(a))).keep(); });
+    assert.is(more.length, 3);
+    assert.equal([...(await squares!.data())], [1, 4, 9, 16, 25, 36]);
+    // Replays leave live tensors alone: profiling an AdamW step (in place) moves the
+    // parameter once, as on the CPU.
+    const start = [0.5, -1, 2, 3], grad = [1, -2, 0.5, 4];
+    const stepOn = (backend: sg.Backend): sg.Tensor => {
+      const p = sg.tensor(start, [4], { backend, requiresGrad: true }).keep();
+      p.grad = sg.tensor(grad, [4], { backend }).keep();
+      return p;
+    };
+    const [onCpu, onGpu] = [stepOn(sg.cpuBackend), stepOn(gpu)];
+    new sg.AdamW([onCpu], { lr: 0.1 }).step();
+    const optimizer = new sg.AdamW([onGpu], { lr: 0.1 });
+    await gpu.profile(async () => optimizer.step());
+    assertClose('parameter after a profiled AdamW step', onCpu.dataSync(), await onGpu.data(), 1e-6);
+    for (const t of [a, b, product!, squares!, onCpu, onGpu]) t.dispose();
   });
   // Issue 5: the silent ELBO's backward recomputes its partials instead of saving [terms, B, k];
   // the forward saves at most the moment pass's contraction, [moments, B, d] (fuseMoments). With

@@ -73,9 +73,10 @@ export class WebGpuBackend implements Backend {
   /**
    * Per-kernel times of the work `run` records (bench/webgpu-profile.js): it runs once as usual,
    * then each of its dispatches is replayed alone `reps` times, the device idle before and
-   * after, and timed. Replays reuse the dispatches' pooled buffers (the pool never destroys
-   * one), whose contents no longer matter. A replay has no neighbour to overlap with, so the
-   * times add up to about what `run` took, not exactly.
+   * after, and timed. A replay runs on copies of its dispatch's buffers: by then those may
+   * belong to live tensors (AdamW's parameters, or anything the pool has handed out since).
+   * A replay has no neighbour to overlap with, so the times add up to about what `run` took,
+   * not exactly.
    */
   async profile(run: () => Promise<void>, reps = 4): Promise<KernelTime[]> {
     await this.queue.idle();
@@ -86,13 +87,28 @@ export class WebGpuBackend implements Backend {
     } finally {
       this.queue.capture = null;
     }
-    await this.queue.idle();
     const times: KernelTime[] = [];
     for (const d of captured) {
+      // One copy per distinct buffer; the pool may offer one of the dispatch's own buffers
+      // (returned since), which is set aside until the replay is done.
+      const copyOf = new Map<GPUBuffer, GPUBuffer>(), setAside: GPUBuffer[] = [];
+      for (const buffer of d.buffers) {
+        if (copyOf.has(buffer)) continue;
+        let copy = this.pool.take('storage', buffer.size);
+        while (d.buffers.includes(copy)) {
+          setAside.push(copy);
+          copy = this.pool.take('storage', buffer.size);
+        }
+        this.queue.copy(buffer, 0, copy, 0, buffer.size);
+        copyOf.set(buffer, copy);
+      }
+      await this.queue.idle();
+      const replay = { ...d, buffers: d.buffers.map((buffer) => copyOf.get(buffer)!) };
       const start = performance.now();
-      for (let r = 0; r < reps; r++) this.queue.dispatch(d);
+      for (let r = 0; r < reps; r++) this.queue.dispatch(replay);
       await this.queue.idle();
       times.push({ kernel: d.label ?? /^\/\/ (.*)$/m.exec(d.source)?.[1] ?? 'unnamed', groups: JSON.stringify(d.groups), ms: (performance.now() - start) / reps });
+      for (const buffer of [...copyOf.values(), ...setAside]) this.pool.give('storage', buffer);
     }
     return times;
   }
