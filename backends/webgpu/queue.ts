@@ -1,7 +1,8 @@
 // Recording work for the GPU. Dispatches are recorded into one compute pass and submitted
 // lazily: when DISPATCHES_PER_SUBMIT have piled up, before an upload, and before a read.
-// read() is the only place that waits (and idle(), for profiles). On lavapipe one dispatch+submit+wait costs ~45 us, while
-// many dispatches in one submit cost ~12 us each (design note), hence the batching.
+// read() is the only place that waits (and idle(), for profiles). On lavapipe one
+// dispatch+submit+wait costs ~45 us, while many dispatches in one submit cost ~12 us each
+// (design note), hence the batching.
 //
 // Each dispatch's small parameter block (shapes, strides, offsets, scalars) goes into one
 // 256-byte slot of a parameter arena, written with a single writeBuffer just before its submit;

@@ -101,6 +101,18 @@ export function coalesce(shape: readonly number[], strides: readonly (readonly n
   return { dims, strides: out };
 }
 
+/**
+ * Whether a walk with these strides (in floats) from `offset` can go 4 floats at a time along
+ * axis `inner`: contiguous there, the start and every other stride multiples of 4. The vector
+ * forms here and in reduce.ts bind such an operand as vec4.
+ */
+export const walksVec4 = (strides: readonly number[], inner: number, offset: number): boolean =>
+  strides[inner] === 1 && offset % 4 === 0 && strides.every((stride, d) => d === inner || stride % 4 === 0);
+
+/** Those strides counted in vec4s: the contiguous axis keeps stride 1. */
+export const vec4Strides = (strides: readonly number[], inner: number): number[] =>
+  strides.map((stride, d) => (d === inner ? stride : stride / 4));
+
 const WORKGROUP = 64;
 const names = ['O', 'A', 'B'] as const;
 
@@ -162,7 +174,7 @@ function vectorAccess(expression: string, dims: readonly number[], strides: read
   if (last < 0 || dims[last]! % 4 !== 0 || scalarOnly(expression)) return null;
   const access = strides.map((s, k): Access | null => {
     if (s[last] === 0 && k > 0) return 'splat';
-    return s[last] === 1 && offsets[k]! % 4 === 0 && s.every((stride, d) => d === last || stride % 4 === 0) ? 'vec4' : null;
+    return walksVec4(s, last, offsets[k]!) ? 'vec4' : null;
   });
   return access.every((a) => a !== null) ? (access as Access[]) : null;
 }
@@ -177,13 +189,13 @@ export function elementwise(expression: string, out: GpuView, inputs: readonly G
   const vector = vectorAccess(expression, dims, strides, offsets);
   const access = vector ?? all.map((): Access => 'scalar');
   // In the vector form indices count vec4s along the innermost axis and in vec4-bound operands.
-  const unit = (k: number): number => (access[k] === 'vec4' ? 4 : 1);
-  const walkDims = vector ? dims.map((size, d) => (d === dims.length - 1 ? size / 4 : size)) : dims;
+  const last = dims.length - 1;
+  const walkDims = vector ? dims.map((size, d) => (d === last ? size / 4 : size)) : dims;
   const count = vector ? n / 4 : n;
   const params = new Params().u32(count, ...walkDims);
-  const last = dims.length - 1;
-  // A vec4 operand's innermost stride is 1 in vec4s as it was in floats.
-  all.forEach((_, k) => params.u32(offsets[k]! / unit(k), ...strides[k]!.map((s, d) => (d === last ? s : s / unit(k)))));
+  all.forEach((_, k) => (access[k] === 'vec4'
+    ? params.u32(offsets[k]! / 4, ...vec4Strides(strides[k]!, last))
+    : params.u32(offsets[k]!, ...strides[k]!)));
   const per = elementsPerInvocation(count, WORKGROUP);
   params.f32(p).u32(per);
   const baked = count >= BAKE_MIN_ELEMENTS && walkDims.length > 1 ? walkDims : null;

@@ -7,7 +7,7 @@
 //    a scalar sum is not left to a single invocation.
 import type { ReduceOp } from '../../../engine/backend.js';
 import { linearGroup, type Dispatch } from '../queue.js';
-import { coalesce, type GpuView } from './elementwise.js';
+import { coalesce, vec4Strides, walksVec4, type GpuView } from './elementwise.js';
 import { bakeWords, ceilDiv, entry, header, Params } from './wgsl.js';
 
 const WORKGROUP = 64;
@@ -56,9 +56,10 @@ function threadPerOutput(op: ReduceOp, layout: Layout): string {
 }
 
 /**
- * Bodies below go after header() (X, then O). With `vector` X is bound as vec4 and every index counts vec4s: the innermost reduced axis is
- * contiguous, 4-aligned and a multiple of 4 long (reduce() checks), so each invocation step
- * adds 4 elements and the 4 lanes of its accumulator are combined before the tree.
+ * Bodies below go after header() (X, then O). With `vector` X is bound as vec4 and every index
+ * counts vec4s: the innermost reduced axis is contiguous, 4-aligned and a multiple of 4 long
+ * (reduce() checks), so each invocation step adds 4 elements and the 4 lanes of its
+ * accumulator are combined before the tree.
  */
 function workgroupPerOutput(op: ReduceOp, layout: Layout, vector: boolean): string {
   const r0 = reducedStart(layout), q = layout.reduced.length;
@@ -103,17 +104,17 @@ export function reduce(op: ReduceOp, x: GpuView, axes: readonly number[], out: G
   for (let i = keptShape.length - 1, s = 1; i >= 0; i--) { outStrides[i] = s; s *= keptShape[i]!; }
   const kept = coalesce(keptShape, [x.strides, outStrides]);
   const reduced = coalesce(x.shape.map((d, i) => (isReduced(i) ? d : 1)), [x.strides]);
-  const layout: Layout = { kept: kept.dims, keptStrides: kept.strides[0]!, reduced: reduced.dims, reducedStrides: reduced.strides[0]! };
   const cooperative = reduceCount >= 256 && outCount * WORKGROUP <= 65536;
-  // The vector form (a bias gradient: [64, 32, 28, 28] summed over all but the channels).
-  const last = layout.reduced.length - 1;
-  const vector = cooperative && last >= 0 && layout.reducedStrides[last] === 1 && layout.reduced[last]! % 4 === 0 &&
-    x.offset % 4 === 0 && [...layout.keptStrides, ...layout.reducedStrides.slice(0, last)].every((stride) => stride % 4 === 0);
-  if (vector) {
-    layout.reduced[last]! /= 4;
-    layout.keptStrides = layout.keptStrides.map((stride) => stride / 4);
-    layout.reducedStrides = layout.reducedStrides.map((stride, d) => (d === last ? 1 : stride / 4));
-  }
+  // The vector form (a bias gradient: [64, 32, 28, 28] summed over all but the channels):
+  // the innermost reduced axis walked in vec4s, kept and reduced strides counted in vec4s.
+  const strides = [...kept.strides[0]!, ...reduced.strides[0]!], inner = strides.length - 1;
+  const vector = cooperative && reduced.dims.length > 0 && reduced.dims[reduced.dims.length - 1]! % 4 === 0 && walksVec4(strides, inner, x.offset);
+  const walk = vector ? vec4Strides(strides, inner) : strides;
+  const layout: Layout = {
+    kept: kept.dims, keptStrides: walk.slice(0, kept.dims.length),
+    reduced: vector ? reduced.dims.map((size, d) => (d === reduced.dims.length - 1 ? size / 4 : size)) : reduced.dims,
+    reducedStrides: walk.slice(kept.dims.length),
+  };
   const params = new Params().u32(outCount, vector ? reduceCount / 4 : reduceCount, vector ? x.offset / 4 : x.offset,
     ...layout.kept, ...layout.keptStrides, ...layout.reduced, ...layout.reducedStrides).build();
   // Literal sizes turn the index walk's divisions into multiplies (~25 cycles a lane each on
