@@ -197,7 +197,8 @@ def check_equivalence(latent, seed):
 
 
 # --------------------------------------------------------------------------- train-step timing
-def time_train_step(latent, variant, warmup, steps, seed):
+def make_train_step(latent, variant, seed):
+    """A fresh model and optimiser; returns one full training step (fwd + bwd + AdamW)."""
     torch.manual_seed(seed)
     model = FixedVarVAE(latent)
     opt = torch.optim.AdamW(model.parameters(), lr=LR, betas=BETAS)
@@ -215,6 +216,11 @@ def time_train_step(latent, variant, warmup, steps, seed):
         opt.step()
         return loss
 
+    return step
+
+
+def time_train_step(latent, variant, warmup, steps, seed):
+    step = make_train_step(latent, variant, seed)
     f0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     med, mn, ts = median_ms(step, warmup, steps)
     f1 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
@@ -336,14 +342,52 @@ def parse_args(argv=None):
     ap.add_argument("--allocators", default="glibc-reuse,glibc-default",
                     help="comma list of allocator settings to run, each in its own process: "
                          + ", ".join(ALLOCATORS) + " (default: both)")
+    ap.add_argument("--serve", action="store_true",
+                    help="for bench/train-step.js --pytorch: read lines 'gaussian|bernoulli STEPS' on stdin and "
+                         "answer each with one JSON line (median ms of STEPS oneDNN train steps), under the "
+                         "glibc-reuse allocator, so that both engines are timed in alternation")
     ap.add_argument("--worker", metavar="NAME", help=argparse.SUPPRESS)
     return ap.parse_args(argv)
+
+
+def worker_env(name):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_") and k != "GLIBC_TUNABLES"}
+    env.update(ALLOCATORS[name])
+    return env
+
+
+def serve(args):
+    """One model per latent type, kept across requests (warm, as in training)."""
+    torch.set_num_threads(args.threads)
+    steps = {}
+    print(json.dumps({"torch": torch.__version__, "threads": torch.get_num_threads(),
+                      "malloc_env": {k: v for k, v in os.environ.items() if k.startswith("MALLOC_")}}), flush=True)
+    for line in sys.stdin:
+        words = line.split()
+        if not words:
+            continue
+        if words[0] not in ("gaussian", "bernoulli") or len(words) != 2 or not words[1].isdigit():
+            print(json.dumps({"error": f"expected 'gaussian|bernoulli STEPS', got {line.strip()!r}"}), flush=True)
+            continue
+        latent, n = words[0], int(words[1])
+        if latent not in steps:
+            steps[latent] = make_train_step(latent, "conv1x1", args.seed)
+        f0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        med, mn, _ = median_ms(steps[latent], 2, n)
+        f1 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        print(json.dumps({"latent": latent, "median_ms": med, "min_ms": mn, "others_cpu": median_ms.others,
+                          "page_faults_per_step": (f1 - f0) / (n + 2)}), flush=True)
+    return 0
 
 
 def main():
     args = parse_args()
     if args.worker:
-        return worker_main(args)
+        return serve(args) if args.serve else worker_main(args)
+    if args.serve:
+        cmd = [sys.executable, os.path.abspath(__file__), "--worker", "glibc-reuse", "--serve",
+               "--threads", str(args.threads), "--seed", str(args.seed)]
+        return subprocess.run(cmd, env=worker_env("glibc-reuse")).returncode
     names = [a.strip() for a in args.allocators.split(",") if a.strip()]
     for n in names:
         if n not in ALLOCATORS:
@@ -351,8 +395,7 @@ def main():
     runs, rc = {}, 0
     with tempfile.TemporaryDirectory() as td:
         for n in names:
-            env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_") and k != "GLIBC_TUNABLES"}
-            env.update(ALLOCATORS[n])
+            env = worker_env(n)
             out = os.path.join(td, n + ".json")
             cmd = [sys.executable, os.path.abspath(__file__), "--worker", n, "--json", out,
                    "--steps", str(args.steps), "--warmup", str(args.warmup),
