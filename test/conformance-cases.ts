@@ -122,6 +122,11 @@ function opCases({ d, stream, randn, positive, awayFromZero }: ReturnType<typeof
       { inputs: () => [randn(1, 7), randn(7, 1)], f: (a, b) => sg.matmul(a!, b!) },
       // >= 2^20 multiply-adds: sizes baked into the shader, the big tilings (ragged M and N)
       { inputs: () => [randn(70, 300), randn(300, 100)], f: (a, b) => sg.matmul(a!, b!) },
+      // A transposed B split over K (a linear layer's x Wᵀ): on WebGPU computed as its transpose,
+      // aᵀ copied k-major; already k-major (transposed a); a ragged, offset a (scalar B reads).
+      { inputs: () => [randn(12, 2048), randn(20, 2048)], f: (a, b) => sg.matmul(a!, sg.transpose(b!)) },
+      { inputs: () => [randn(2048, 8), randn(20, 2048)], f: (a, b) => sg.matmul(sg.transpose(a!), sg.transpose(b!)) },
+      { inputs: () => [randn(14, 2049), randn(21, 2048)], f: (a, b) => sg.matmul(sg.slice(sg.slice(a!, 0, 1, 14), 1, 1, 2049), sg.transpose(b!)) },
     ],
     conv2d: [
       { inputs: () => [randn(2, 3, 5, 4), randn(2, 3, 3, 3)], f: (x, w) => sg.conv2d(x!, w!, 1, 1) },
