@@ -6,9 +6,10 @@
 //                             input transform   V[ξ][ci][t]  = (Bᵀ d B)_ξ   (t: 6x6 tile)
 //                             36 GEMMs, one batched dispatch  M_ξ[co, t] = U_ξ · V_ξ
 //                             output transform  y block t = Aᵀ M A (edge blocks clipped)
-//   filter gradient:          input transform V, output-gradient transform dM[ξ][o][t] =
-//                             (A dY Aᵀ)_ξ, 36 GEMMs dU_ξ[o, c] = dM_ξ · V_ξᵀ (K = tiles),
-//                             inverse transform dw[o][c] = Gᵀ dU G. V is the forward's own
+//   filter gradient:          input transform V, output-gradient transform dM[ξ][t][o] =
+//                             (A dY Aᵀ)_ξ (in vec4 blocks of 4 channels), 36 GEMMs
+//                             dUᵀ_ξ[c, o] = V_ξ · dM_ξ (K = tiles), inverse transform
+//                             dw[o][c] = Gᵀ dU G. V is the forward's own
 //                             (KeptInputTransforms) when the forward kept it: the Gaussian
 //                             training step went 478-524 -> 433-454 ms (medians of 8 steps,
 //                             two alternating runs each, lavapipe).
@@ -33,6 +34,7 @@ import type { Conv2dGeometry } from '../../../engine/backend.js';
 import { OUT, TILE, transforms, XI, sandwichLines, winogradApplies, type Matrix } from '../../winograd-f4x3.js';
 import { linearGroup, type Dispatch } from '../queue.js';
 import type { GpuView } from './elementwise.js';
+import { gemmDispatch, type GemmSpec } from './gemm.js';
 import { batchedMatmul } from './matmul.js';
 import { BAKE_MIN_WORK, bakeWords, ceilDiv, entry, header, type BufferDecl } from './wgsl.js';
 
@@ -133,6 +135,8 @@ ${entry([WORKGROUP])} {
  */
 const GROUP = 4;
 const QUADS = `(TP() / ${GROUP}u)`;
+/** Output channels in groups of 4 (the last padded), as dM lays them out. */
+const OUT_QUADS = `((COUT() + ${GROUP - 1}u) / ${GROUP}u)`;
 
 /** WGSL opening the loop over this invocation's tiles: t, its image n, block row r and column s, live = t < T. */
 const TILE_LOOP = `for (var u = 0u; u < ${GROUP}u; u++) {
@@ -216,8 +220,10 @@ function outputTransformSource(wide: boolean): string {
 }
 
 /**
- * i = o·(Tp/4) + q -> dM[ξ][o][4q .. 4q+3] = (A dY Aᵀ)_ξ of those dY blocks (zeros outside, and
- * for t >= T). Wide: a block row is one vec4.
+ * i = g·Tp + t -> dM[ξ][g][t] = (A dY Aᵀ)_ξ of block t of channels 4g .. 4g+3, one vec4 (zeros
+ * outside, for t >= T and for channels past O). dM is laid out [ξ][O/4][t][4] so that the filter
+ * gradient's GEMM reads it as B in k-contiguous vec4 blocks (filterGradientSpec); consecutive
+ * invocations take neighbouring blocks, as in the other transforms. Wide: a block row is one vec4.
  */
 function outputGradientTransformSource(wide: boolean): string {
   const loads = wide
@@ -230,18 +236,41 @@ function outputGradientTransformSource(wide: boolean): string {
     : (k: number, c: number): string => `loadDY(at + ${k} * i32(WOUT()) + ${c}, rowOk${k} & colOk${c})`;
   return kernel(`output-gradient transform${wide ? ' (vec4 rows)' : ''}`,
     [{ name: 'DY', access: 'read', type: f32OrVec4(wide) }, { name: 'DM', access: 'read_write', type: 'vec4<f32>' }], LOAD_FN('DY', wide), `
-  let o = i / ${QUADS}; let q = i % ${QUADS};
+  let g = i / TP(); let t = i % TP();
+  let n = t / (TY() * TX()); let r = t % (TY() * TX()) / TX(); let s = t % TX();
   ${xiVars}
-  ${TILE_LOOP}
+  for (var u = 0u; u < ${GROUP}u; u++) {
+  let o = g * ${GROUP}u + u; let live = (t < TILES()) & (o < COUT());
   ${loads}
   ${body(transforms.outputGradient, element, (r, s, e) => `v${r * TILE + s}[u] = ${e};`)}
   }
-  ${range(XI).map((xi) => `DM[${xi}u * COUT() * ${QUADS} + i] = v${xi};`).join('\n  ')}`);
+  ${range(XI).map((xi) => `DM[${xi}u * ${OUT_QUADS} * TP() + i] = v${xi};`).join('\n  ')}`);
 }
 
-/** i = o·C + c -> dw[o][c] = Gᵀ dU G (overwritten). */
+/** i = o·C + c -> dw[o][c] = Gᵀ dU G (overwritten), from dUᵀ laid out [ξ][c][Op]. */
 const filterGradientTransformSource = (): string => kernel('filter-gradient transform', [{ name: 'DU', access: 'read' }, { name: 'DW', access: 'read_write' }], '', `
-  ${body(transforms.filterGradient, (k, c) => `DU[${k * TILE + c}u * COUT() * CIN() + i]`, (r, s, e) => `DW[i * 9u + ${r * 3 + s}u] = ${e};`)}`);
+  let o = i / CIN(); let ci = i % CIN();
+  ${body(transforms.filterGradient, (k, c) => `DU[(${k * TILE + c}u * CIN() + ci) * ${OUT_QUADS} * 4u + o]`, (r, s, e) => `DW[i * 9u + ${r * 3 + s}u] = ${e};`)}`);
+
+/**
+ * The filter gradient's 36 products dUᵀ_ξ[c, o] = sum_t V_ξ[c, t] dM_ξ[t, o] (M = C, N = Op, K =
+ * Tp), one batched dispatch. Written as dU_ξ = dM_ξ V_ξᵀ, with dM [ξ][o][t], both operands walk
+ * t along their rows and B's columns are each a memory stream of their own (64 a workgroup):
+ * 2 calls a Gaussian training step took 49.1 ms of a 754 ms step, replayed (lavapipe). Here A's
+ * rows stream through the shared-row loaders and each B vec4 block (4 channels) walks t
+ * contiguously. The GEMM and both transforms of the pass, summed over 4 alternating pairs of
+ * `node bench/webgpu-profile.js` runs: 67.9 / 70.5 / 75.1 / 81.0 ms before, 57.5 / 60.9 / 70.2 /
+ * 62.5 after (the GEMM 50 -> 35 ms, the output-gradient transform a few ms slower).
+ */
+const filterGradientSpec: GemmSpec = {
+  name: 'winograd filter gradient',
+  batched: true,
+  inputs: [{ name: 'A', access: 'read' }, { name: 'B', access: 'read', type: 'vec4<f32>' }],
+  aAt: (row) => `A[batch * M * K + ${row} * K + k]`,
+  bVec: (c) => `B[batch * (N / 4u) * K + cg_${c} * K + k]`,
+  store: (row, col, v) => `O[batch * M * N + ${row} * N + ${col}] = ${v};`,
+  store4: (row, group, v) => `O[batch * M * (N / 4u) + ${row} * (N / 4u) + ${group}] = ${v};`,
+};
 
 /** Sources by (kernel variant, baked words). */
 const sources = new Map<string, string>();
@@ -366,12 +395,12 @@ export function winogradBackwardFilter(x: GpuView, dy: GpuView, g: Conv2dGeometr
   const p = forwardProblem(g), { Cin: C, Cout: O } = p, { Tp } = tileCounts(p);
   const saved = kept?.take(x, g);
   if (saved) adopt(saved);
-  const V = saved ?? scratch(XI * C * Tp), dM = scratch(XI * O * Tp), dU = scratch(XI * O * C);
+  const Op = ceilDiv(O, GROUP) * GROUP;
+  const V = saved ?? scratch(XI * C * Tp), dM = scratch(XI * Op * Tp), dU = scratch(XI * C * Op);
   return [
     ...(saved ? [] : [inputTransform(p, x, V)]),
-    transform(`output gradient ${wideRows(p.Wout, dy.offset)}`, () => outputGradientTransformSource(wideRows(p.Wout, dy.offset)), p, O * Tp / GROUP, [dy.offset, 0], [dy.buffer, dM]),
-    // dU_ξ[o, c] = sum_t dM_ξ[o, t] V_ξ[c, t]: B is V_ξ transposed, read as vec4 along t.
-    batchedMatmul(view(dM, O, Tp), false, { buffer: V, shape: [Tp, C], strides: [1, Tp], offset: 0 }, true, dU, { count: XI, a: O * Tp, b: C * Tp, out: O * C }),
+    transform(`output gradient ${wideRows(p.Wout, dy.offset)}`, () => outputGradientTransformSource(wideRows(p.Wout, dy.offset)), p, Op * Tp / GROUP, [dy.offset, 0], [dy.buffer, dM]),
+    gemmDispatch(filterGradientSpec, [V, dM, dU], C, Op, Tp, [0, 0], 1, XI),
     transform('filter gradient', filterGradientTransformSource, p, O * C, [0, 0], [dU, dw]),
   ];
 }
