@@ -24,7 +24,7 @@ export const unaryOps = [
 ] as const;
 export type UnaryOp = (typeof unaryOps)[number];
 
-export const binaryOps = ['add', 'sub', 'mul', 'div', 'maximum', 'minimum', 'greater'] as const;
+export const binaryOps = ['add', 'sub', 'mul', 'div', 'maximum', 'minimum', 'greater', 'keepWherePositive'] as const;
 export type BinaryOp = (typeof binaryOps)[number];
 
 export const reduceOps = ['sum', 'max'] as const;

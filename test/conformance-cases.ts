@@ -96,7 +96,7 @@ function opCases({ d, stream, randn, positive, awayFromZero }: ReturnType<typeof
     scale: unaryCase((x) => sg.scale(x, -2.5)), shift: unaryCase((x) => sg.shift(x, 0.7)),
     pow: [...unaryCase((x) => sg.pow(x, 2.5), positive), ...unaryCase((x) => sg.pow(x, 3)), ...unaryCase((x) => sg.pow(x, 0))],
     add: binaryCase(sg.add), sub: binaryCase(sg.sub), mul: [...binaryCase(sg.mul), { inputs: () => [randn(3, 70, 50), randn(70, 1)], f: (a, b) => sg.mul(a!, b!) }], div: binaryCase(sg.div, positive),
-    maximum: binaryCase(sg.maximum), minimum: binaryCase(sg.minimum), greater: binaryCase(sg.greater),
+    maximum: binaryCase(sg.maximum), minimum: binaryCase(sg.minimum), greater: binaryCase(sg.greater), keepWherePositive: binaryCase(sg.keepWherePositive),
     sum: [
       { inputs: () => [randn(d(), d(), d())], f: (x) => sg.sum(x!, [0, 2]) },
       { inputs: () => [randn(2, 3, 4)], f: (x) => sg.sum(sg.permute(x!, [1, 2, 0]), [2], true) },

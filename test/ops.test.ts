@@ -45,6 +45,7 @@ const cases: Record<string, Case[]> = {
   sub: [{ inputs: () => [randn(4), randn(3, 1)], f: (a, b) => sg.sub(a!, b!) }],
   mul: [{ inputs: () => [randn(2, 1, 4), randn(3, 4)], f: (a, b) => sg.mul(a!, b!) }],
   div: [{ inputs: () => [randn(3, 4), positive(4)], f: (a, b) => sg.div(a!, b!) }],
+  keepWherePositive: [{ inputs: () => [randn(3, 4), awayFromZero(3, 4)], f: (a, b) => sg.keepWherePositive(a!, b!) }],
   maximum: [{ inputs: () => [randn(3, 4), sg.shift(randn(3, 4), 0.05)], f: (a, b) => sg.maximum(a!, b!) }],
   minimum: [{ inputs: () => [randn(3, 4), sg.shift(randn(3, 4), 0.05)], f: (a, b) => sg.minimum(a!, b!) }],
   sum: [

@@ -39,6 +39,7 @@ const binaryExpressions: Record<BinaryOp, string> = {
   maximum: 'a >= b || b !== b ? a : b',
   minimum: 'a <= b || b !== b ? a : b',
   greater: '+(a > b)',
+  keepWherePositive: 'b > 0 ? a : 0',
 };
 
 /** A strided operand: data plus offset and per-axis strides (in elements). */

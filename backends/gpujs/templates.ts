@@ -20,6 +20,7 @@ export const unaryExpressions: Record<UnaryOp, string> = {
 export const binaryExpressions: Record<BinaryOp, string> = {
   add: 'a + b', sub: 'a - b', mul: 'a * b', div: 'a / b',
   maximum: 'a >= b || b !== b ? a : b', minimum: 'a <= b || b !== b ? a : b', greater: 'a > b ? 1.0 : 0.0',
+  keepWherePositive: 'b > 0.0 ? a : 0.0',
 };
 
 /** A strided operand after coalescing: its per-axis strides and offset. */

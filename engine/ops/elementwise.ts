@@ -3,7 +3,7 @@
 import { record } from '../autograd.js';
 import type { BinaryOp, UnaryOp } from '../backend.js';
 import type { Tensor } from '../tensor.js';
-import { checkCompatible, defineOp, emptyLike } from './core.js';
+import { checkCompatible, defineOp, emptyLike, fullLike } from './core.js';
 import { broadcastShapes, broadcastView, unbroadcast } from './shape.js';
 
 type UnaryGrad = (g: Tensor, x: Tensor, out: Tensor, p: number) => Tensor;
@@ -19,7 +19,7 @@ const unaryGrads: Record<UnaryOp, UnaryGrad | null> = {
   sign: null,
   square: (g, x) => mul(g, scale(x, 2)),
   reciprocal: (g, _x, out) => neg(mul(g, square(out))),
-  relu: (g, x) => mul(g, step(x)),
+  relu: (g, x) => keepWherePositive(g, x),
   step: null,
   sigmoid: (g, _x, out) => mul(g, sub(out, square(out))),
   softplus: (g, x) => mul(g, sigmoid(x)),
@@ -76,6 +76,8 @@ const binaryGrads: Record<BinaryOp, BinaryGrad | null> = {
   maximum: (g, a, b) => { const bWins = greater(b, a); return [mul(g, oneMinus(bWins)), mul(g, bWins)]; },
   minimum: (g, a, b) => { const bWins = greater(a, b); return [mul(g, oneMinus(bWins)), mul(g, bWins)]; },
   greater: null,
+  // b's gradient is 0 wherever it is defined (b != 0).
+  keepWherePositive: (g, _a, b) => [keepWherePositive(g, b), fullLike(b, 0)],
 };
 
 const oneMinus = (x: Tensor): Tensor => shift(neg(x), 1);
@@ -106,3 +108,8 @@ export const maximum = binaryOp('maximum');
 export const minimum = binaryOp('minimum');
 /** 1 where a > b, else 0. */
 export const greater = binaryOp('greater');
+/**
+ * a where b > 0, else 0: ReLU's gradient (g where x > 0) in one pass, as PyTorch's
+ * threshold_backward, where mul(g, step(x)) took two and wrote the step out in between.
+ */
+export const keepWherePositive = binaryOp('keepWherePositive');

@@ -62,6 +62,7 @@ export const binaryWgsl: Record<BinaryOp, string> = {
   maximum: 'select(b, a, (a >= b) | (b != b))',
   minimum: 'select(b, a, (a <= b) | (b != b))',
   greater: 'select(V(0.0), V(1.0), a > b)',
+  keepWherePositive: 'select(V(0.0), a, b > V(0.0))',
 };
 
 /** Expressions that call powJs, which takes f32 only: they keep the scalar form. */
