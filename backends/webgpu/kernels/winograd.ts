@@ -16,9 +16,9 @@
 // The transforms run in float32 (the CPU's in float64); F(4,3)'s constants are mild and the
 // conformance tolerances hold. Tiles t count image-major, then tile row, then tile column, and
 // are padded to a multiple of 4 (Tp) with zero tiles, so the GEMMs read and write vec4 along t.
-// Each transform invocation handles 4 consecutive tiles of one channel (or one filter), with the
-// image's zero padding by clamped loads + select (no divergent branches, which lavapipe compiles
-// slowly). Switch: SILENTGRAD_WEBGPU_WINOGRAD (index.ts).
+// A transform invocation handles 4 consecutive tiles of one channel (output gradient: one tile
+// of 4 channels; filters: one), zero padding by clamped loads + select (no divergent branches,
+// which lavapipe compiles slowly). Switch: SILENTGRAD_WEBGPU_WINOGRAD (index.ts).
 //
 // On lavapipe the gain is well short of the 4x fewer multiply-adds: every float a kernel moves
 // through a storage buffer costs ~8-17 instructions a lane (see GROUP), and Winograd moves each
@@ -26,10 +26,7 @@
 // implicit GEMM's gathers. bench/winograd.js on the Table-5 32 -> 32 layer (batch 64, 28x28),
 // both paths alternating in one process on a shared, loaded 2-core machine, medians of 15
 // rounds, implicit GEMM -> Winograd: forward 37.2 -> 29.1 ms, input gradient 39.2 -> 28.7,
-// filter gradient 45.6 -> 27.7; a run just before, with the input transform's scalar loads:
-// 33.9 -> 34.0, 35.9 -> 33.0, 42.0 -> 32.2. (A second such pair, vec4 then scalar: 36.8 ->
-// 31.8, 38.0 -> 32.1, 44.9 -> 29.2 against 38.5 -> 33.2, 39.4 -> 33.5, 46.1 -> 28.7: the input
-// transform's ~1.7 ms a call is within the machine's noise at the level of a pass.)
+// filter gradient 45.6 -> 27.7 (before the filter gradient's GEMM read dM in vec4 blocks).
 import type { Conv2dGeometry } from '../../../engine/backend.js';
 import { OUT, TILE, transforms, XI, sandwichLines, winogradApplies, type Matrix } from '../../winograd-f4x3.js';
 import { linearGroup, type Dispatch } from '../queue.js';
@@ -122,7 +119,7 @@ ${entry([WORKGROUP])} {
 }
 
 /**
- * Tiles per invocation: 4 consecutive tiles t = 4q + u (u = 0..3), so V, M and dM, laid out
+ * Tiles per invocation: 4 consecutive tiles t = 4q + u (u = 0..3), so V and M, laid out
  * [ξ][channel][t], are read and written one vec4 per ξ (component u: tile u). On lavapipe a
  * storage access costs ~10 instructions a lane per float (every float of a vec4 is
  * bounds-checked on its own, the vec4 shares the rest), more than a tile's arithmetic, so the
@@ -254,13 +251,11 @@ const filterGradientTransformSource = (): string => kernel('filter-gradient tran
 
 /**
  * The filter gradient's 36 products dUᵀ_ξ[c, o] = sum_t V_ξ[c, t] dM_ξ[t, o] (M = C, N = Op, K =
- * Tp), one batched dispatch. Written as dU_ξ = dM_ξ V_ξᵀ, with dM [ξ][o][t], both operands walk
- * t along their rows and B's columns are each a memory stream of their own (64 a workgroup):
- * 2 calls a Gaussian training step took 49.1 ms of a 754 ms step, replayed (lavapipe). Here A's
- * rows stream through the shared-row loaders and each B vec4 block (4 channels) walks t
- * contiguously. The GEMM and both transforms of the pass, summed over 4 alternating pairs of
- * `node bench/webgpu-profile.js` runs: 67.9 / 70.5 / 75.1 / 81.0 ms before, 57.5 / 60.9 / 70.2 /
- * 62.5 after (the GEMM 50 -> 35 ms, the output-gradient transform a few ms slower).
+ * Tp), one batched dispatch: A's rows stream through the shared-row loaders, each B vec4 block
+ * (4 channels) walks t contiguously. As dU_ξ = dM_ξ V_ξᵀ (dM [ξ][o][t]) each of B's columns was
+ * a memory stream of its own, 64 a workgroup. The pass's GEMM and transforms, 4 alternating
+ * pairs of bench/webgpu-profile.js runs: 67.9-81.0 ms before, 57.5-70.2 after (GEMM 50 -> 35);
+ * the whole training step, both forms alternating in one process: 698 -> 674 ms.
  */
 const filterGradientSpec: GemmSpec = {
   name: 'winograd filter gradient',
