@@ -1,6 +1,6 @@
 // The fused silent-ELBO op against the same expectation composed from generic engine ops
 // (models/composite-elbo.ts), forward + backward, learnable variance, Bernoulli moments, B = 64,
-// timed alone and with the moments' computation from logits;
+// timed alone and with the moments' computation from logits, the two alternating;
 // then the fused op's cost across latent dimension d and pixel count k (it should grow linearly
 // in each). Run: node bench/silent-elbo.js [--backend cpu] [--quick]
 import Benchmark from 'benchmark';
@@ -69,14 +69,31 @@ function run(name: string, fn: () => Promise<void>): Promise<number> {
   });
 }
 
+/** Milliseconds per call of `fn`: the mean of `calls` calls in a row. */
+async function timeCalls(fn: () => Promise<void>, calls: number): Promise<number> {
+  const t0 = performance.now();
+  for (let i = 0; i < calls; i++) await fn();
+  return (performance.now() - t0) / calls;
+}
+const median = (xs: readonly number[]): number => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
+
 // The issue's figure: the op alone (moments given), then with the moments' own computation
-// from logits, which both versions share, in the timed region as in a training step.
+// from logits, which both versions share, in the timed region as in a training step. Fused and
+// composite alternate, round by round, after a warm-up that compiles every kernel: on a shared
+// machine whose speed drifts, only neighbouring samples compare.
 for (const fromLogits of [false, true]) {
   const base = problem(64, 200, 784, fromLogits);
   const what = fromLogits ? 'with moments from logits' : 'op alone';
-  const fused = await run(`fused     d=200 k=784 fwd+bwd, ${what}`, () => base(sg.expectedLogLikelihoodLearnable));
-  const composite = await run(`composite d=200 k=784 fwd+bwd, ${what}`, () => base(compositeExpectedLogLikelihoodLearnable));
-  results.push(`fused / composite, ${what} = ${(fused / composite).toFixed(2)}`);
+  const versions = { fused: () => base(sg.expectedLogLikelihoodLearnable), composite: () => base(compositeExpectedLogLikelihoodLearnable) };
+  for (const fn of Object.values(versions)) await timeCalls(fn, 3);
+  const times = { fused: [] as number[], composite: [] as number[] }, ratios: number[] = [];
+  for (let round = 0; round < (values.quick ? 4 : 12); round++) {
+    const fused = await timeCalls(versions.fused, 3), composite = await timeCalls(versions.composite, 3);
+    times.fused.push(fused); times.composite.push(composite); ratios.push(fused / composite);
+  }
+  results.push(`${`fused     d=200 k=784 fwd+bwd, ${what}`.padEnd(44)} ${median(times.fused).toFixed(2).padStart(9)} ms (median of ${ratios.length} rounds of 3 calls)`);
+  results.push(`${`composite d=200 k=784 fwd+bwd, ${what}`.padEnd(44)} ${median(times.composite).toFixed(2).padStart(9)} ms`);
+  results.push(`fused / composite, ${what} = ${median(ratios).toFixed(2)} (median of the rounds' ratios; ${Math.min(...ratios).toFixed(2)}-${Math.max(...ratios).toFixed(2)})`);
 }
 for (const d of [50, 100, 200, 400]) {
   const timed = problem(64, d, 784, false);
