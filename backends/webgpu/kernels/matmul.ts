@@ -2,12 +2,11 @@
 // operand), except in the thin, long products with a transposed B (transposedProduct). B and C
 // are read/written as vec4 when N % 4 == 0 and b's offset is a multiple of 4 (the fast path
 // measured on lavapipe); a transposed B as vec4 along k when K % 4 == 0; otherwise B is
-// gathered per scalar. batchedMatmul runs many products of the
-// same sizes in one dispatch (the GEMM template's batch index), operand i at a per-batch stride.
+// gathered per scalar. batchedMatmul runs many products of the same sizes in one dispatch (the
+// GEMM template's batch index), operand i at a per-batch stride.
 import type { Dispatch } from '../queue.js';
-import type { GpuView } from './elementwise.js';
+import { elementwise, type GpuView } from './elementwise.js';
 import { reduce } from './reduce.js';
-import { elementwise } from './elementwise.js';
 import { gemmDispatch, splitCount, type GemmSpec } from './gemm.js';
 
 /**
