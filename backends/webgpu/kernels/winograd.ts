@@ -258,8 +258,7 @@ const filterGradientTransformSource = (): string => kernel('filter-gradient tran
  * the whole training step, both forms alternating in one process: 698 -> 674 ms.
  */
 const filterGradientSpec: GemmSpec = {
-  name: 'winograd filter gradient',
-  batched: true,
+  name: 'winograd filter gradient', batched: true,
   inputs: [{ name: 'A', access: 'read' }, { name: 'B', access: 'read', type: 'vec4<f32>' }],
   aAt: (row) => `A[batch * M * K + ${row} * K + k]`,
   bVec: (c) => `B[batch * (N / 4u) * K + cg_${c} * K + k]`,
