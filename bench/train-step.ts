@@ -120,21 +120,24 @@ async function alternateWithPytorch(): Promise<void> {
   const ratios = new Map<MethodName, number[]>();
   const ours = new Map<MethodName, number[]>(), theirs = new Map<MethodName, number[]>();
   const steps = new Map(flags.methods.map((m) => [m, stepper(m)] as const));
-  console.log(`round  method            silentgrad ms  PyTorch ms  ratio  (medians of ${flags.steps} steps each, after 2 warm-up steps)`);
+  // Page faults per step too: on this VM a process that sat idle while the other ran can find
+  // its memory reclaimed and fault it back in, which is time the step's own work did not cost.
+  console.log(`round  method            silentgrad ms  PyTorch ms  ratio  page faults/step (ours, PyTorch's)  others' CPU in PyTorch's timing  (medians of ${flags.steps} steps each, after 2 warm-up steps)`);
   for (let round = 1; round <= flags.rounds; round++) {
     for (const method of flags.methods) {
       const step = steps.get(method)!;
       for (let i = 0; i < 2; i++) await step();
-      const times: number[] = [];
+      const times: number[] = [], faults = process.resourceUsage().minorPageFault;
       for (let i = 0; i < flags.steps; i++) {
         const t0 = performance.now();
         await step();
         times.push(performance.now() - t0);
       }
-      const us = median(times);
-      const them = (await torch.ask(pytorchLatent[method]!, flags.steps)).median_ms as number;
+      const us = median(times), ourFaults = (process.resourceUsage().minorPageFault - faults) / flags.steps;
+      const answer = await torch.ask(pytorchLatent[method]!, flags.steps);
+      const them = answer.median_ms as number, theirFaults = answer.page_faults_per_step as number, others = answer.others_cpu as number | null;
       for (const [table, value] of [[ours, us], [theirs, them], [ratios, us / them]] as const) table.set(method, [...(table.get(method) ?? []), value]);
-      console.log(`${String(round).padStart(5)}  ${method.padEnd(16)}  ${us.toFixed(1).padStart(13)}  ${them.toFixed(1).padStart(10)}  ${(us / them).toFixed(2).padStart(5)}`);
+      console.log(`${String(round).padStart(5)}  ${method.padEnd(16)}  ${us.toFixed(1).padStart(13)}  ${them.toFixed(1).padStart(10)}  ${(us / them).toFixed(2).padStart(5)}  ${ourFaults.toFixed(0).padStart(8)} ${theirFaults.toFixed(0).padStart(8)}  ${others === null ? '?' : `${(100 * others).toFixed(0)}%`}`);
     }
   }
   torch.close();
