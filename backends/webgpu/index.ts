@@ -76,7 +76,8 @@ export class WebGpuBackend implements Backend {
    * after, and timed. A replay runs on copies of its dispatch's buffers: by then those may
    * belong to live tensors (AdamW's parameters, or anything the pool has handed out since).
    * A replay has no neighbour to overlap with, so the times add up to about what `run` took,
-   * not exactly.
+   * not exactly; on a software adapter each replay's wait also sleeps up to 1 ms (Queue.settle),
+   * so a kernel's figure may read up to 1/reps ms high.
    */
   async profile(run: () => Promise<void>, reps = 4): Promise<KernelTime[]> {
     await this.queue.idle();
