@@ -7,6 +7,7 @@ import Benchmark from 'benchmark';
 import * as sg from '../engine/index.js';
 import { backendNames, selectBackend } from '../backends/select.js';
 import { oneOf, scriptFlags } from '../experiments/cli.js';
+import { median } from './stats.js';
 import { compositeExpectedLogLikelihoodLearnable } from '../models/composite-elbo.js';
 import type { LatentMoments, LearnableDecoderWeights, Tensor } from '../engine/index.js';
 
@@ -75,7 +76,6 @@ async function timeCalls(fn: () => Promise<void>, calls: number): Promise<number
   for (let i = 0; i < calls; i++) await fn();
   return (performance.now() - t0) / calls;
 }
-const median = (xs: readonly number[]): number => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
 
 // The issue's figure: the op alone (moments given), then with the moments' own computation
 // from logits, which both versions share, in the timed region as in a training step. Fused and

@@ -16,6 +16,7 @@ import { backendNames, selectBackend } from '../backends/select.js';
 import { loadMnist } from '../experiments/data/mnist.js';
 import { FixedVarianceVae, methodNames, type MethodName } from '../experiments/vae.js';
 import { listOf, oneOf, positiveInteger, scriptFlags, UsageError } from '../experiments/cli.js';
+import { median } from './stats.js';
 
 /** The PyTorch script's latent type for each of our methods it reproduces. */
 const pytorchLatent: Partial<Record<MethodName, string>> = { 'silent-gaussian': 'gaussian', 'silent-bernoulli': 'bernoulli' };
@@ -61,11 +62,6 @@ function stepper(method: MethodName): () => Promise<void> {
   let epoch = 0;
   return async () => { await vae.trainEpoch(train, ++epoch, () => {}); };
 }
-
-const median = (xs: readonly number[]): number => {
-  const s = [...xs].sort((a, b) => a - b), mid = s.length >> 1;
-  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
-};
 
 if (flags.pytorch) await alternateWithPytorch();
 else benchmarkSuite();

@@ -13,6 +13,7 @@ import { winogradDevice, type WinogradPass } from '../backends/webgpu/kernels/wi
 import { loadMnist } from '../experiments/data/mnist.js';
 import { FixedVarianceVae, type MethodName } from '../experiments/vae.js';
 import { UsageError, positiveInteger, scriptFlags } from '../experiments/cli.js';
+import { median } from './stats.js';
 
 const values = scriptFlags('bench/winograd.js', 'WebGPU Winograd convolutions against the implicit GEMMs, rounds interleaved in one process.', {
   rounds: { type: 'string', help: 'interleaved rounds per variant', default: '15' },
@@ -34,10 +35,8 @@ const allPasses: WinogradPass[] = ['forward', 'input', 'filter'];
 const minChannels = winogradDevice.minChannels;
 winogradDevice.minChannels = 8;
 const use = (passes: readonly WinogradPass[]): void => { winogradDevice.passes = new Set(passes); };
-const summary = (name: string, ms: number[]): string => {
-  const s = [...ms].sort((a, b) => a - b);
-  return `${name.padEnd(34)} median ${s[s.length >> 1]!.toFixed(1).padStart(7)} ms   min ${s[0]!.toFixed(1).padStart(7)} ms`;
-};
+const summary = (name: string, ms: number[]): string =>
+  `${name.padEnd(34)} median ${median(ms).toFixed(1).padStart(7)} ms   min ${Math.min(...ms).toFixed(1).padStart(7)} ms`;
 
 // ---- one layer, pass by pass ---------------------------------------------------------------
 const [N, C, H, W, O, p] = values.layer as [number, number, number, number, number, number];
