@@ -10,6 +10,13 @@
 // slower still) at the model's shapes and at 512³ on the 2-core EPYC dev box. Accumulation is in float64 for both
 // dtypes; results are rounded once when stored.
 //
+// Both panels live in one fixed-size module-level array that the micro-kernel reads directly,
+// not through arguments: TurboFan then knows the array and its length as constants, so each load
+// is one compare and one move instead of re-checking the array's map and reloading its base and
+// length every iteration (its 12 accumulators leave no registers to keep those in). Indices are
+// truncated with `| 0` so their additions carry no overflow check. Together: the micro-kernel
+// 1.45x faster, 512³ in the full product 1.3x (.probe-style A/B in one process, see the commit).
+//
 // `gemmStrided` exposes the leading dimensions so callers (conv, the parallel splitter) can
 // address sub-blocks of larger matrices without copying.
 
@@ -23,8 +30,9 @@ const NC = 1024;
 /** Below this many multiply-adds, packing costs more than it saves. */
 const SMALL = 4096;
 
-let packA = new Float64Array(0);
-let packB = new Float64Array(0);
+/** A's panel at [0, KC·MC), B's at [B_PANEL, B_PANEL + KC·NC). */
+const B_PANEL = KC * MC;
+const panels = new Float64Array(KC * (MC + NC));
 const edge = new Float64Array(MR * NR);
 
 /**
@@ -98,31 +106,23 @@ export function gemmStrided(
     gemmSmall(M, N, K, A, aOffset, lda, transA, B, bOffset, ldb, transB, C, cOffset, ldc, accumulate);
     return;
   }
-  const kcMax = Math.min(K, KC);
-  const ncMax = Math.min(roundUp(N, NR), NC);
-  const mcMax = Math.min(roundUp(M, MR), MC);
-  if (packB.length < kcMax * ncMax) packB = new Float64Array(kcMax * ncMax);
-  if (packA.length < kcMax * mcMax) packA = new Float64Array(kcMax * mcMax);
-  const pa = packA;
-  const pb = packB;
-
   for (let jc = 0; jc < N; jc += NC) {
     const nc = Math.min(NC, N - jc);
     for (let pc = 0; pc < K; pc += KC) {
       const kc = Math.min(KC, K - pc);
       const add = accumulate || pc > 0;
-      if (transB) packStrided(B, bOffset + jc * ldb + pc, ldb, nc, kc, NR, pb);
-      else packContiguous(B, bOffset + pc * ldb + jc, ldb, nc, kc, NR, pb);
+      if (transB) packStrided(B, bOffset + jc * ldb + pc, ldb, nc, kc, NR, B_PANEL);
+      else packContiguous(B, bOffset + pc * ldb + jc, ldb, nc, kc, NR, B_PANEL);
       for (let ic = 0; ic < M; ic += MC) {
         const mc = Math.min(MC, M - ic);
-        if (transA) packContiguous(A, aOffset + pc * lda + ic, lda, mc, kc, MR, pa);
-        else packStrided(A, aOffset + ic * lda + pc, lda, mc, kc, MR, pa);
+        if (transA) packContiguous(A, aOffset + pc * lda + ic, lda, mc, kc, MR, 0);
+        else packStrided(A, aOffset + ic * lda + pc, lda, mc, kc, MR, 0);
         for (let jr = 0; jr < nc; jr += NR) {
           const nr = Math.min(NR, nc - jr);
-          const ib = jr * kc;
+          const ib = B_PANEL + jr * kc;
           for (let ir = 0; ir < mc; ir += MR) {
             const mr = Math.min(MR, mc - ir);
-            micro3x4(kc, pa, ir * kc, pb, ib, C, cOffset + (ic + ir) * ldc + jc + jr, ldc, mr, nr, add);
+            micro3x4(kc, ir * kc, ib, C, cOffset + (ic + ir) * ldc + jc + jr, ldc, mr, nr, add);
           }
         }
       }
@@ -133,11 +133,13 @@ export function gemmStrided(
 
 /**
  * Pack `count` lanes × kc of a matrix whose lanes are strided rows (lane l, step p at
- * src[off + l*ld + p]) into panels of w lanes, k-major: dst[panel*kc*w + p*w + l].
+ * src[off + l*ld + p]) into `panels` from `at`, in panels of w lanes, k-major:
+ * panels[at + panel*kc*w + p*w + l].
  * Used for A (not transposed) and B (transposed). Missing lanes are zero.
  */
-function packStrided(src: FloatArray, off: number, ld: number, count: number, kc: number, w: number, dst: Float64Array): void {
-  let d = 0;
+function packStrided(src: FloatArray, off: number, ld: number, count: number, kc: number, w: number, at: number): void {
+  const dst = panels;
+  let d = at;
   for (let l0 = 0; l0 < count; l0 += w) {
     const lanes = Math.min(w, count - l0);
     const base = off + l0 * ld;
@@ -153,8 +155,9 @@ function packStrided(src: FloatArray, off: number, ld: number, count: number, kc
  * Pack `count` lanes × kc where lanes are contiguous within a row and k steps by `ld`
  * (lane l, step p at src[off + p*ld + l]). Used for A (transposed) and B (not transposed).
  */
-function packContiguous(src: FloatArray, off: number, ld: number, count: number, kc: number, w: number, dst: Float64Array): void {
-  let d = 0;
+function packContiguous(src: FloatArray, off: number, ld: number, count: number, kc: number, w: number, at: number): void {
+  const dst = panels;
+  let d = at;
   for (let l0 = 0; l0 < count; l0 += w) {
     const lanes = Math.min(w, count - l0);
     let s = off + l0;
@@ -167,25 +170,22 @@ function packContiguous(src: FloatArray, off: number, ld: number, count: number,
   }
 }
 
-function roundUp(x: number, m: number): number {
-  return Math.ceil(x / m) * m;
-}
-
 /** One MR×NR tile: C[ci..] (+)= Apanel · Bpanel over kc steps; only mr×nr of it is stored. */
 function micro3x4(
-  kc: number, pa: Float64Array, ia: number, pb: Float64Array, ib: number,
+  kc: number, ia: number, ib: number,
   C: FloatArray, ci: number, ldc: number, mr: number, nr: number, add: boolean,
 ): void {
+  const pk = panels;
   let c00 = 0, c01 = 0, c02 = 0, c03 = 0;
   let c10 = 0, c11 = 0, c12 = 0, c13 = 0;
   let c20 = 0, c21 = 0, c22 = 0, c23 = 0;
   for (let p = 0; p < kc; p++) {
-    const b0 = pb[ib]!, b1 = pb[ib + 1]!, b2 = pb[ib + 2]!, b3 = pb[ib + 3]!;
-    let a = pa[ia]!; c00 += a * b0; c01 += a * b1; c02 += a * b2; c03 += a * b3;
-    a = pa[ia + 1]!; c10 += a * b0; c11 += a * b1; c12 += a * b2; c13 += a * b3;
-    a = pa[ia + 2]!; c20 += a * b0; c21 += a * b1; c22 += a * b2; c23 += a * b3;
-    ia += 3;
-    ib += 4;
+    const b0 = pk[ib]!, b1 = pk[(ib + 1) | 0]!, b2 = pk[(ib + 2) | 0]!, b3 = pk[(ib + 3) | 0]!;
+    let a = pk[ia]!; c00 += a * b0; c01 += a * b1; c02 += a * b2; c03 += a * b3;
+    a = pk[(ia + 1) | 0]!; c10 += a * b0; c11 += a * b1; c12 += a * b2; c13 += a * b3;
+    a = pk[(ia + 2) | 0]!; c20 += a * b0; c21 += a * b1; c22 += a * b2; c23 += a * b3;
+    ia = (ia + 3) | 0;
+    ib = (ib + 4) | 0;
   }
   if (mr === 3 && nr === 4) {
     const r1 = ci + ldc, r2 = r1 + ldc;
