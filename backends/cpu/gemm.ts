@@ -4,18 +4,21 @@
 // packed into Float64 scratch panels laid out exactly as the micro-kernel reads them (B as
 // column panels of NR, A as row panels of MR, both k-major), so every transpose case runs the
 // same unit-stride inner loop, float32 inputs are widened once instead of on every multiply,
-// and the panels stay hot in L1/L2. The micro-kernel keeps a 3×4 tile of C in local variables
-// (V8 keeps them in XMM registers): 12 accumulators, 4 values of B and one of A fit the 16 XMM
-// registers V8 uses, where 4×4 spills; measured 5-8% faster than 4×4 (and 4×8, 2×8, 4×6, 6×2
-// slower still) at the model's shapes and at 512³ on the 2-core EPYC dev box. Accumulation is in float64 for both
-// dtypes; results are rounded once when stored.
+// and the panels stay hot in L1/L2. The micro-kernel keeps a 3×4 tile of C in local variables.
+// V8 allocates 15 XMM registers, so its 12 accumulators, 4 values of B and one of A do not all
+// fit and about 8 accumulators live on the stack (read from TurboFan's disassembly,
+// --print-opt-code); it still measured 5-8% faster than 4×4 (and 4×8, 2×8, 4×6, 6×2 slower
+// still) at the model's shapes and at 512³ on the 2-core EPYC dev box, and 2×4, 2×5, 2×6, 5×2
+// and 3×3, which fit, were no faster in a later same-process comparison. Accumulation is in
+// float64 for both dtypes; results are rounded once when stored.
 //
 // Both panels live in one fixed-size module-level array that the micro-kernel reads directly,
 // not through arguments: TurboFan then knows the array and its length as constants, so each load
 // is one compare and one move instead of re-checking the array's map and reloading its base and
-// length every iteration (its 12 accumulators leave no registers to keep those in). Indices are
-// truncated with `| 0` so their additions carry no overflow check. Together: the micro-kernel
-// 1.45x faster, 512³ in the full product 1.3x (.probe-style A/B in one process, see the commit).
+// length every iteration (no register is left to keep them in). Indices are truncated with
+// `| 0` so their additions carry no overflow check. Together, in one process against the
+// previous build, alternating: 512³ 4.03 -> 5.47 GFLOP/s on one thread, 64x200x784 1.36x,
+// 64x784x200 1.30x. Each thread (worker_threads) has its own module instance, so its own panels.
 //
 // `gemmStrided` exposes the leading dimensions so callers (conv, the parallel splitter) can
 // address sub-blocks of larger matrices without copying.
