@@ -6,6 +6,7 @@
 // The 32->32 layers take the Winograd path (backends/cpu/winograd.ts), 1->32 the direct loops
 // of backends/cpu/direct3x3.ts (its input gradient im2col); conv GFLOP/s always count the
 // direct convolution's flops, so the paths compare as speed.
+// A naive triple loop at 512³ is the yardstick for the machine (see matmulRows).
 // Also the per-call cost of the pool's Atomics hand-off against a postMessage round trip.
 import Benchmark from 'benchmark';
 import { Worker, isMainThread } from 'node:worker_threads';
@@ -52,7 +53,22 @@ function matmulRows(): Row[] {
       });
     }
   }
+  // The machine's yardstick: the textbook triple loop (B read down its columns), which issue 2
+  // puts at about 1.8 GFLOP/s on the reference machine (its blocked kernel: about 7 on one
+  // thread, 13 on two), so a run on a busier or slower day can be read as a ratio.
+  const n = 512, A = array(false, n * n), B = array(false, n * n), C = array(false, n * n);
+  rows.push({ name: `naive loop ${n}x${n}x${n} single`, flops: 2 * n * n * n, fn: () => naiveMatmul(n, A, B, C) });
   return rows;
+}
+
+function naiveMatmul(n: number, A: FloatArray, B: FloatArray, C: FloatArray): void {
+  for (let i = 0; i < n; i++) {
+    for (let j = 0; j < n; j++) {
+      let s = 0;
+      for (let k = 0; k < n; k++) s += A[i * n + k]! * B[k * n + j]!;
+      C[i * n + j] = s;
+    }
+  }
 }
 
 function convRows(): Row[] {
@@ -133,6 +149,7 @@ function main(): void {
     console.log(`${pad(label, 28)} ${num(results.get(single))}  ${num(results.get(parallel))}`);
   }
   console.log('(conv rates count direct-convolution flops; 32->32 runs Winograd F(4x4,3x3), 1->32 direct 3x3 loops, its bwd input im2col)');
+  console.log('(the naive loop is the yardstick: about 1.8 GFLOP/s on the reference machine of issue 2, where a blocked kernel did about 7 single, 13 parallel)');
   console.log(`hand-off per call: Atomics ${handOff.atomics.toFixed(1)} µs, postMessage ${handOff.postMessage.toFixed(1)} µs`);
 }
 
