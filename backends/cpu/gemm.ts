@@ -137,19 +137,24 @@ export function gemmStrided(
 /**
  * Pack `count` lanes × kc of a matrix whose lanes are strided rows (lane l, step p at
  * src[off + l*ld + p]) into `panels` from `at`, in panels of w lanes, k-major:
- * panels[at + panel*kc*w + p*w + l].
- * Used for A (not transposed) and B (transposed). Missing lanes are zero.
+ * panels[at + panel*kc*w + p*w + l]. Used for A (not transposed) and B (transposed).
+ * One lane at a time, so the inner loop reads one row straight through: against walking the
+ * w lanes at every step (an inner loop of 3 or 4 trips), the dense layers' products with B
+ * transposed (64x400x6272, 64x108x25088) ran 1.44x and 1.51x faster, 512³ 1.08x (medians of
+ * 12 alternating rounds in one process). Missing lanes of the last panel are zero.
  */
 function packStrided(src: FloatArray, off: number, ld: number, count: number, kc: number, w: number, at: number): void {
   const dst = panels;
-  let d = at;
   for (let l0 = 0; l0 < count; l0 += w) {
     const lanes = Math.min(w, count - l0);
-    const base = off + l0 * ld;
-    for (let p = 0; p < kc; p++) {
-      for (let l = 0; l < lanes; l++) dst[d + l] = src[base + l * ld + p]!;
-      for (let l = lanes; l < w; l++) dst[d + l] = 0;
-      d += w;
+    const panel = at + l0 * kc;
+    for (let l = 0; l < w; l++) {
+      let d = panel + l;
+      if (l >= lanes) {
+        for (let p = 0; p < kc; p++, d += w) dst[d] = 0;
+        continue;
+      }
+      for (let s = off + (l0 + l) * ld, end = s + kc; s < end; s++, d += w) dst[d] = src[s]!;
     }
   }
 }
