@@ -138,10 +138,12 @@ export function gemmStrided(
  * Pack `count` lanes × kc of a matrix whose lanes are strided rows (lane l, step p at
  * src[off + l*ld + p]) into `panels` from `at`, in panels of w lanes, k-major:
  * panels[at + panel*kc*w + p*w + l]. Used for A (not transposed) and B (transposed).
- * One lane at a time, so the inner loop reads one row straight through: against walking the
- * w lanes at every step (an inner loop of 3 or 4 trips), the dense layers' products with B
- * transposed (64x400x6272, 64x108x25088) ran 1.44x and 1.51x faster, 512³ 1.08x (medians of
- * 12 alternating rounds in one process). Missing lanes of the last panel are zero.
+ * One lane at a time, so the inner loop reads one row straight through instead of walking the
+ * w lanes (3 or 4 trips) at every step. Alternating with the lanes-per-step version in one
+ * process, medians of 12 rounds: products with B transposed alone in the process 1.44x
+ * (64x400x6272) and 1.51x (64x108x25088), 512³ 1.08x; mixed with float64 products, as in
+ * bench/gemm-ab.js, between 0.93x and 1.11x for most shapes across runs. Missing lanes of the
+ * last panel are zero.
  */
 function packStrided(src: FloatArray, off: number, ld: number, count: number, kc: number, w: number, at: number): void {
   const dst = panels;
