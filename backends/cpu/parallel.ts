@@ -159,11 +159,18 @@ interface Pool {
 }
 
 
-/** Threads a job may use (calling thread included): SILENTGRAD_THREADS or the core count. */
+let threads = 0;
+/**
+ * Threads a job may use (calling thread included): SILENTGRAD_THREADS or the core count, read
+ * once (the pool is sized by it, and parallelGemm asks on every call: process.env is slow).
+ */
 export function threadCount(): number {
-  const env = Number(process.env.SILENTGRAD_THREADS);
-  const n = Number.isFinite(env) && env >= 1 ? Math.floor(env) : availableParallelism();
-  return Math.max(1, Math.min(n, 16));
+  if (threads === 0) {
+    const env = Number(process.env.SILENTGRAD_THREADS);
+    const n = Number.isFinite(env) && env >= 1 ? Math.floor(env) : availableParallelism();
+    threads = Math.max(1, Math.min(n, 16));
+  }
+  return threads;
 }
 
 function getPool(): Pool | null {
