@@ -24,11 +24,10 @@
 // with g = 1 and saves it, [moments, B, d], as big as the moment gradients; the backward
 // multiplies by g[b] and runs the weight pass, which also writes dL/dx. That is one recompute
 // instead of two. bench/silent-elbo.js's op alone (B = 64, d = 200, k = 784, Bernoulli,
-// learnable, fwd + bwd), two runs each alternating on a loaded lavapipe: 46.7 / 45.5 ms when
-// the forward saved the partials [terms, B, k], 73.3 / 72.3 with both passes in the backward,
-// 69.1 / 67.1 fused; medians of 20 alternating in one process: 42.0, 66.1, 59.3 ms (fixed
-// variance: 15.9, 20.4, 19.1). SILENTGRAD_SILENT_ELBO_FUSE=0 puts the moment pass back in the
-// backward (it then writes dL/dx) and saves nothing.
+// learnable, fwd + bwd), medians of 20 alternating in one process on lavapipe: 42.0 ms saving
+// the partials [terms, B, k] (which issue 5 rules out), 66.1 with both passes in the backward,
+// 59.3 fused (fixed variance: 15.9, 20.4, 19.1). SILENTGRAD_SILENT_ELBO_FUSE=0 puts the moment
+// pass back in the backward (it then writes dL/dx) and saves nothing.
 //
 // Where a chunk's partials live between the phases:
 //  - With subgroups (lavapipe, gemmDevice.shareRows): a workgroup is one subgroup of 8 lanes and
@@ -42,7 +41,7 @@
 import type { SilentElboGradients, SilentElboOperands, SilentElboTerm, View } from '../../../engine/backend.js';
 import type { Dispatch } from '../queue.js';
 import {
-  bufferName, constantPartial, constantTerm, epilogueFunction, momentsUsed, offsetOf, operandOffsets, pixelFunction, power,
+  bufferName, constantPartial, constantTerm, epilogueFunction, four, momentsUsed, offsetOf, operandOffsets, pixelFunction, power,
   rowAccumulators, SIGMA2, tileContraction, usesA, vec4Rows, type Moment,
 } from './silent-elbo-common.js';
 import { gemmDevice } from './gemm.js';
@@ -65,7 +64,6 @@ export const backwardTuning = {
   fuseMoments: process.env.SILENTGRAD_SILENT_ELBO_FUSE !== '0',
 };
 
-const four = [0, 1, 2, 3];
 type Targets = Partial<Record<keyof SilentElboGradients, GPUBuffer>>;
 interface Binding { decl: BufferDecl; buffer: GPUBuffer }
 interface Pass { source: string; bindings: Binding[]; groups: number }

@@ -115,7 +115,8 @@ ${form === 'fixed' ? `
 }`;
 }
 
-const four = [0, 1, 2, 3];
+/** The 4 rows, pixels or latents of a tile side, as indices for the code generators. */
+export const four = [0, 1, 2, 3];
 
 /**
  * How a tile of 4 examples (rows) x 4 pixels gets its operands. The names in scope where the
