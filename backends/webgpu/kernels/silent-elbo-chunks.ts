@@ -1,0 +1,153 @@
+// How the fused silent-ELBO backward's passes (silent-elbo-backward.ts) walk their contraction
+// axis: in chunks of pixels or examples, phase A recomputing the forward's tile for a block of
+// them and keeping its partials, phase B contracting those partials into the gradients.
+//
+// Where a chunk's partials live between the phases:
+//  - With subgroups (lavapipe, gemmDevice.shareRows): a workgroup is one subgroup of 8 lanes and
+//    a chunk is one block of 32 pixels or examples; each lane keeps the partials it computed in
+//    registers and phase B fetches them with subgroupShuffle (an AVX2 permute per value on
+//    llvmpipe). No workgroup memory and no barrier: llvmpipe runs a shader with barriers as a
+//    coroutine, and a barrier inside a loop put the loops' variables in the coroutine frame,
+//    about doubling both phases' time (the weight pass ~50 -> ~30 ms without its barriers).
+//  - Otherwise: workgroup memory (at most 16 KiB, WebGPU's default), a barrier after each phase,
+//    as many lanes and blocks per chunk as fit.
+import type { SilentElboGradients, SilentElboOperands, SilentElboTerm, View } from '../../../engine/backend.js';
+import { bufferName, four, pixelFunction, rowAccumulators, usesA, type Moment } from './silent-elbo-common.js';
+import { gemmDevice } from './gemm.js';
+import { ceilDiv, entry, header, LANES, SUBGROUP_DIRECTIVES, type BufferDecl } from './wgsl.js';
+
+/** Floats of workgroup memory the partials may take: WebGPU's default 16 KiB limit. */
+const WORKGROUP_FLOATS = 4096;
+/** Phase A blocks (of 4 x lanes pixels or examples) per chunk at most, without subgroups. */
+const MAX_BLOCKS = 32;
+
+export type Targets = Partial<Record<keyof SilentElboGradients, GPUBuffer>>;
+export interface Binding { decl: BufferDecl; buffer: GPUBuffer }
+export interface Pass { source: string; bindings: Binding[]; groups: number }
+
+/** How a pass splits its work; `stored` terms' partials are kept between the phases. */
+export interface Layout {
+  share: boolean; vec: boolean;
+  /** Lanes of the workgroup, phase A blocks per chunk, latent groups of 4 per lane. */
+  lanes: number; blocks: number; groups: number;
+  /** Floats per pixel (moment pass) or example (weight pass) in workgroup memory: 4 per stored term. */
+  slots: number;
+  /** Pixels (moment pass) or examples (weight pass) per chunk. */
+  chunk: number;
+  /** The lane's index: subgroup_invocation_id with subgroups, else local_invocation_index. */
+  me: string;
+}
+
+export function layout(d: number, stored: number, vec: boolean, maxLanes: number): Layout {
+  const slots = 4 * stored;
+  if (gemmDevice.shareRows) return { share: true, vec, lanes: LANES, blocks: 1, groups: ceilDiv(ceilDiv(d, 4), LANES), slots, chunk: 4 * LANES, me: 'lane' };
+  const perLane = 4 * Math.max(slots, 1);
+  const lanes = Math.max(LANES, Math.min(maxLanes, Math.floor(WORKGROUP_FLOATS / perLane / LANES) * LANES));
+  const blocks = Math.max(1, Math.min(MAX_BLOCKS, Math.floor(WORKGROUP_FLOATS / (perLane * lanes))));
+  return { share: false, vec, lanes, blocks, groups: ceilDiv(ceilDiv(d, 4), lanes), slots, chunk: 4 * lanes * blocks, me: 'lid' };
+}
+
+/**
+ * The 4 latents i0.. of `row` of a [rows, d] operand: one vec4 load with vec4 rows, else 4
+ * loads from the clamped latents i_0..i_3.
+ */
+export const gatherRow = (name: string, offset: string, row: string, vec: boolean): string => vec
+  ? `${name}[(${offset} + ${row} * d) / 4u + min(i0 / 4u, d / 4u - 1u)]`
+  : `vec4<f32>(${four.map((e) => `${name}[${offset} + ${row} * d + i_${e}]`).join(', ')})`;
+
+/**
+ * Add the vec4 `v` into OUT's row `row` at latents i0.. (where < d); the first chunk writes.
+ * Gradients are fresh buffers: offset 0, rows of d, vec4 with vec4 rows.
+ */
+export function addLatents(out: string, row: string, v: string, first: string, vec: boolean): string {
+  const put = (at: string, value: string): string => `if (${first}) { ${out}[${at}] = ${value}; } else { ${out}[${at}] += ${value}; }`;
+  return vec
+    ? `if (i0 < d) { let at = ${row} * (d / 4u) + i0 / 4u; ${put('at', v)} }`
+    : `{ let v = ${v}; ${four.map((e) => `if (i0 + ${e}u < d) { let at = ${row} * d + i0 + ${e}u; ${put('at', `v[${e}]`)} }`).join(' ')} }`;
+}
+
+/**
+ * Phase A keeps stored term n's partials for each lane's 4 items (pixels or examples): in
+ * registers as keep_n_f, a vec4 over the 4 items for each f of the 4 fixed rows or pixels; or
+ * in workgroup memory, part[item * slots + 4n + f]. `loop(item, end, ns, body)` walks the
+ * chunk's items 0..end-1 with P_n (a vec4 over f) declared for each n of `ns` before `body`.
+ * From registers, item 4s + q is component q of lane s's keep_n_f, through subgroupShuffle. A
+ * runtime q indexes a vector here: indexing an array of 4 vec4 by it was slower on lavapipe
+ * (~1.3x the weight pass; llvmpipe goes through memory), and unrolling q 4 times no faster.
+ */
+export function partials(l: Layout, stored: number): { declare: string; loop: (item: string, end: string, ns: readonly number[], body: string) => string } {
+  const ns = Array.from({ length: stored }, (_, n) => n);
+  if (l.share) return {
+    declare: ns.map((n) => four.map((f) => `var keep_${n}_${f} = vec4<f32>(0.0);`).join(' ')).join(' '),
+    loop: (item, end, list, body) => `for (var ${item} = 0u; ${item} < ${end}; ${item}++) {
+        let src = ${item} / 4u; let q = ${item} % 4u;
+        ${list.map((n) => `let P_${n} = vec4<f32>(${four.map((f) => `subgroupShuffle(keep_${n}_${f}[q], src)`).join(', ')});`).join(' ')}
+        ${body}
+      }`,
+  };
+  return {
+    declare: '',
+    loop: (item, end, list, body) => `for (var ${item} = 0u; ${item} < ${end}; ${item}++) {
+        ${list.map((n) => `let P_${n} = vec4<f32>(${four.map((q) => `part[${item} * ${l.slots}u + ${4 * n + q}u]`).join(', ')});`).join(' ')}
+        ${body}
+      }`,
+  };
+}
+
+/** The operand bindings the passes read: moments `moments`, W_mu, W_a if used, b_mu, b_a, x, g. */
+export function operandBindings(o: SilentElboOperands, moments: readonly Moment[], vec: boolean, buffer: (v: View) => GPUBuffer, gradOut: GPUBuffer | null): Binding[] {
+  const row = (name: string): BufferDecl => ({ name, access: 'read', ...(vec ? { type: 'vec4<f32>' as const } : {}) });
+  const list: [BufferDecl, View | null][] = [
+    ...moments.map((m): [BufferDecl, View | null] => [row(bufferName[m]), m === 'mean' ? o.mean : o[m]]),
+    [row('WMu'), o.wMu], [row('WA'), usesA(o.terms) ? o.wA : null],
+    [{ name: 'BMu', access: 'read' }, o.bMu], [{ name: 'BA', access: 'read' }, o.bA], [{ name: 'X', access: 'read' }, o.x],
+  ];
+  return [
+    ...list.filter((e): e is [BufferDecl, View] => e[1] !== null).map(([decl, v]) => ({ decl, buffer: buffer(v) })),
+    ...(gradOut ? [{ decl: { name: 'G', access: 'read' as const }, buffer: gradOut }] : []),
+  ];
+}
+
+export const output = (name: string, buffer: GPUBuffer, vec: boolean): Binding =>
+  ({ decl: { name, access: 'read_write', ...(vec ? { type: 'vec4<f32>' as const } : {}) }, buffer });
+
+export function shaderHead(title: string, o: SilentElboOperands, l: Layout, bindings: readonly Binding[], functions: string): string {
+  return `${l.share ? SUBGROUP_DIRECTIVES : ''}// silent ELBO backward, ${title} (${o.form}: ${o.terms.map((t) => t.name).join(', ')})${l.share ? ' (shared rows)' : ''}${l.vec ? ' (vec4 rows)' : ''}
+${header(bindings.map((b) => b.decl))}
+${!l.share && l.slots ? `var<workgroup> part: array<f32, ${l.chunk * l.slots}>;` : ''}
+${pixelFunction(o.form)}
+${functions}
+${entry([l.lanes], l.share ? '@builtin(subgroup_invocation_id) lane: u32' : '')}`;
+}
+
+/** Phase A's rows: `row_r` = recompute(...) for the 4 rows b0.. that are < B (else zero). */
+export function recomputeRows(stored: readonly SilentElboTerm[], recomputed: readonly SilentElboTerm[], j0: string, g: (r: number) => string): string {
+  return four.map((r) => stored.length
+    ? `var row_${r}: recomputeOut; if (b0 + ${r}u < B) { row_${r} = recompute(b0 + ${r}u, ${j0}, B, k, ${rowAccumulators(recomputed, r)}, ${g(r)}); }`
+    : `var row_${r} = 0.0; if (b0 + ${r}u < B) { row_${r} = recompute(b0 + ${r}u, ${j0}, B, k, ${rowAccumulators(recomputed, r)}, ${g(r)}); }`).join('\n      ');
+}
+
+const barrier = (l: Layout): string => (l.share ? '' : 'workgroupBarrier();');
+
+/**
+ * The walk both passes make along their contraction axis (`count` items, `cursor` at each
+ * chunk's start): phase A in blocks of 4 x lanes items, `block` given this lane's first item,
+ * then phase B (if any) between barriers.
+ */
+export function chunkWalk(l: Layout, cursor: string, count: string, block: (first: string) => string, phaseB: string): string {
+  return `var ${cursor} = 0u;
+  loop {
+    for (var blk = 0u; blk < ${l.blocks}u; blk++) {
+      let start = ${cursor} + blk * ${4 * l.lanes}u;
+      if (start >= ${count}) { break; }
+      ${block(`start + ${l.me} * 4u`)}
+    }
+    ${phaseB ? `${barrier(l)}
+    ${phaseB}
+    ${barrier(l)}` : ''}
+    continuing {
+      ${cursor} += ${l.chunk}u;
+      break if ${cursor} >= ${count};
+    }
+  }`;
+}
