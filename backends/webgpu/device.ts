@@ -5,6 +5,7 @@
 //    So each create() result is held in a module-level map for the whole process, never dropped;
 //  - without a GPU, Vulkan on Mesa's lavapipe is preferred (full WebGPU); Dawn's OpenGL backend
 //    on llvmpipe (EGL surfaceless, compatibility mode) is the fallback.
+import { availableParallelism } from 'node:os';
 import { create, globals } from 'webgpu';
 
 // GPUBufferUsage, GPUMapMode, GPUShaderStage... as in a browser.
@@ -95,9 +96,27 @@ export function gpuContext(): Promise<GpuContext | { reason: string }> {
   return pending;
 }
 
+/**
+ * Threads for Mesa's software rasterisers, unless the user set LP_NUM_THREADS: twice the cores.
+ * llvmpipe's compute thread pool (Mesa's lp_cs_tpool.c) hands each thread an equal run of
+ * workgroups/threads workgroups up front, so with one thread per core a dispatch waits for its
+ * slower half whenever a core is slowed, which on this shared 2-core machine is often. With more
+ * runs than cores the OS evens them out; many more wake too many threads per small dispatch.
+ * Alternating processes, 2 -> 4 threads on 2 cores: the Table-2 training step's medians
+ * 327 -> 303 ms (Gaussian) and 293 -> 250 ms (Bernoulli) over 4 rounds each, the fused silent
+ * ELBO 51-64 -> 46-52 ms and its composite 74-94 -> 70-81 ms over 4 pairs; matmul 512^3 37.2 ->
+ * 38.1 GFLOP/s (medians of 8, the machine in a fast phase). 8 threads did as well on 512^3 and the
+ * fused op but not on the composite; 16 and 32 slowed the composite's many small dispatches by 10-45%.
+ */
+function softwareThreads(): void {
+  process.env.LP_NUM_THREADS ??= String(2 * availableParallelism());
+}
+
 async function openDevice(): Promise<GpuContext | { reason: string }> {
   // Mesa warns when this is unset; any writable directory will do.
   process.env.XDG_RUNTIME_DIR ??= '/tmp';
+  // Read by Mesa when the driver loads, so before the first adapter request.
+  softwareThreads();
   const forced = process.env.SILENTGRAD_WEBGPU_ADAPTER;
   if (forced && forced !== 'vulkan' && forced !== 'opengl') return { reason: `SILENTGRAD_WEBGPU_ADAPTER must be 'vulkan' or 'opengl', not '${forced}'` };
   const order: AdapterKind[] = forced === 'opengl' ? ['opengl'] : forced === 'vulkan' ? ['vulkan'] : ['vulkan', 'opengl'];
