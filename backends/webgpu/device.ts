@@ -107,6 +107,8 @@ export function gpuContext(): Promise<GpuContext | { reason: string }> {
  * ELBO 51-64 -> 46-52 ms and its composite 74-94 -> 70-81 ms over 4 pairs; matmul 512^3 37.2 ->
  * 38.1 GFLOP/s (medians of 8, the machine in a fast phase). 8 threads did as well on 512^3 and the
  * fused op but not on the composite; 16 and 32 slowed the composite's many small dispatches by 10-45%.
+ * (../shared/design/webgpu-on-cpu.md saw no change from LP_NUM_THREADS on Vulkan, on a machine
+ * with no other load: it is the uneven cores that the finer split helps with.)
  */
 function softwareThreads(): void {
   process.env.LP_NUM_THREADS ??= String(2 * availableParallelism());
