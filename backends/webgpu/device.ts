@@ -102,11 +102,12 @@ export function gpuContext(): Promise<GpuContext | { reason: string }> {
  * workgroups/threads workgroups up front, so with one thread per core a dispatch waits for its
  * slower half whenever a core is slowed, which on this shared 2-core machine is often. With more
  * runs than cores the OS evens them out; many more wake too many threads per small dispatch.
- * Alternating processes, 2 -> 4 threads on 2 cores: the Table-2 training step's medians
- * 327 -> 303 ms (Gaussian) and 293 -> 250 ms (Bernoulli) over 4 rounds each, the fused silent
- * ELBO 51-64 -> 46-52 ms and its composite 74-94 -> 70-81 ms over 4 pairs; matmul 512^3 37.2 ->
- * 38.1 GFLOP/s (medians of 8, the machine in a fast phase). 8 threads did as well on 512^3 and the
- * fused op but not on the composite; 16 and 32 slowed the composite's many small dispatches by 10-45%.
+ * Alternating processes, 2 -> 4 threads on 2 cores: the Table-2 training step (bench/train-step.js)
+ * faster in 11 of 14 paired medians (7 pairs of Gaussian and Bernoulli steps; medians 450 -> 460
+ * and 369 -> 350 ms, the machine in a slow phase), the fused silent ELBO 51-64 -> 46-52 ms and its
+ * composite 74-94 -> 70-81 ms over 4 pairs; matmul 512^3 within the noise (bench/webgpu.js, 5 pairs:
+ * medians 28.1 -> 25.7 GFLOP/s; 200 products back to back, 8 rounds: 37.2 -> 38.1). 8 threads
+ * did no better than 4; 16 and 32 slowed the composite's many small dispatches by 10-45%.
  * (../shared/design/webgpu-on-cpu.md saw no change from LP_NUM_THREADS on Vulkan, on a machine
  * with no other load: it is the uneven cores that the finer split helps with.)
  */
