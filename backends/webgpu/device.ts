@@ -135,7 +135,10 @@ async function openDevice(): Promise<GpuContext | { reason: string }> {
     // share loads between the 8 lanes of a SIMD register (kernels/gemm.ts).
     const subgroups8 = adapter.features.has('subgroups') && (adapter.info.subgroupMinSize ?? 0) >= 8;
     const device = await adapter.requestDevice({ requiredLimits: adapterLimits(adapter), requiredFeatures: subgroups8 ? ['subgroups'] : [] });
-    return { device, adapter, kind, info: describeInfo(adapter, kind), software: isSoftware(adapter), subgroups8 };
+    const software = isSoftware(adapter);
+    // A software adapter's speed depends on its thread count (softwareThreads), so say it.
+    const info = `${describeInfo(adapter, kind)}${software ? `, ${process.env.LP_NUM_THREADS} Mesa threads` : ''}`;
+    return { device, adapter, kind, info, software, subgroups8 };
   }
   return { reason: `no WebGPU adapter (${reasons.join('; ')})` };
 }
