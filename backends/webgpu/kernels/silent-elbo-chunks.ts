@@ -38,6 +38,10 @@ export interface Layout {
   me: string;
 }
 
+/**
+ * How a pass over d latents that keeps `stored` terms' partials splits its work: one subgroup and
+ * registers with subgroups, else as many lanes (at most `maxLanes`) and blocks as workgroup memory holds.
+ */
 export function layout(d: number, stored: number, vec: boolean, maxLanes: number): Layout {
   const slots = 4 * stored;
   if (gemmDevice.shareRows) return { share: true, vec, lanes: LANES, blocks: 1, groups: ceilDiv(ceilDiv(d, 4), LANES), slots, chunk: 4 * LANES, me: 'lane' };
