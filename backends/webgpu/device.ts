@@ -136,8 +136,9 @@ async function openDevice(): Promise<GpuContext | { reason: string }> {
     const subgroups8 = adapter.features.has('subgroups') && (adapter.info.subgroupMinSize ?? 0) >= 8;
     const device = await adapter.requestDevice({ requiredLimits: adapterLimits(adapter), requiredFeatures: subgroups8 ? ['subgroups'] : [] });
     const software = isSoftware(adapter);
-    // A software adapter's speed depends on its thread count (softwareThreads), so say it.
-    const info = `${describeInfo(adapter, kind)}${software ? `, ${process.env.LP_NUM_THREADS} Mesa threads` : ''}`;
+    // A software adapter's speed depends on its thread count (softwareThreads), so say it: the
+    // setting itself, since Mesa caps it (at 32 in Mesa 25) rather than reporting what it used.
+    const info = `${describeInfo(adapter, kind)}${software ? `, LP_NUM_THREADS=${process.env.LP_NUM_THREADS}` : ''}`;
     return { device, adapter, kind, info, software, subgroups8 };
   }
   return { reason: `no WebGPU adapter (${reasons.join('; ')})` };
