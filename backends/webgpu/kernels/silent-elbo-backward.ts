@@ -5,14 +5,19 @@
 //                    u^p a^q gives dL/dW_mu and dL/dW_a; dL/db_mu, dL/db_a = sum_b s_Ubar, s_Abar.
 // Nothing of size B x d x k, and no B x k x accumulators, in global memory (issue 5): the
 // passes recompute the partials a block at a time and keep them on chip.
-//  - Moment pass: a workgroup owns 4 examples and every latent, and walks the pixels in chunks.
-//    Phase A runs the forward's tile (tileContraction, epilogueFunction: 4 rows shared by the
-//    lanes, 4 pixels per lane) over the chunk and keeps its partials; phase B has each lane
-//    contract its latents' moment gradients over the chunk's pixels.
-//  - Weight pass: the same with the roles swapped: a workgroup owns 4 pixels and every latent
-//    and walks the batch in chunks; phase A's tile has the 4 pixels shared and 4 examples per
-//    lane; phase B accumulates h_t per lane, and the chain rule runs once per chunk into the
-//    weight gradients; the bias gradients are sums of phase A's s.
+//  - Moment pass: a workgroup owns 8 examples (4 without subgroups) and every latent, and walks
+//    the pixels in chunks. Phase A runs the forward's tile (tileContraction, epilogueFunction:
+//    the rows shared by the lanes, 4 pixels per lane) over the chunk and keeps its partials;
+//    phase B has each lane contract its latents' moment gradients over the chunk's pixels.
+//  - Weight pass: the same with the roles swapped: a workgroup owns 8 pixels (4 without
+//    subgroups) and every latent and walks the batch in chunks; phase A's tile has the pixels
+//    shared and 4 examples per lane; phase B accumulates h_t per lane, and the chain rule runs
+//    once per chunk into the weight gradients; the bias gradients are sums of phase A's s.
+// Why 8 on the shared side (backwardTuning below): llvmpipe loads storage lane by lane, ~15
+// instructions per lane and element with its bounds check (read off the JIT code's
+// disassembly), while every accumulator spills whatever the tile (an update is load, mul, add,
+// blend, store). An 8-wide shared side fills the 8 loading lanes and feeds each of the lane's
+// own loads to twice the multiply-adds, in phase A and phase B alike.
 // In phase B a lane owns 4 latents at a time and walks its groups of 4 (every latent is
 // covered whatever d is), adding each group's sums into its outputs once per chunk. The term
 // whose partial is a constant (constantPartial) is not recomputed per pixel: phase B folds it in
@@ -34,7 +39,7 @@
 import type { SilentElboOperands, SilentElboTerm, View } from '../../../engine/backend.js';
 import type { Dispatch } from '../queue.js';
 import {
-  addLatents, chunkWalk, gatherRow, layout, operandBindings, output, partials, recomputeRows, shaderHead,
+  addLatents, chunkWalk, gatherRow, layout, operandBindings, output, partials, recomputeRows, rowOut, shaderHead,
   type Pass, type Targets,
 } from './silent-elbo-chunks.js';
 import {
@@ -47,12 +52,18 @@ import { ceilDiv, Params } from './wgsl.js';
  * Knobs, mutable for probes and tests: `vec` lets phase B read the [*, d] operands as vec4 rows
  * where d and offsets allow (SILENTGRAD_SILENT_ELBO_VEC=0 turns it off); `maxLanes` caps the
  * workgroup without subgroups; `fuseMoments` runs the moment pass in the forward (see the header;
- * SILENTGRAD_SILENT_ELBO_FUSE=0 turns it off).
+ * SILENTGRAD_SILENT_ELBO_FUSE=0 turns it off). `momentRows` and `weightPixels` (4 or 8) size the
+ * shared side of each pass's tile with subgroups. Kernel times, 4 -> 8 for both, alternating in
+ * one process on lavapipe (6 rounds of 3 calls, medians; B = 64, d = 200, k = 784, Bernoulli),
+ * gradients bit-identical: learnable moment pass 21.4 -> 19.1 ms, weight pass 26.5 -> 23.2;
+ * fixed 7.5 -> 5.1 and 8.1 -> 5.1. 16 rows: 18.6 -> 24.7 ms, and two minutes of LLVM compile.
  */
 export const backwardTuning = {
   vec: process.env.SILENTGRAD_SILENT_ELBO_VEC !== '0',
   maxLanes: 64,
   fuseMoments: process.env.SILENTGRAD_SILENT_ELBO_FUSE !== '0',
+  momentRows: 8,
+  weightPixels: 8,
 };
 
 /**
@@ -63,8 +74,8 @@ export const backwardTuning = {
 type MomentMode = { kind: 'backward'; g: Targets; gradOut: GPUBuffer } | { kind: 'forward'; out: GPUBuffer; saved: GPUBuffer };
 
 /**
- * Moment pass: grid of one workgroup per 4 examples. Phase A's tile is the forward's, so it
- * costs what the forward does.
+ * Moment pass: grid of one workgroup per 8 examples (4 without subgroups). Phase A's tile is
+ * the forward's, 8 rows tall, so it costs what the forward does.
  */
 function momentPass(o: SilentElboOperands, mode: MomentMode, buffer: (v: View) => GPUBuffer, vecOk: boolean): Pass | null {
   const [B, d] = o.mean.shape as [number, number];
@@ -80,6 +91,10 @@ function momentPass(o: SilentElboOperands, mode: MomentMode, buffer: (v: View) =
   const folded = constant && wanted.includes(constant.moment) ? constant : null;
   const l = layout(d, stored.length, vecOk, backwardTuning.maxLanes);
   const { share, vec, lanes, groups, slots, chunk, me } = l;
+  // Rows of the workgroup's tile: 8 fill the subgroup's 8 loading lanes (shared rows only).
+  const R = share ? backwardTuning.momentRows : 4;
+  const rowIds = Array.from({ length: R }, (_, r) => r);
+  const P = (n: number, r: number): string => (R === 4 ? `P_${n}[${r}]` : `P_${n}_${r >> 2}[${r & 3}]`);
   const bindings = [
     ...operandBindings(o, momentsUsed(recomputed), vec, buffer, mode.kind === 'backward' ? mode.gradOut : null),
     ...(mode.kind === 'forward' ? [output('Saved', mode.saved, vec), output('Out', mode.out, false)]
@@ -87,13 +102,13 @@ function momentPass(o: SilentElboOperands, mode: MomentMode, buffer: (v: View) =
   ];
   // Where moment m's sums go: its gradient, or its rows of the saved [moment][b][i].
   const target = (m: Moment, row: string): [string, string] => forward ? ['Saved', `(${used.indexOf(m)}u * B + ${row})`] : [`G${bufferName[m]}`, row];
-  const tile = tileContraction({ terms: recomputed, shared: share ? 'rows' : null, vec });
+  const tile = tileContraction({ terms: recomputed, shared: share ? 'rows' : null, vec, rows: R });
   const functions = epilogueFunction(o, 'recompute', recomputed, stored, 'g: f32', wantX ? 'GX[b * k + j] = -g * px.d[0];' : '');
-  const kept = partials(l, stored.length);
+  const kept = partials(l, stored.length, R);
   const ns = stored.map((_, n) => n);
   // Keep: pixel e of this lane's 4, as a vec4 over the 4 rows.
   const keep = share
-    ? ns.map((n) => four.map((r) => `keep_${n}_${r} = row_${r}.p[${n}];`).join(' ')).join('\n      ')
+    ? ns.map((n) => rowIds.map((r) => `keep_${n}_${r} = row_${r}.p[${n}];`).join(' ')).join('\n      ')
     : four.map((e) => ns.map((n) => four.map((r) => `part[(j0 - c0 + ${e}u) * ${slots}u + ${4 * n + r}u] = row_${r}.p[${n}][${e}];`).join(' ')).join(' ')).join('\n      ');
   const needA = usesA([...stored, ...(folded ? [folded] : [])]);
   const sum = (m: Moment, r: number): string => `sum_${m}_${r}`;
@@ -102,21 +117,21 @@ function momentPass(o: SilentElboOperands, mode: MomentMode, buffer: (v: View) =
       let i0 = (gg * ${lanes}u + ${me}) * 4u;
       ${share ? '' : 'if (i0 >= d) { break; }'}
       ${vec ? '' : four.map((e) => `let i_${e} = min(i0 + ${e}u, d - 1u);`).join(' ')}
-      ${wanted.flatMap((m) => four.map((r) => `var ${sum(m, r)} = vec4<f32>(0.0);`)).join(' ')}
+      ${wanted.flatMap((m) => rowIds.map((r) => `var ${sum(m, r)} = vec4<f32>(0.0);`)).join(' ')}
       ${folded ? 'var colsum = vec4<f32>(0.0);' : ''}
       ${kept.loop('jj', 'cEnd', ns, `let j = c0 + jj;
         let u = ${gatherRow('WMu', offsetOf.wMu, 'j', vec)};
         ${needA ? `let a = ${gatherRow('WA', offsetOf.wA, 'j', vec)};` : ''}
         ${stored.map((t, n) => `let w_${n} = ${power(t.powers[0], t.powers[1], 'u', 'a')};`).join(' ')}
-        ${stored.flatMap((t, n) => four.map((r) => `${sum(t.moment, r)} += P_${n}[${r}] * w_${n};`)).join('\n        ')}
+        ${stored.flatMap((t, n) => rowIds.map((r) => `${sum(t.moment, r)} += ${P(n, r)} * w_${n};`)).join('\n        ')}
         ${folded ? `colsum += ${power(folded.powers[0], folded.powers[1], 'u', 'a')};` : ''}`)}
-      ${folded ? four.map((r) => `${sum(folded.moment, r)} += (g_${r} * ${constantPartial[o.form].partial}) * colsum;`).join(' ') : ''}
-      ${four.map((r) => `if (b0 + ${r}u < B) { ${wanted.map((m) => addLatents(...target(m, `(b0 + ${r}u)`), sum(m, r), 'c0 == 0u', vec)).join(' ')} }`).join('\n      ')}
+      ${folded ? rowIds.map((r) => `${sum(folded.moment, r)} += (g_${r} * ${constantPartial[o.form].partial}) * colsum;`).join(' ') : ''}
+      ${rowIds.map((r) => `if (b0 + ${r}u < B) { ${wanted.map((m) => addLatents(...target(m, `(b0 + ${r}u)`), sum(m, r), 'c0 == 0u', vec)).join(' ')} }`).join('\n      ')}
     }`;
   const rows = (r: number): string => stored.length ? `row_${r}.value` : `row_${r}`;
   // The forward's values: each lane's share of its 4 rows, summed over the lanes at the end.
   const values = !forward ? '' : share
-    ? four.map((r) => `let total_${r} = subgroupAdd(value_${r}); if (${me} == 0u && b0 + ${r}u < B) { Out[b0 + ${r}u] = total_${r}; }`).join('\n  ')
+    ? rowIds.map((r) => `let total_${r} = subgroupAdd(value_${r}); if (${me} == 0u && b0 + ${r}u < B) { Out[b0 + ${r}u] = total_${r}; }`).join('\n  ')
     : `${four.map((r) => `values[${me} * 4u + ${r}u] = value_${r};`).join(' ')}
   workgroupBarrier();
   if (${me} == 0u) {
@@ -126,26 +141,26 @@ function momentPass(o: SilentElboOperands, mode: MomentMode, buffer: (v: View) =
   }`;
   const source = `${shaderHead(forward ? 'moment sums in the forward' : 'moment gradients', o, l, bindings, `${functions}${forward && !share ? `\nvar<workgroup> values: array<f32, ${4 * lanes}>;` : ''}`)} {
   let B = P[0]; let d = P[1]; let k = P[2]; let gOff = P[3]; let sigma2 = ${SIGMA2};
-  let b0 = wid.x * 4u;
-  ${four.map((r) => `let b_${r} = min(b0 + ${r}u, B - 1u); let g_${r} = ${forward ? '1.0' : `G[gOff + b_${r}]`};`).join(' ')}
-  ${forward ? four.map((r) => `var value_${r} = 0.0;`).join(' ') : ''}
+  let b0 = wid.x * ${R}u;
+  ${rowIds.map((r) => `let b_${r} = min(b0 + ${r}u, B - 1u); let g_${r} = ${forward ? '1.0' : `G[gOff + b_${r}]`};`).join(' ')}
+  ${forward ? rowIds.map((r) => `var value_${r} = 0.0;`).join(' ') : ''}
   ${tile.setup}
   ${kept.declare}
   ${chunkWalk(l, 'c0', 'k', (first) => `let j0 = ${first};
       ${four.map((e) => `let j_${e} = min(j0 + ${e}u, k - 1u);`).join(' ')}
       ${tile.init}
       ${tile.loop}
-      ${recomputeRows(stored, recomputed, 'j0', (r) => `g_${r}`)}
+      ${recomputeRows(stored, recomputed, 'j0', (r) => `g_${r}`, R)}
       ${keep}
-      ${forward ? four.map((r) => `value_${r} += ${rows(r)};`).join(' ') : ''}`, wanted.length ? phaseB : '')}
+      ${forward ? rowIds.map((r) => `value_${r} += ${rows(r)};`).join(' ') : ''}`, wanted.length ? phaseB : '')}
   ${values}
 }`;
-  return { source, bindings, groups: ceilDiv(B, 4) };
+  return { source, bindings, groups: ceilDiv(B, R) };
 }
 
 /**
- * Weight pass: gradients of W_mu, W_a, b_mu, b_a. Grid: one workgroup per 4 pixels. Phase A's
- * tile has the 4 pixels shared by the lanes and 4 examples per lane.
+ * Weight pass: gradients of W_mu, W_a, b_mu, b_a. Grid: one workgroup per 8 pixels (4 without
+ * subgroups). Phase A's tile has the pixels shared by the lanes and 4 examples per lane.
  */
 function weightPass(o: SilentElboOperands, g: Targets, wantX: boolean, buffer: (v: View) => GPUBuffer, gradOut: GPUBuffer, vecOk: boolean): Pass | null {
   const [, d] = o.mean.shape as [number, number];
@@ -161,19 +176,25 @@ function weightPass(o: SilentElboOperands, g: Targets, wantX: boolean, buffer: (
   const folded = constant && feeds(constant) ? constant : null;
   const l = layout(d, stored.length, vecOk, backwardTuning.maxLanes);
   const { share, vec, lanes, groups, slots, chunk, me } = l;
+  // Pixels of the workgroup's tile (shared rows only; workgroup memory holds 4).
+  const E = share ? backwardTuning.weightPixels : 4;
+  const pixelIds = Array.from({ length: E }, (_, e) => e);
+  const P = (n: number, e: number): string => (E === 4 ? `P_${n}[${e}]` : `P_${n}_${e >> 2}[${e & 3}]`);
+  const halves = Array.from({ length: E / 4 }, (_, h) => h);
+  const pHalf = (n: number, h: number): string => (E === 4 ? `P_${n}` : `P_${n}_${h}`);
   const bindings = [
     ...operandBindings(o, momentsUsed([...recomputed, ...(folded ? [folded] : [])]), vec, buffer, gradOut),
     ...(wantU ? [output('GWMu', g.wMu!, vec)] : []), ...(wantA ? [output('GWA', g.wA!, vec)] : []),
     ...(wantBMu ? [output('GBMu', g.bMu!, false)] : []), ...(wantBA ? [output('GBA', g.bA!, false)] : []),
     ...(wantX ? [output('GX', g.x!, false)] : []),
   ];
-  const tile = tileContraction({ terms: recomputed, shared: share ? 'pixels' : null, vec });
+  const tile = tileContraction({ terms: recomputed, shared: share ? 'pixels' : null, vec, pixels: E });
   const functions = epilogueFunction(o, 'recompute', recomputed, stored, 'g: f32', wantX ? 'GX[b * k + j] = -g * px.d[0];' : '');
-  const kept = partials(l, stored.length);
+  const kept = partials(l, stored.length, E);
   const ns = stored.map((_, n) => n);
   // Keep: example r of this lane's 4, as a vec4 over the 4 pixels.
   const keep = share
-    ? ns.map((n) => four.map((e) => `keep_${n}_${e} = vec4<f32>(${four.map((r) => `row_${r}.p[${n}][${e}]`).join(', ')});`).join(' ')).join('\n      ')
+    ? ns.map((n) => pixelIds.map((e) => `keep_${n}_${e} = vec4<f32>(${four.map((r) => `${rowOut(r, e >> 2)}.p[${n}][${e & 3}]`).join(', ')});`).join(' ')).join('\n      ')
     : four.map((r) => ns.map((n) => four.map((e) => `part[(b0 + ${r}u - bc) * ${slots}u + ${4 * n + e}u] = row_${r}.p[${n}][${e}];`).join(' ')).join(' ')).join('\n      ');
   const index = (t: SilentElboTerm): number => stored.indexOf(t);
   const biases = [[wantBMu, 'Ubar', 'GBMu'], [wantBA, 'Abar', 'GBA']] as const;
@@ -194,22 +215,22 @@ function weightPass(o: SilentElboOperands, g: Targets, wantX: boolean, buffer: (
   const momentsB = momentsUsed([...chained, ...(folded ? [folded] : [])]);
   const phaseB = `let rEnd = min(${chunk}u, B - bc);
     ${biasTerms.length ? `{
-      ${biasTerms.map(({ n }) => `var bias_${n} = vec4<f32>(0.0);`).join(' ')}
-      ${kept.loop('bb', 'rEnd', biasTerms.map(({ n }) => n), biasTerms.map(({ n }) => `bias_${n} += P_${n};`).join(' '))}
-      if (${me} == 0u) { ${biasTerms.map(({ n, out }) => four.map((e) => `if (j0 + ${e}u < k) { if (bc == 0u) { ${out}[j0 + ${e}u] = bias_${n}[${e}]; } else { ${out}[j0 + ${e}u] += bias_${n}[${e}]; } }`).join(' ')).join(' ')} }
+      ${biasTerms.map(({ n }) => halves.map((h) => `var bias_${n}_${h} = vec4<f32>(0.0);`).join(' ')).join(' ')}
+      ${kept.loop('bb', 'rEnd', biasTerms.map(({ n }) => n), biasTerms.map(({ n }) => halves.map((h) => `bias_${n}_${h} += ${pHalf(n, h)};`).join(' ')).join(' '))}
+      if (${me} == 0u) { ${biasTerms.map(({ n, out }) => pixelIds.map((e) => `if (j0 + ${e}u < k) { if (bc == 0u) { ${out}[j0 + ${e}u] = bias_${n}_${e >> 2}[${e & 3}]; } else { ${out}[j0 + ${e}u] += bias_${n}_${e >> 2}[${e & 3}]; } }`).join(' ')).join(' ')} }
     }` : ''}
     ${wantU || wantA ? `for (var gg = 0u; gg < ${groups}u; gg++) {
       let i0 = (gg * ${lanes}u + ${me}) * 4u;
       ${share ? '' : 'if (i0 >= d) { break; }'}
       ${vec ? '' : four.map((e) => `let i_${e} = min(i0 + ${e}u, d - 1u);`).join(' ')}
-      ${chained.flatMap((t) => four.map((e) => `var ${h(index(t), e)} = vec4<f32>(0.0);`)).join(' ')}
+      ${chained.flatMap((t) => pixelIds.map((e) => `var ${h(index(t), e)} = vec4<f32>(0.0);`)).join(' ')}
       ${folded ? 'var colsum = vec4<f32>(0.0);' : ''}
       ${kept.loop('bb', 'rEnd', chained.map(index), `let b = bc + bb;
         ${momentsB.map((m) => `let m_${m} = ${gatherRow(bufferName[m], offsetOf[m], 'b', vec)};`).join(' ')}
-        ${chained.flatMap((t) => four.map((e) => `${h(index(t), e)} += P_${index(t)}[${e}] * m_${t.moment};`)).join('\n        ')}
+        ${chained.flatMap((t) => pixelIds.map((e) => `${h(index(t), e)} += ${P(index(t), e)} * m_${t.moment};`)).join('\n        ')}
         ${folded ? `colsum += G[gOff + b] * m_${folded.moment};` : ''}`)}
       ${folded ? `let foldedH = ${constantPartial[o.form].partial} * colsum;` : ''}
-      ${four.map((e) => `if (j0 + ${e}u < k) {
+      ${pixelIds.map((e) => `if (j0 + ${e}u < k) {
         let u = ${gatherRow('WMu', offsetOf.wMu, `j_${e}`, vec)};
         ${needA ? `let a = ${gatherRow('WA', offsetOf.wA, `j_${e}`, vec)};` : ''}
         ${wantU ? addLatents('GWMu', `j_${e}`, chainAll('u', e), 'bc == 0u', vec) : ''}
@@ -218,18 +239,18 @@ function weightPass(o: SilentElboOperands, g: Targets, wantX: boolean, buffer: (
     }` : ''}`;
   const source = `${shaderHead('weight gradients', o, l, bindings, functions)} {
   let B = P[0]; let d = P[1]; let k = P[2]; let gOff = P[3]; let sigma2 = ${SIGMA2};
-  let j0 = wid.x * 4u;
-  ${four.map((e) => `let j_${e} = min(j0 + ${e}u, k - 1u);`).join(' ')}
+  let j0 = wid.x * ${E}u;
+  ${pixelIds.map((e) => `let j_${e} = min(j0 + ${e}u, k - 1u);`).join(' ')}
   ${tile.setup}
   ${kept.declare}
   ${chunkWalk(l, 'bc', 'B', (first) => `let b0 = ${first};
       ${four.map((r) => `let b_${r} = min(b0 + ${r}u, B - 1u);`).join(' ')}
       ${tile.init}
       ${tile.loop}
-      ${recomputeRows(stored, recomputed, 'j0', (r) => `G[gOff + b_${r}]`)}
+      ${recomputeRows(stored, recomputed, 'j0', (r) => `G[gOff + b_${r}]`, 4, E)}
       ${keep}`, phaseB)}
 }`;
-  return { source, bindings, groups: ceilDiv(k, 4) };
+  return { source, bindings, groups: ceilDiv(k, E) };
 }
 
 /**

@@ -72,20 +72,24 @@ export function addLatents(out: string, row: string, v: string, first: string, v
 
 /**
  * Phase A keeps stored term n's partials for each lane's 4 items (pixels or examples): in
- * registers as keep_n_f, a vec4 over the 4 items for each f of the 4 fixed rows or pixels; or
- * in workgroup memory, part[item * slots + 4n + f]. `loop(item, end, ns, body)` walks the
- * chunk's items 0..end-1 with P_n (a vec4 over f) declared for each n of `ns` before `body`.
+ * registers as keep_n_f, a vec4 over the 4 items for each f of the `width` (4 or 8) fixed rows
+ * or pixels; or in workgroup memory (width 4), part[item * slots + 4n + f]. `loop(item, end,
+ * ns, body)` walks the chunk's items 0..end-1 with, for each n of `ns`, P_n (a vec4 over f)
+ * declared before `body`, or with width 8 P_n_0 and P_n_1 (f = 0..3 and 4..7).
  * From registers, item 4s + q is component q of lane s's keep_n_f, through subgroupShuffle. A
  * runtime q indexes a vector here: indexing an array of 4 vec4 by it was slower on lavapipe
  * (~1.3x the weight pass; llvmpipe goes through memory), and unrolling q 4 times no faster.
  */
-export function partials(l: Layout, stored: number): { declare: string; loop: (item: string, end: string, ns: readonly number[], body: string) => string } {
+export function partials(l: Layout, stored: number, width = 4): { declare: string; loop: (item: string, end: string, ns: readonly number[], body: string) => string } {
   const ns = Array.from({ length: stored }, (_, n) => n);
+  const fs = Array.from({ length: width }, (_, f) => f);
+  const halves = Array.from({ length: width / 4 }, (_, h) => h);
+  const pName = (n: number, h: number): string => (width === 4 ? `P_${n}` : `P_${n}_${h}`);
   if (l.share) return {
-    declare: ns.map((n) => four.map((f) => `var keep_${n}_${f} = vec4<f32>(0.0);`).join(' ')).join(' '),
+    declare: ns.map((n) => fs.map((f) => `var keep_${n}_${f} = vec4<f32>(0.0);`).join(' ')).join(' '),
     loop: (item, end, list, body) => `for (var ${item} = 0u; ${item} < ${end}; ${item}++) {
         let src = ${item} / 4u; let q = ${item} % 4u;
-        ${list.map((n) => `let P_${n} = vec4<f32>(${four.map((f) => `subgroupShuffle(keep_${n}_${f}[q], src)`).join(', ')});`).join(' ')}
+        ${list.map((n) => halves.map((h) => `let ${pName(n, h)} = vec4<f32>(${four.map((f) => `subgroupShuffle(keep_${n}_${4 * h + f}[q], src)`).join(', ')});`).join(' ')).join(' ')}
         ${body}
       }`,
   };
@@ -124,11 +128,18 @@ ${functions}
 ${entry([l.lanes], l.share ? '@builtin(subgroup_invocation_id) lane: u32' : '')}`;
 }
 
-/** Phase A's rows: `row_r` = recompute(...) for the 4 rows b0.. that are < B (else zero). */
-export function recomputeRows(stored: readonly SilentElboTerm[], recomputed: readonly SilentElboTerm[], j0: string, g: (r: number) => string): string {
-  return four.map((r) => stored.length
-    ? `var row_${r}: recomputeOut; if (b0 + ${r}u < B) { row_${r} = recompute(b0 + ${r}u, ${j0}, B, k, ${rowAccumulators(recomputed, r)}, ${g(r)}); }`
-    : `var row_${r} = 0.0; if (b0 + ${r}u < B) { row_${r} = recompute(b0 + ${r}u, ${j0}, B, k, ${rowAccumulators(recomputed, r)}, ${g(r)}); }`).join('\n      ');
+/** Row r's (pixel half h's) result of recomputeRows. */
+export const rowOut = (r: number, h = 0): string => (h === 0 ? `row_${r}` : `row_${r}_h${h}`);
+
+/**
+ * Phase A's rows: rowOut(r, h) = recompute(...) for the `rows` rows b0.. that are < B (else
+ * zero) and each vec4 half h of the tile's `pixels`.
+ */
+export function recomputeRows(stored: readonly SilentElboTerm[], recomputed: readonly SilentElboTerm[], j0: string, g: (r: number) => string, rows = 4, pixels = 4): string {
+  const call = (r: number, h: number): string => `${rowOut(r, h)} = recompute(b0 + ${r}u, ${j0}${h ? ` + ${4 * h}u` : ''}, B, k, ${rowAccumulators(recomputed, r, h)}, ${g(r)});`;
+  return Array.from({ length: rows }, (_, r) => Array.from({ length: pixels / 4 }, (_, h) => stored.length
+    ? `var ${rowOut(r, h)}: recomputeOut; if (b0 + ${r}u < B) { ${call(r, h)} }`
+    : `var ${rowOut(r, h)} = 0.0; if (b0 + ${r}u < B) { ${call(r, h)} }`).join(' ')).join('\n      ');
 }
 
 const barrier = (l: Layout): string => (l.share ? '' : 'workgroupBarrier();');

@@ -2,7 +2,7 @@
 // which operands a set of terms reads, WGSL for the weight powers u^p a^q (math note,
 // "Learnable variance": every contraction is sum_i u_ji^p a_ji^q moment_bi), and the two
 // halves of the forward that the backward's passes run again instead of saving anything:
-//  - tileContraction: one pass over the latents for a tile of 4 examples x 4 pixels with
+//  - tileContraction: one pass over the latents for a tile of 4 or 8 examples x 4 or 8 pixels with
 //    every term's accumulator live in registers;
 //  - epilogueFunction: the per-pixel closed form and its partial derivatives (pixelFunction),
 //    with what to do with them (sum the values, or keep the partials in workgroup memory).
@@ -119,7 +119,7 @@ ${form === 'fixed' ? `
 export const four = [0, 1, 2, 3];
 
 /**
- * How a tile of 4 examples (rows) x 4 pixels gets its operands. The names in scope where the
+ * How a tile of examples (rows) x pixels gets its operands. The names in scope where the
  * code goes: B, d, k (u32), `b_r` and `j_e` (the tile's rows and pixels, clamped in range),
  * `b0` / `j0` (the first row / pixel) and, with `shared`, `lane` (subgroup_invocation_id).
  */
@@ -134,10 +134,15 @@ export interface TileSpec {
   readonly shared: 'rows' | 'pixels' | null;
   /** The [*, d] operands are bound as vec4 rows (vec4Rows, for the backward's phase B). */
   readonly vec: boolean;
+  /** Rows (examples) of the tile: 4 (the default) or 8. */
+  readonly rows?: number;
+  /** Pixels of the tile: 4 (the default) or 8, as vec4 halves h (accumulator acc_n_r_h for h > 0). */
+  readonly pixels?: number;
 }
 
 /**
- * One pass over the latent dimension for a 4 x 4 tile with every term's accumulator live.
+ * One pass over the latent dimension for a tile of 4 (or `rows`) examples x 4 (or `pixels`)
+ * pixels with every term's accumulator live.
  * `setup` goes once before any loop (the shared side's addresses depend only on b0 or j0),
  * `init` declares the accumulators, `loop` is the pass. Each step loads 4 moments x 4 rows
  * and u, a for 4 pixels and does terms x 16 multiply-adds; the shared side (16 or 8 values)
@@ -147,6 +152,10 @@ export interface TileSpec {
  */
 export function tileContraction(spec: TileSpec): { setup: string; init: string; loop: string } {
   const { terms, shared, vec } = spec;
+  const rowIds = Array.from({ length: spec.rows ?? 4 }, (_, r) => r);
+  const pixelIds = Array.from({ length: spec.pixels ?? 4 }, (_, e) => e);
+  const halves = Array.from({ length: pixelIds.length / 4 }, (_, h) => h);
+  const half = (name: string, h: number): string => (h === 0 ? name : `${name}_h${h}`);
   const moments = momentsUsed(terms), needA = usesA(terms);
   interface Operand { name: string; buffer: string; offset: string }
   const weights: Operand[] = [{ name: 'u', buffer: 'WMu', offset: offsetOf.wMu }, ...(needA ? [{ name: 'a', buffer: 'WA', offset: offsetOf.wA }] : [])];
@@ -154,32 +163,37 @@ export function tileContraction(spec: TileSpec): { setup: string; init: string; 
   // Element i of row `row` of a [*, d] operand.
   const own = (s: Operand, row: string): string =>
     vec ? `${s.buffer}[${s.offset} / 4u + ${row} * (d / 4u) + i / 4u][i % 4u]` : `${s.buffer}[${s.offset} + ${row} * d + i]`;
-  const sharedLoads = (side: Operand[], first: string, count: string) => side.map((s) => ({
-    s, l: laneShared(`sh_${s.name}`, 4, s.buffer, (q) => vec
+  const sharedLoads = (side: Operand[], first: string, count: string, n: number) => side.map((s) => ({
+    s, n, l: laneShared(`sh_${s.name}`, n, s.buffer, (q) => vec
       ? `${s.offset} / 4u + min(${first} + ${q}, ${count} - 1u) * (d / 4u)`
       : `${s.offset} + min(${first} + ${q}, ${count} - 1u) * d`, vec ? 'i / 4u][i % 4u' : 'i'),
   }));
-  const sharedSide = shared === 'rows' ? sharedLoads(rowsOf, 'b0', 'B') : shared === 'pixels' ? sharedLoads(weights, 'j0', 'k') : [];
+  const sharedSide = shared === 'rows' ? sharedLoads(rowsOf, 'b0', 'B', rowIds.length) : shared === 'pixels' ? sharedLoads(weights, 'j0', 'k', pixelIds.length) : [];
   const body = [
-    ...sharedSide.flatMap(({ s, l }) => [l.loads, ...four.map((q) => `let ${s.name}_${q} = ${l.value(q)};`)]),
-    ...(shared !== 'rows' ? rowsOf.flatMap((s) => four.map((r) => `let ${s.name}_${r} = ${own(s, `b_${r}`)};`)) : []),
-    ...(shared !== 'pixels' ? weights.flatMap((s) => four.map((e) => `let ${s.name}_${e} = ${own(s, `j_${e}`)};`)) : []),
-    ...weights.map((w) => `let ${w.name} = vec4<f32>(${four.map((e) => `${w.name}_${e}`).join(', ')});`),
-    ...terms.map((t, n) => `let w_${n} = ${power(t.powers[0], t.powers[1], 'u', 'a')};`),
-    ...terms.flatMap((t, n) => four.map((r) => `acc_${n}_${r} += ${t.moment}_${r} * w_${n};`)),
+    ...sharedSide.flatMap(({ s, l, n }) => [l.loads, ...Array.from({ length: n }, (_, q) => `let ${s.name}_${q} = ${l.value(q)};`)]),
+    ...(shared !== 'rows' ? rowsOf.flatMap((s) => rowIds.map((r) => `let ${s.name}_${r} = ${own(s, `b_${r}`)};`)) : []),
+    ...(shared !== 'pixels' ? weights.flatMap((s) => pixelIds.map((e) => `let ${s.name}_${e} = ${own(s, `j_${e}`)};`)) : []),
+    ...halves.flatMap((h) => [
+      ...weights.map((w) => `let ${half(w.name, h)} = vec4<f32>(${four.map((e) => `${w.name}_${4 * h + e}`).join(', ')});`),
+      ...terms.map((t, n) => `let ${half(`w_${n}`, h)} = ${power(t.powers[0], t.powers[1], half('u', h), half('a', h))};`),
+      ...terms.flatMap((t, n) => rowIds.map((r) => `${accumulator(n, r, h)} += ${t.moment}_${r} * ${half(`w_${n}`, h)};`)),
+    ]),
   ];
   return {
     setup: sharedSide.map(({ l }) => l.setup).join(' '),
-    init: terms.flatMap((_, n) => four.map((r) => `var acc_${n}_${r} = vec4<f32>(0.0);`)).join(' '),
+    init: halves.flatMap((h) => terms.flatMap((_, n) => rowIds.map((r) => `var ${accumulator(n, r, h)} = vec4<f32>(0.0);`))).join(' '),
     loop: `for (var i = 0u; i < d; i++) {
     ${body.join('\n    ')}
   }`,
   };
 }
 
-/** The accumulators of row r, as the array an epilogue function takes. */
-export const rowAccumulators = (terms: readonly SilentElboTerm[], r: number): string =>
-  `array<vec4<f32>, ${terms.length}>(${terms.map((_, n) => `acc_${n}_${r}`).join(', ')})`;
+/** Term n's accumulator for row r and the vec4 half h of the tile's pixels. */
+const accumulator = (n: number, r: number, h: number): string => (h === 0 ? `acc_${n}_${r}` : `acc_${n}_${r}_h${h}`);
+
+/** The accumulators of row r (pixel half h), as the array an epilogue function takes. */
+export const rowAccumulators = (terms: readonly SilentElboTerm[], r: number, h = 0): string =>
+  `array<vec4<f32>, ${terms.length}>(${terms.map((_, n) => accumulator(n, r, h)).join(', ')})`;
 
 /**
  * WGSL function `name(b, j0, B, k, acc, <extra>)` for the pixels j0..j0+3 (< k) of example b:
