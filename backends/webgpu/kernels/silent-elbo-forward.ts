@@ -16,10 +16,13 @@ import { ceilDiv, entry, header, Params, SUBGROUP_DIRECTIVES, type BufferDecl } 
 const WG = 8;
 
 /**
- * With shared rows (lavapipe's 8-lane subgroups, gemm.ts) a workgroup is one row of 8 lanes
- * along the pixels, all owning the same 4 examples: each moment's 4 values per step are loaded
- * once per subgroup (laneShared) instead of once per lane, 16 loads per lane become 4.
+ * Examples per invocation: with shared rows (lavapipe's 8-lane subgroups, gemm.ts) a workgroup
+ * is one row of 8 lanes along the pixels, all owning the same 8 examples, so each moment's 8
+ * values per step are loaded once per subgroup (laneShared), one load per lane, instead of 8
+ * (the backward's moment pass measured 8 rows against 4 in silent-elbo-backward.ts).
  */
+const rowsPer = (share: boolean): number => (share ? 8 : 4);
+
 function source(o: SilentElboOperands, share: boolean): string {
   const terms = o.terms, moments = momentsUsed(terms), needA = usesA(terms);
   const buffers: BufferDecl[] = [
@@ -29,8 +32,9 @@ function source(o: SilentElboOperands, share: boolean): string {
     { name: 'X', access: 'read' },
     { name: 'RowPart', access: 'read_write' },
   ];
-  const tile = tileContraction({ terms, shared: share ? 'rows' : null, vec: false });
-  const rows = [0, 1, 2, 3], lanes = [0, 1, 2, 3];
+  const R = rowsPer(share);
+  const tile = tileContraction({ terms, shared: share ? 'rows' : null, vec: false, rows: R });
+  const rows = Array.from({ length: R }, (_, r) => r), lanes = [0, 1, 2, 3];
   const epilogue = rows.map((r) => `if (b0 + ${r}u < B${share ? ' && jg < P[3]' : ''}) {
     RowPart[(b0 + ${r}u) * P[3] + jg] = epilogueRow(b0 + ${r}u, j0, B, k, ${rowAccumulators(terms, r)});
   }`);
@@ -42,7 +46,7 @@ ${entry([WG, share ? 1 : WG], share ? '@builtin(subgroup_invocation_id) lane: u3
   let B = P[0]; let d = P[1]; let k = P[2];
   let jg = wid.x * ${WG}u + lid3.x;
   let j0 = jg * 4u;
-  let b0 = (wid.y * ${share ? 1 : WG}u + lid3.y) * 4u;
+  let b0 = (wid.y * ${share ? 1 : WG}u + lid3.y) * ${R}u;
   ${share
     // No early return: a broadcast reads the loading lanes. Pixels past k are clamped here and
     // skipped by the epilogue; the grid starts no example block past B.
@@ -76,7 +80,7 @@ export function silentElboForward(o: SilentElboOperands, inputs: readonly GPUBuf
     source: source(o, share),
     buffers: [...inputs, rowPart],
     params,
-    groups: k === 0 ? 0 : [ceilDiv(groups, WG), ceilDiv(B, 4 * (share ? 1 : WG)), 1],
+    groups: k === 0 ? 0 : [ceilDiv(groups, WG), ceilDiv(B, rowsPer(share) * (share ? 1 : WG)), 1],
   };
   const sum = reduce('sum', { buffer: rowPart, shape: [B, groups], strides: [groups, 1], offset: 0 }, [1], out);
   return [fused, ...(sum ? [sum] : [])];
