@@ -112,9 +112,6 @@ function momentPass(o: SilentElboOperands, mode: MomentMode, buffer: (v: View) =
     : four.map((e) => ns.map((n) => four.map((r) => `part[(j0 - c0 + ${e}u) * ${slots}u + ${4 * n + r}u] = row_${r}.p[${n}][${e}];`).join(' ')).join(' ')).join('\n      ');
   const needA = usesA([...stored, ...(folded ? [folded] : [])]);
   const sum = (m: Moment, r: number): string => `sum_${m}_${r}`;
-  // One update per moment and row, its terms summed first: the sums spill, and each update
-  // costs a load, a blend (llvmpipe's execution mask) and a store besides its adds.
-  const grouped = wanted.map((m) => ({ m, ns: ns.filter((n) => stored[n]!.moment === m) })).filter(({ ns: terms }) => terms.length > 0);
   const phaseB = `let cEnd = min(${chunk}u, k - c0);
     for (var gg = 0u; gg < ${groups}u; gg++) {
       let i0 = (gg * ${lanes}u + ${me}) * 4u;
@@ -126,7 +123,7 @@ function momentPass(o: SilentElboOperands, mode: MomentMode, buffer: (v: View) =
         let u = ${gatherRow('WMu', offsetOf.wMu, 'j', vec)};
         ${needA ? `let a = ${gatherRow('WA', offsetOf.wA, 'j', vec)};` : ''}
         ${stored.map((t, n) => `let w_${n} = ${power(t.powers[0], t.powers[1], 'u', 'a')};`).join(' ')}
-        ${grouped.flatMap(({ m, ns: terms }) => rowIds.map((r) => `${sum(m, r)} += ${terms.map((n) => `${P(n, r)} * w_${n}`).join(' + ')};`)).join('\n        ')}
+        ${stored.flatMap((t, n) => rowIds.map((r) => `${sum(t.moment, r)} += ${P(n, r)} * w_${n};`)).join('\n        ')}
         ${folded ? `colsum += ${power(folded.powers[0], folded.powers[1], 'u', 'a')};` : ''}`)}
       ${folded ? rowIds.map((r) => `${sum(folded.moment, r)} += (g_${r} * ${constantPartial[o.form].partial}) * colsum;`).join(' ') : ''}
       ${rowIds.map((r) => `if (b0 + ${r}u < B) { ${wanted.map((m) => addLatents(...target(m, `(b0 + ${r}u)`), sum(m, r), 'c0 == 0u', vec)).join(' ')} }`).join('\n      ')}
