@@ -53,10 +53,11 @@ import { ceilDiv, Params } from './wgsl.js';
  * where d and offsets allow (SILENTGRAD_SILENT_ELBO_VEC=0 turns it off); `maxLanes` caps the
  * workgroup without subgroups; `fuseMoments` runs the moment pass in the forward (see the header;
  * SILENTGRAD_SILENT_ELBO_FUSE=0 turns it off). `momentRows` and `weightPixels` (4 or 8) size the
- * shared side of each pass's tile with subgroups. Kernel times, 4 -> 8 for both, alternating in
- * one process on lavapipe (6 rounds of 3 calls, medians; B = 64, d = 200, k = 784, Bernoulli),
- * gradients bit-identical: learnable moment pass 21.4 -> 19.1 ms, weight pass 26.5 -> 23.2;
- * fixed 7.5 -> 5.1 and 8.1 -> 5.1. 16 rows: 18.6 -> 24.7 ms, and two minutes of LLVM compile.
+ * shared side of each pass's tile with subgroups. Kernel times, 4 -> 8 for both, in one process
+ * on lavapipe (12 rounds of 3 calls, which variant goes first alternating, as the second of a
+ * pair measured faster; medians; B = 64, d = 200, k = 784, Bernoulli), gradients unchanged:
+ * learnable moment pass 19.9 -> 15.4 ms, weight pass 24.2 -> 19.6; fixed 6.9 -> 5.2 and
+ * 7.3 -> 5.3. 16 rows: 18.6 -> 24.7 ms (one order), and two minutes of LLVM compile.
  */
 export const backwardTuning = {
   vec: process.env.SILENTGRAD_SILENT_ELBO_VEC !== '0',
