@@ -95,7 +95,6 @@ function momentPass(o: SilentElboOperands, mode: MomentMode, buffer: (v: View) =
   // Rows of the workgroup's tile: 8 fill the subgroup's 8 loading lanes (shared rows only).
   const R = share ? backwardTuning.momentRows : 4;
   const rowIds = Array.from({ length: R }, (_, r) => r);
-  const P = (n: number, r: number): string => (R === 4 ? `P_${n}[${r}]` : `P_${n}_${r >> 2}[${r & 3}]`);
   const bindings = [
     ...operandBindings(o, momentsUsed(recomputed), vec, buffer, mode.kind === 'backward' ? mode.gradOut : null),
     ...(mode.kind === 'forward' ? [output('Saved', mode.saved, vec), output('Out', mode.out, false)]
@@ -107,7 +106,8 @@ function momentPass(o: SilentElboOperands, mode: MomentMode, buffer: (v: View) =
   const functions = epilogueFunction(o, 'recompute', recomputed, stored, 'g: f32', wantX ? 'GX[b * k + j] = -g * px.d[0];' : '');
   const kept = partials(l, stored.length, R);
   const ns = stored.map((_, n) => n);
-  // Keep: pixel e of this lane's 4, as a vec4 over the 4 rows.
+  // Keep: with subgroups keep_n_r, row r's partials for the lane's 4 pixels; else, for each of
+  // them, the 4 rows' in workgroup memory.
   const keep = share
     ? ns.map((n) => rowIds.map((r) => `keep_${n}_${r} = row_${r}.p[${n}];`).join(' ')).join('\n      ')
     : four.map((e) => ns.map((n) => four.map((r) => `part[(j0 - c0 + ${e}u) * ${slots}u + ${4 * n + r}u] = row_${r}.p[${n}][${e}];`).join(' ')).join(' ')).join('\n      ');
@@ -124,13 +124,13 @@ function momentPass(o: SilentElboOperands, mode: MomentMode, buffer: (v: View) =
         let u = ${gatherRow('WMu', offsetOf.wMu, 'j', vec)};
         ${needA ? `let a = ${gatherRow('WA', offsetOf.wA, 'j', vec)};` : ''}
         ${stored.map((t, n) => `let w_${n} = ${power(t.powers[0], t.powers[1], 'u', 'a')};`).join(' ')}
-        ${stored.flatMap((t, n) => rowIds.map((r) => `${sum(t.moment, r)} += ${P(n, r)} * w_${n};`)).join('\n        ')}
+        ${stored.flatMap((t, n) => rowIds.map((r) => `${sum(t.moment, r)} += ${kept.at(n, r)} * w_${n};`)).join('\n        ')}
         ${folded ? `colsum += ${power(folded.powers[0], folded.powers[1], 'u', 'a')};` : ''}`)}
       ${folded ? rowIds.map((r) => `${sum(folded.moment, r)} += (g_${r} * ${constantPartial[o.form].partial}) * colsum;`).join(' ') : ''}
       ${rowIds.map((r) => `if (b0 + ${r}u < B) { ${wanted.map((m) => addLatents(...target(m, `(b0 + ${r}u)`), sum(m, r), 'c0 == 0u', vec)).join(' ')} }`).join('\n      ')}
     }`;
   const rows = (r: number): string => stored.length ? `row_${r}.value` : `row_${r}`;
-  // The forward's values: each lane's share of its 4 rows, summed over the lanes at the end.
+  // The forward's values: each lane's share of its rows, summed over the lanes at the end.
   const values = !forward ? '' : share
     ? rowIds.map((r) => `let total_${r} = subgroupAdd(value_${r}); if (${me} == 0u && b0 + ${r}u < B) { Out[b0 + ${r}u] = total_${r}; }`).join('\n  ')
     : `${four.map((r) => `values[${me} * 4u + ${r}u] = value_${r};`).join(' ')}
@@ -180,9 +180,7 @@ function weightPass(o: SilentElboOperands, g: Targets, wantX: boolean, buffer: (
   // Pixels of the workgroup's tile (shared rows only; workgroup memory holds 4).
   const E = share ? backwardTuning.weightPixels : 4;
   const pixelIds = Array.from({ length: E }, (_, e) => e);
-  const P = (n: number, e: number): string => (E === 4 ? `P_${n}[${e}]` : `P_${n}_${e >> 2}[${e & 3}]`);
   const halves = Array.from({ length: E / 4 }, (_, h) => h);
-  const pHalf = (n: number, h: number): string => (E === 4 ? `P_${n}` : `P_${n}_${h}`);
   const bindings = [
     ...operandBindings(o, momentsUsed([...recomputed, ...(folded ? [folded] : [])]), vec, buffer, gradOut),
     ...(wantU ? [output('GWMu', g.wMu!, vec)] : []), ...(wantA ? [output('GWA', g.wA!, vec)] : []),
@@ -193,7 +191,8 @@ function weightPass(o: SilentElboOperands, g: Targets, wantX: boolean, buffer: (
   const functions = epilogueFunction(o, 'recompute', recomputed, stored, 'g: f32', wantX ? 'GX[b * k + j] = -g * px.d[0];' : '');
   const kept = partials(l, stored.length, E);
   const ns = stored.map((_, n) => n);
-  // Keep: example r of this lane's 4, as a vec4 over the 4 pixels.
+  // Keep: with subgroups keep_n_e, pixel e's partials for the lane's 4 examples; else, for each
+  // of them, the 4 pixels' in workgroup memory.
   const keep = share
     ? ns.map((n) => pixelIds.map((e) => `keep_${n}_${e} = vec4<f32>(${four.map((r) => `${rowOut(r, e >> 2)}.p[${n}][${e & 3}]`).join(', ')});`).join(' ')).join('\n      ')
     : four.map((r) => ns.map((n) => four.map((e) => `part[(b0 + ${r}u - bc) * ${slots}u + ${4 * n + e}u] = row_${r}.p[${n}][${e}];`).join(' ')).join(' ')).join('\n      ');
@@ -217,7 +216,7 @@ function weightPass(o: SilentElboOperands, g: Targets, wantX: boolean, buffer: (
   const phaseB = `let rEnd = min(${chunk}u, B - bc);
     ${biasTerms.length ? `{
       ${biasTerms.map(({ n }) => halves.map((h) => `var bias_${n}_${h} = vec4<f32>(0.0);`).join(' ')).join(' ')}
-      ${kept.loop('bb', 'rEnd', biasTerms.map(({ n }) => n), biasTerms.map(({ n }) => halves.map((h) => `bias_${n}_${h} += ${pHalf(n, h)};`).join(' ')).join(' '))}
+      ${kept.loop('bb', 'rEnd', biasTerms.map(({ n }) => n), biasTerms.map(({ n }) => halves.map((h) => `bias_${n}_${h} += ${kept.half(n, h)};`).join(' ')).join(' '))}
       if (${me} == 0u) { ${biasTerms.map(({ n, out }) => pixelIds.map((e) => `if (j0 + ${e}u < k) { if (bc == 0u) { ${out}[j0 + ${e}u] = bias_${n}_${e >> 2}[${e & 3}]; } else { ${out}[j0 + ${e}u] += bias_${n}_${e >> 2}[${e & 3}]; } }`).join(' ')).join(' ')} }
     }` : ''}
     ${wantU || wantA ? `for (var gg = 0u; gg < ${groups}u; gg++) {
@@ -228,7 +227,7 @@ function weightPass(o: SilentElboOperands, g: Targets, wantX: boolean, buffer: (
       ${folded ? 'var colsum = vec4<f32>(0.0);' : ''}
       ${kept.loop('bb', 'rEnd', chained.map(index), `let b = bc + bb;
         ${momentsB.map((m) => `let m_${m} = ${gatherRow(bufferName[m], offsetOf[m], 'b', vec)};`).join(' ')}
-        ${chained.flatMap((t) => pixelIds.map((e) => `${h(index(t), e)} += ${P(index(t), e)} * m_${t.moment};`)).join('\n        ')}
+        ${chained.flatMap((t) => pixelIds.map((e) => `${h(index(t), e)} += ${kept.at(index(t), e)} * m_${t.moment};`)).join('\n        ')}
         ${folded ? `colsum += G[gOff + b] * m_${folded.moment};` : ''}`)}
       ${folded ? `let foldedH = ${constantPartial[o.form].partial} * colsum;` : ''}
       ${pixelIds.map((e) => `if (j0 + ${e}u < k) {

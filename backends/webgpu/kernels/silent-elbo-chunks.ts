@@ -80,23 +80,33 @@ export function addLatents(out: string, row: string, v: string, first: string, v
  * runtime q indexes a vector here: indexing an array of 4 vec4 by it was slower on lavapipe
  * (~1.3x the weight pass; llvmpipe goes through memory), and unrolling q 4 times no faster.
  */
-export function partials(l: Layout, stored: number, width = 4): { declare: string; loop: (item: string, end: string, ns: readonly number[], body: string) => string } {
+export interface Partials {
+  declare: string;
+  loop: (item: string, end: string, ns: readonly number[], body: string) => string;
+  /** In `loop`'s body: the vec4 of stored term n over f = 4h..4h+3, and the scalar at f. */
+  half: (n: number, h: number) => string;
+  at: (n: number, f: number) => string;
+}
+
+export function partials(l: Layout, stored: number, width = 4): Partials {
   const ns = Array.from({ length: stored }, (_, n) => n);
   const fs = Array.from({ length: width }, (_, f) => f);
   const halves = Array.from({ length: width / 4 }, (_, h) => h);
-  const pName = (n: number, h: number): string => (width === 4 ? `P_${n}` : `P_${n}_${h}`);
+  const half = (n: number, h: number): string => (width === 4 ? `P_${n}` : `P_${n}_${h}`);
+  const at = (n: number, f: number): string => `${half(n, f >> 2)}[${f & 3}]`;
   if (l.share) return {
+    half, at,
     declare: ns.map((n) => fs.map((f) => `var keep_${n}_${f} = vec4<f32>(0.0);`).join(' ')).join(' '),
     loop: (item, end, list, body) => `for (var ${item} = 0u; ${item} < ${end}; ${item}++) {
         let src = ${item} / 4u; let q = ${item} % 4u;
-        ${list.map((n) => halves.map((h) => `let ${pName(n, h)} = vec4<f32>(${four.map((f) => `subgroupShuffle(keep_${n}_${4 * h + f}[q], src)`).join(', ')});`).join(' ')).join(' ')}
+        ${list.map((n) => halves.map((h) => `let ${half(n, h)} = vec4<f32>(${four.map((f) => `subgroupShuffle(keep_${n}_${4 * h + f}[q], src)`).join(', ')});`).join(' ')).join(' ')}
         ${body}
       }`,
   };
   return {
-    declare: '',
+    declare: '', half, at,
     loop: (item, end, list, body) => `for (var ${item} = 0u; ${item} < ${end}; ${item}++) {
-        ${list.map((n) => `let P_${n} = vec4<f32>(${four.map((q) => `part[${item} * ${l.slots}u + ${4 * n + q}u]`).join(', ')});`).join(' ')}
+        ${list.map((n) => `let ${half(n, 0)} = vec4<f32>(${four.map((q) => `part[${item} * ${l.slots}u + ${4 * n + q}u]`).join(', ')});`).join(' ')}
         ${body}
       }`,
   };
