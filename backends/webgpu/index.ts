@@ -246,17 +246,7 @@ export class WebGpuBackend implements Backend {
       const s = grads[key];
       if (s) targets[key] = bufferOf(s);
     }
-    const [B, d] = o.mean.shape as [number, number];
-    if (saved) {
-      // dL/dmoment[b, i] = g[b] x the forward's contraction.
-      momentsUsed(o.terms).forEach((m, n) => {
-        const target = grads[m];
-        if (!target) return;
-        const g: View = { storage: gradOut.storage, shape: [B, d], strides: [gradOut.strides[0] ?? 1, 0], offset: gradOut.offset };
-        this.binary('mul', g, { storage: saved, shape: [B, d], strides: [d, 1], offset: n * B * d }, { storage: target, shape: [B, d], strides: [d, 1], offset: 0 });
-      });
-    }
-    this.run(() => silentElboBackward(o, { buffer: bufferOf(gradOut.storage), offset: gradOut.offset }, (v) => bufferOf(v.storage), targets, saved !== null));
+    this.run(() => silentElboBackward(o, { buffer: bufferOf(gradOut.storage), offset: gradOut.offset }, (v) => bufferOf(v.storage), targets, saved ? bufferOf(saved) : null));
   }
 
   random(kind: RandomKind, seed: number, offset: number, out: Storage): void {

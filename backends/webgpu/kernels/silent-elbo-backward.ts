@@ -40,13 +40,13 @@ import type { SilentElboOperands, SilentElboTerm, View } from '../../../engine/b
 import type { Dispatch } from '../queue.js';
 import {
   addLatents, chunkWalk, gatherRow, layout, operandBindings, output, partials, recomputeRows, rowOut, shaderHead,
-  type Pass, type Targets,
+  type Binding, type Pass, type Targets,
 } from './silent-elbo-chunks.js';
 import {
   bufferName, constantPartial, constantTerm, epilogueFunction, four, momentsUsed, offsetOf, operandOffsets, power,
   SIGMA2, tileContraction, usesA, vec4Rows, type Moment,
 } from './silent-elbo-common.js';
-import { ceilDiv, Params } from './wgsl.js';
+import { ceilDiv, elementLoop, elementsPerInvocation, entry, header, Params } from './wgsl.js';
 
 /**
  * Knobs, mutable for probes and tests: `vec` lets phase B read the [*, d] operands as vec4 rows
@@ -266,20 +266,48 @@ export function silentElboForwardSaving(o: SilentElboOperands, buffer: (v: View)
 }
 
 /**
- * The backward's dispatches. `buffer` gives each operand view's buffer; `g` are the target
- * buffers (absent: not needed). With `fused`, the forward already contracted the moments
- * (silentElboForwardSaving) and the caller scales them; dL/dx then comes from the weight pass.
+ * dL/dmoment[b, i] = g[b] x the forward's saved contraction (fuseMoments), every wanted moment
+ * in one dispatch: lavapipe spends ~0.35 ms on a dispatch whatever its size, so a multiply per
+ * moment cost four of them. `P[14]` is the elements per invocation.
  */
-export function silentElboBackward(o: SilentElboOperands, gradOut: { buffer: GPUBuffer; offset: number }, buffer: (v: View) => GPUBuffer, g: Targets, fused: boolean): Dispatch[] {
+function savedScaling(o: SilentElboOperands, saved: GPUBuffer, g: Targets, gradOut: GPUBuffer): Pass | null {
+  const [B, d] = o.mean.shape as [number, number];
+  const wanted = momentsUsed(o.terms).map((m, n) => ({ m, n })).filter(({ m }) => g[m]);
+  if (wanted.length === 0 || B * d === 0) return null;
+  const bindings: Binding[] = [
+    { decl: { name: 'Saved', access: 'read' }, buffer: saved }, { decl: { name: 'G', access: 'read' }, buffer: gradOut },
+    ...wanted.map(({ m }) => output(`G${bufferName[m]}`, g[m]!, false)),
+  ];
+  const source = `// silent ELBO backward, moment gradients from the forward's saved contraction (${wanted.map(({ m }) => m).join(', ')})
+${header(bindings.map((b) => b.decl))}
+${entry([SCALE_WORKGROUP])} {
+  let B = P[0]; let d = P[1]; let gOff = P[3];
+  ${elementLoop(SCALE_WORKGROUP, 'P[14]', 'B * d')}
+    let g = G[gOff + index / d];
+    ${wanted.map(({ m, n }) => `G${bufferName[m]}[index] = g * Saved[${n}u * B * d + index];`).join(' ')}
+  }
+}`;
+  return { source, bindings, groups: ceilDiv(B * d, SCALE_WORKGROUP * elementsPerInvocation(B * d, SCALE_WORKGROUP)) };
+}
+
+const SCALE_WORKGROUP = 64;
+
+/**
+ * The backward's dispatches. `buffer` gives each operand view's buffer; `g` are the target
+ * buffers (absent: not needed). With `saved` (fuseMoments), the forward already contracted the
+ * moments (silentElboForwardSaving) and the moment gradients are that scaled by g; dL/dx then
+ * comes from the weight pass.
+ */
+export function silentElboBackward(o: SilentElboOperands, gradOut: { buffer: GPUBuffer; offset: number }, buffer: (v: View) => GPUBuffer, g: Targets, saved: GPUBuffer | null): Dispatch[] {
   const [B, d] = o.mean.shape as [number, number];
   const k = o.x.shape[1]!;
-  const params = new Params().u32(B, d, k, gradOut.offset, ...operandOffsets(o)).f32(o.sigma2).build();
+  const params = new Params().u32(B, d, k, gradOut.offset, ...operandOffsets(o)).f32(o.sigma2).u32(elementsPerInvocation(B * d, SCALE_WORKGROUP)).build();
   const vec = backwardTuning.vec && vec4Rows(o);
   const passes = [
-    fused ? null : momentPass(o, { kind: 'backward', g, gradOut: gradOut.buffer }, buffer, vec),
-    weightPass(o, g, fused && !!g.x, buffer, gradOut.buffer, vec),
+    saved ? savedScaling(o, saved, g, gradOut.buffer) : momentPass(o, { kind: 'backward', g, gradOut: gradOut.buffer }, buffer, vec),
+    weightPass(o, g, !!saved && !!g.x, buffer, gradOut.buffer, vec),
   ];
   return passes.filter((p): p is Pass => p !== null).map((p) => ({
-    source: p.source, buffers: p.bindings.map((b) => b.buffer), params, groups: p.groups === 0 ? 0 : [p.groups, 1, 1],
+    source: p.source, buffers: p.bindings.map((b) => b.buffer), params, groups: p.groups,
   }));
 }
