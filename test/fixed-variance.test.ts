@@ -4,7 +4,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -84,5 +84,7 @@ test('bad flags and missing data give one-line errors and a non-zero exit', () =
   for (const flag of ['--methods', '--epochs', '--latent-dim', '--batch-size', '--lr', '--sigma2', '--train-size', '--seed', '--backend', '--out', '--resume', '--paper'])
     assert.ok(help.stdout.includes(flag), `--help lists ${flag}`);
 });
+
+test.after(() => rmSync(dir, { recursive: true, force: true }));
 
 test.run();

@@ -5,7 +5,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as sg from '../engine/index.js';
@@ -142,9 +142,10 @@ test('reparameterization: measured estimator variance matches the exact float64 
 
 const script = join(import.meta.dirname, '..', 'experiments', 'gradient-variance.js');
 const run = (args: string[]) => spawnSync(process.execPath, [script, ...args], { encoding: 'utf8' });
+const dir = mkdtempSync(join(tmpdir(), 'silentgrad-gv-'));
 
 test('the experiment runs on a few hundred images and writes results.json, results.md and the bar chart', () => {
-  const out = join(mkdtempSync(join(tmpdir(), 'silentgrad-gv-')), 'run');
+  const out = join(dir, 'run');
   const r = run(['--train-size', '256', '--samples', '4', '--batches', '3', '--at-epochs', '1', '--channels', '2', '--latent-dim', '16', '--backend', 'cpu', '--out', out]);
   assert.is(r.status, 0, r.stderr);
   for (const f of ['results.json', 'results.md', 'estimator-share.png']) assert.ok(existsSync(join(out, f)), `${f} written`);
@@ -172,5 +173,7 @@ test('bad flags are one-line errors with a non-zero exit', () => {
     assert.match(r.stderr, /^error: /);
   }
 });
+
+test.after(() => rmSync(dir, { recursive: true, force: true }));
 
 test.run();

@@ -1,6 +1,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as sg from '../engine/index.js';
@@ -64,5 +64,7 @@ test('a module state survives save and load', async () => {
   assert.equal([...b.forward(x).dataSync()], [...a.forward(x).dataSync()]);
   assert.equal([...a.stateDict().keys()], ['0.weight', '0.bias', '1.weight', '1.bias', '1.running_mean', '1.running_var', '3.weight', '3.bias']);
 });
+
+test.after(() => rmSync(dir, { recursive: true, force: true }));
 
 test.run();
