@@ -46,14 +46,14 @@ import {
   bufferName, constantPartial, constantTerm, epilogueFunction, four, momentsUsed, offsetOf, operandOffsets, power,
   SIGMA2, tileContraction, usesA, vec4Rows, type Moment,
 } from './silent-elbo-common.js';
-import { ceilDiv, elementLoop, elementsPerInvocation, entry, header, Params } from './wgsl.js';
+import { ceilDiv, elementLoop, elementsPerInvocation, entry, header, LANES, Params } from './wgsl.js';
 
 /**
  * Knobs, mutable for probes and tests: `vec` lets phase B read the [*, d] operands as vec4 rows
  * where d and offsets allow (SILENTGRAD_SILENT_ELBO_VEC=0 turns it off); `maxLanes` caps the
  * workgroup without subgroups; `fuseMoments` runs the moment pass in the forward (see the header;
- * SILENTGRAD_SILENT_ELBO_FUSE=0 turns it off). `momentRows` and `weightPixels` (4 or 8) size the
- * shared side of each pass's tile with subgroups. Kernel times, 4 -> 8 for both, in one process
+ * SILENTGRAD_SILENT_ELBO_FUSE=0 turns it off). `momentRows` and `weightPixels` (4, or LANES = 8)
+ * size the shared side of each pass's tile with subgroups. Kernel times, 4 -> 8 for both, in one process
  * on lavapipe (12 rounds of 3 calls, which variant goes first alternating, as the second of a
  * pair measured faster; medians; B = 64, d = 200, k = 784, Bernoulli), gradients unchanged:
  * learnable moment pass 19.9 -> 15.4 ms, weight pass 24.2 -> 19.6; fixed 6.9 -> 5.2 and
@@ -63,8 +63,8 @@ export const backwardTuning = {
   vec: process.env.SILENTGRAD_SILENT_ELBO_VEC !== '0',
   maxLanes: 64,
   fuseMoments: process.env.SILENTGRAD_SILENT_ELBO_FUSE !== '0',
-  momentRows: 8,
-  weightPixels: 8,
+  momentRows: LANES,
+  weightPixels: LANES,
 };
 
 /**
@@ -265,6 +265,8 @@ export function silentElboForwardSaving(o: SilentElboOperands, buffer: (v: View)
   return { source: p.source, buffers: p.bindings.map((b) => b.buffer), params, groups: [p.groups, 1, 1] };
 }
 
+const SCALE_WORKGROUP = 64;
+
 /**
  * dL/dmoment[b, i] = g[b] x the forward's saved contraction (fuseMoments), every wanted moment
  * in one dispatch: lavapipe spends ~0.35 ms on a dispatch whatever its size, so a multiply per
@@ -289,8 +291,6 @@ ${entry([SCALE_WORKGROUP])} {
 }`;
   return { source, bindings, groups: ceilDiv(B * d, SCALE_WORKGROUP * elementsPerInvocation(B * d, SCALE_WORKGROUP)) };
 }
-
-const SCALE_WORKGROUP = 64;
 
 /**
  * The backward's dispatches. `buffer` gives each operand view's buffer; `g` are the target

@@ -3,7 +3,7 @@
 // "Learnable variance": every contraction is sum_i u_ji^p a_ji^q moment_bi), and the two
 // halves of the forward that the backward's passes run again instead of saving anything:
 //  - tileContraction: one pass over the latents for a tile of 4 or 8 examples x 4 or 8 pixels with
-//    every term's accumulator live in registers;
+//    every term's accumulator live;
 //  - epilogueFunction: the per-pixel closed form and its partial derivatives (pixelFunction),
 //    with what to do with them (sum the values, or keep the partials in workgroup memory).
 import type { SilentElboOperands, SilentElboTerm } from '../../../engine/backend.js';
@@ -142,11 +142,11 @@ export interface TileSpec {
 
 /**
  * One pass over the latent dimension for a tile of 4 (or `rows`) examples x 4 (or `pixels`)
- * pixels with every term's accumulator live.
+ * pixels with every term's accumulator live (on llvmpipe they spill: silent-elbo-backward.ts).
  * `setup` goes once before any loop (the shared side's addresses depend only on b0 or j0),
- * `init` declares the accumulators, `loop` is the pass. Each step loads 4 moments x 4 rows
- * and u, a for 4 pixels and does terms x 16 multiply-adds; the shared side (16 or 8 values)
- * comes 1/8 per lane through subgroupBroadcast. With vec4 rows each step reads one component
+ * `init` declares the accumulators, `loop` is the pass. Each step loads the used moments for
+ * every row and u, a for every pixel and does terms x rows x pixels multiply-adds; the shared
+ * side comes 1/8 per lane through subgroupBroadcast. With vec4 rows each step reads one component
  * (tried on lavapipe: the lane's own side as one vec4 load per 4 steps, 1.3-1.5x slower
  * kernels; two steps summed per accumulator update as in gemm.ts's kSum, no faster).
  */

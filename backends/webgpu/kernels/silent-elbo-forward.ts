@@ -11,17 +11,17 @@ import type { Dispatch } from '../queue.js';
 import { reduce } from './reduce.js';
 import { bufferName, epilogueFunction, momentsUsed, operandOffsets, pixelFunction, rowAccumulators, tileContraction, usesA } from './silent-elbo-common.js';
 import { gemmDevice } from './gemm.js';
-import { ceilDiv, entry, header, Params, SUBGROUP_DIRECTIVES, type BufferDecl } from './wgsl.js';
+import { ceilDiv, entry, header, LANES, Params, SUBGROUP_DIRECTIVES, type BufferDecl } from './wgsl.js';
 
 const WG = 8;
 
 /**
  * Examples per invocation: with shared rows (lavapipe's 8-lane subgroups, gemm.ts) a workgroup
- * is one row of 8 lanes along the pixels, all owning the same 8 examples, so each moment's 8
- * values per step are loaded once per subgroup (laneShared), one load per lane, instead of 8
+ * is one row of LANES lanes along the pixels, all owning the same LANES examples, so each
+ * moment's values per step are loaded once per subgroup (laneShared), one load per lane
  * (the backward's moment pass measured 8 rows against 4 in silent-elbo-backward.ts).
  */
-const rowsPer = (share: boolean): number => (share ? 8 : 4);
+const rowsPer = (share: boolean): number => (share ? LANES : 4);
 
 function source(o: SilentElboOperands, share: boolean): string {
   const terms = o.terms, moments = momentsUsed(terms), needA = usesA(terms);
