@@ -77,7 +77,10 @@ export class WebGpuBackend implements Backend {
    * belong to live tensors (AdamW's parameters, or anything the pool has handed out since).
    * A replay has no neighbour to overlap with, so the times add up to about what `run` took,
    * not exactly; on a software adapter each replay's wait also sleeps up to 1 ms (Queue.settle),
-   * so a kernel's figure may read up to 1/reps ms high.
+   * so a kernel's figure may read up to 1/reps ms high. A kernel repeated alone can also gain
+   * what the call does not: a change that cut the silent ELBO's moment pass 15.3 -> 12.1 ms
+   * here left the whole call unchanged (silent-elbo-backward.ts), so time whole calls before
+   * keeping one.
    */
   async profile(run: () => Promise<void>, reps = 4): Promise<KernelTime[]> {
     await this.queue.idle();
