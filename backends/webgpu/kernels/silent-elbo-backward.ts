@@ -25,6 +25,8 @@
 // chunk's examples). At d = 200 the last of the 7 groups has 2 of its 8 lanes at work; dealing
 // such a remainder one latent per lane instead cut both passes' kernel-alone times (moment
 // 15.3 -> 12.1 ms) but not a call's (0.99x and 1.01x, 40 alternating rounds each), so not kept.
+// B, d and k come from the parameter block although these shaders are per shape already: baked
+// in as literals (as gemm.ts does), they made the call 1.26x slower (24 alternating rounds).
 //
 // The moment pass runs in the forward (fuseMoments, the default): g[b] only scales row b, so
 // the forward, when the op will be differentiated, computes the values and the contraction
