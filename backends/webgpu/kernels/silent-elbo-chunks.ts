@@ -80,10 +80,11 @@ export function addLatents(out: string, row: string, v: string, first: string, v
  * The walk takes the items q-major (q = 0..3, then s) so that the runtime q picks each keep's
  * component once per q, not once per item: llvmpipe extracts a vector component at a runtime
  * index through memory, and that cost twice the shuffle it fed in a probe (a shuffle from a
- * runtime but uniform lane costs next to nothing). Learnable B = 64, d = 200, k = 784: the
- * weight pass 26.5 -> 23.0 ms (kernel alone), fused op fwd + bwd 0.92-0.95x per call, both
- * medians of 24 alternating rounds in one process; the fixed form neutral. Indexing an array
- * of 4 vec4 by q was slower (~1.3x the weight pass), and unrolling q 4 times no faster.
+ * runtime but uniform lane costs next to nothing). Learnable B = 64, d = 200, k = 784, in
+ * one process with the order alternating: the weight pass 26.5 -> 23.0 ms (kernel alone), the
+ * fused op's fwd + bwd 0.92-0.97x per call (3 runs of 24-30 rounds) and 0.87x as a replayed
+ * call; the fixed form neutral. Indexing an array of 4 vec4 by q was slower (~1.3x the weight
+ * pass), and unrolling q 4 times no faster.
  */
 export interface Partials {
   declare: string;
