@@ -27,7 +27,7 @@
 // instructions per lane instead of ~10 in llvmpipe, but a binding holds 64 KiB.
 // SILENTGRAD_WEBGPU_SHARED_ROWS=0 turns shared rows off (index.ts).
 import type { Dispatch } from '../queue.js';
-import { BAKE_MIN_WORK, bakeWords, entry, header, SUBGROUP_DIRECTIVES, type BufferDecl } from './wgsl.js';
+import { BAKE_MIN_WORK, bakeWords, entry, header, range, SUBGROUP_DIRECTIVES, type BufferDecl } from './wgsl.js';
 
 /**
  * Rows and vec4 column groups per invocation, and the workgroup's shape. With `shareRows`
@@ -136,7 +136,6 @@ export interface GemmSpec {
  */
 const OFFSET_WORDS = [4, 5];
 
-const range = (n: number): number[] => Array.from({ length: n }, (_, i) => i);
 
 /**
  * With `baked` (the dispatch's parameter words), every P[i] of the body but the operand

@@ -50,7 +50,7 @@ import {
   bufferName, constantPartial, constantTerm, epilogueFunction, four, momentsUsed, offsetOf, operandOffsets, power,
   SIGMA2, tileContraction, usesA, vec4Rows, type Moment,
 } from './silent-elbo-common.js';
-import { ceilDiv, elementLoop, elementsPerInvocation, entry, header, LANES, Params } from './wgsl.js';
+import { ceilDiv, elementLoop, elementsPerInvocation, entry, header, LANES, Params, range } from './wgsl.js';
 
 /**
  * Knobs, mutable for probes and tests: `vec` lets phase B read the [*, d] operands as vec4 rows
@@ -98,7 +98,7 @@ function momentPass(o: SilentElboOperands, mode: MomentMode, buffer: (v: View) =
   const { share, vec, lanes, groups, slots, chunk, me } = l;
   // Rows of the workgroup's tile: 8 fill the subgroup's 8 loading lanes (shared rows only).
   const R = share ? backwardTuning.momentRows : 4;
-  const rowIds = Array.from({ length: R }, (_, r) => r);
+  const rowIds = range(R);
   const bindings = [
     ...operandBindings(o, momentsUsed(recomputed), vec, buffer, mode.kind === 'backward' ? mode.gradOut : null),
     ...(mode.kind === 'forward' ? [output('Saved', mode.saved, vec), output('Out', mode.out, false)]
@@ -183,8 +183,7 @@ function weightPass(o: SilentElboOperands, g: Targets, wantX: boolean, buffer: (
   const { share, vec, lanes, groups, slots, chunk, me } = l;
   // Pixels of the workgroup's tile (shared rows only; workgroup memory holds 4).
   const E = share ? backwardTuning.weightPixels : 4;
-  const pixelIds = Array.from({ length: E }, (_, e) => e);
-  const halves = Array.from({ length: E / 4 }, (_, h) => h);
+  const pixelIds = range(E), halves = range(E / 4);
   const bindings = [
     ...operandBindings(o, momentsUsed([...recomputed, ...(folded ? [folded] : [])]), vec, buffer, gradOut),
     ...(wantU ? [output('GWMu', g.wMu!, vec)] : []), ...(wantA ? [output('GWA', g.wA!, vec)] : []),

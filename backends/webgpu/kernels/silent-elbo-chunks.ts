@@ -12,9 +12,9 @@
 //  - Otherwise: workgroup memory (at most 16 KiB, WebGPU's default), a barrier after each phase,
 //    as many lanes and blocks per chunk as fit.
 import type { SilentElboGradients, SilentElboOperands, SilentElboTerm, View } from '../../../engine/backend.js';
-import { bufferName, four, pixelFunction, rowAccumulators, usesA, type Moment } from './silent-elbo-common.js';
+import { bufferName, four, halfName, pixelFunction, rowAccumulators, usesA, type Moment } from './silent-elbo-common.js';
 import { gemmDevice } from './gemm.js';
-import { ceilDiv, entry, header, LANES, SUBGROUP_DIRECTIVES, type BufferDecl } from './wgsl.js';
+import { ceilDiv, entry, header, LANES, range, SUBGROUP_DIRECTIVES, type BufferDecl } from './wgsl.js';
 
 /** Floats of workgroup memory the partials may take: WebGPU's default 16 KiB limit. */
 const WORKGROUP_FLOATS = 4096;
@@ -95,9 +95,7 @@ export interface Partials {
 }
 
 export function partials(l: Layout, stored: number, width = 4): Partials {
-  const ns = Array.from({ length: stored }, (_, n) => n);
-  const fs = Array.from({ length: width }, (_, f) => f);
-  const halves = Array.from({ length: width / 4 }, (_, h) => h);
+  const ns = range(stored), fs = range(width), halves = range(width / 4);
   const half = (n: number, h: number): string => (width === 4 ? `P_${n}` : `P_${n}_${h}`);
   const at = (n: number, f: number): string => `${half(n, f >> 2)}[${f & 3}]`;
   if (l.share) return {
@@ -148,7 +146,7 @@ ${entry([l.lanes], l.share ? '@builtin(subgroup_invocation_id) lane: u32' : '')}
 }
 
 /** Row r's (pixel half h's) result of recomputeRows. */
-export const rowOut = (r: number, h = 0): string => (h === 0 ? `row_${r}` : `row_${r}_h${h}`);
+export const rowOut = (r: number, h = 0): string => halfName(`row_${r}`, h);
 
 /**
  * Phase A's rows: rowOut(r, h) = recompute(...) for the `rows` rows b0.. that are < B (else
@@ -156,7 +154,7 @@ export const rowOut = (r: number, h = 0): string => (h === 0 ? `row_${r}` : `row
  */
 export function recomputeRows(stored: readonly SilentElboTerm[], recomputed: readonly SilentElboTerm[], j0: string, g: (r: number) => string, rows = 4, pixels = 4): string {
   const call = (r: number, h: number): string => `${rowOut(r, h)} = recompute(b0 + ${r}u, ${j0}${h ? ` + ${4 * h}u` : ''}, B, k, ${rowAccumulators(recomputed, r, h)}, ${g(r)});`;
-  return Array.from({ length: rows }, (_, r) => Array.from({ length: pixels / 4 }, (_, h) => stored.length
+  return range(rows).map((r) => range(pixels / 4).map((h) => stored.length
     ? `var ${rowOut(r, h)}: recomputeOut; if (b0 + ${r}u < B) { ${call(r, h)} }`
     : `var ${rowOut(r, h)} = 0.0; if (b0 + ${r}u < B) { ${call(r, h)} }`).join(' ')).join('\n      ');
 }

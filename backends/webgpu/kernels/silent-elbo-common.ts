@@ -8,7 +8,7 @@
 //    with what to do with them (sum the values, or keep the partials in workgroup memory).
 import type { SilentElboOperands, SilentElboTerm } from '../../../engine/backend.js';
 import { silentElboTerms } from '../../../engine/ops/silent-elbo.js';
-import { laneShared } from './wgsl.js';
+import { laneShared, range } from './wgsl.js';
 
 export type Moment = SilentElboTerm['moment'];
 export const momentNames: readonly Moment[] = ['mean', 'c2', 'c3', 'k4'];
@@ -152,10 +152,7 @@ export interface TileSpec {
  */
 export function tileContraction(spec: TileSpec): { setup: string; init: string; loop: string } {
   const { terms, shared, vec } = spec;
-  const rowIds = Array.from({ length: spec.rows ?? 4 }, (_, r) => r);
-  const pixelIds = Array.from({ length: spec.pixels ?? 4 }, (_, e) => e);
-  const halves = Array.from({ length: pixelIds.length / 4 }, (_, h) => h);
-  const half = (name: string, h: number): string => (h === 0 ? name : `${name}_h${h}`);
+  const rowIds = range(spec.rows ?? 4), pixelIds = range(spec.pixels ?? 4), halves = range(pixelIds.length / 4);
   const moments = momentsUsed(terms), needA = usesA(terms);
   interface Operand { name: string; buffer: string; offset: string }
   const weights: Operand[] = [{ name: 'u', buffer: 'WMu', offset: offsetOf.wMu }, ...(needA ? [{ name: 'a', buffer: 'WA', offset: offsetOf.wA }] : [])];
@@ -170,13 +167,13 @@ export function tileContraction(spec: TileSpec): { setup: string; init: string; 
   }));
   const sharedSide = shared === 'rows' ? sharedLoads(rowsOf, 'b0', 'B', rowIds.length) : shared === 'pixels' ? sharedLoads(weights, 'j0', 'k', pixelIds.length) : [];
   const body = [
-    ...sharedSide.flatMap(({ s, l, n }) => [l.loads, ...Array.from({ length: n }, (_, q) => `let ${s.name}_${q} = ${l.value(q)};`)]),
+    ...sharedSide.flatMap(({ s, l, n }) => [l.loads, ...range(n).map((q) => `let ${s.name}_${q} = ${l.value(q)};`)]),
     ...(shared !== 'rows' ? rowsOf.flatMap((s) => rowIds.map((r) => `let ${s.name}_${r} = ${own(s, `b_${r}`)};`)) : []),
     ...(shared !== 'pixels' ? weights.flatMap((s) => pixelIds.map((e) => `let ${s.name}_${e} = ${own(s, `j_${e}`)};`)) : []),
     ...halves.flatMap((h) => [
-      ...weights.map((w) => `let ${half(w.name, h)} = vec4<f32>(${four.map((e) => `${w.name}_${4 * h + e}`).join(', ')});`),
-      ...terms.map((t, n) => `let ${half(`w_${n}`, h)} = ${power(t.powers[0], t.powers[1], half('u', h), half('a', h))};`),
-      ...terms.flatMap((t, n) => rowIds.map((r) => `${accumulator(n, r, h)} += ${t.moment}_${r} * ${half(`w_${n}`, h)};`)),
+      ...weights.map((w) => `let ${halfName(w.name, h)} = vec4<f32>(${four.map((e) => `${w.name}_${4 * h + e}`).join(', ')});`),
+      ...terms.map((t, n) => `let ${halfName(`w_${n}`, h)} = ${power(t.powers[0], t.powers[1], halfName('u', h), halfName('a', h))};`),
+      ...terms.flatMap((t, n) => rowIds.map((r) => `${accumulator(n, r, h)} += ${t.moment}_${r} * ${halfName(`w_${n}`, h)};`)),
     ]),
   ];
   return {
@@ -189,7 +186,10 @@ export function tileContraction(spec: TileSpec): { setup: string; init: string; 
 }
 
 /** Term n's accumulator for row r and the vec4 half h of the tile's pixels. */
-const accumulator = (n: number, r: number, h: number): string => (h === 0 ? `acc_${n}_${r}` : `acc_${n}_${r}_h${h}`);
+const accumulator = (n: number, r: number, h: number): string => halfName(`acc_${n}_${r}`, h);
+
+/** The name of `name`'s copy for the vec4 half h of a tile's pixels: the name itself for h = 0. */
+export const halfName = (name: string, h: number): string => (h === 0 ? name : `${name}_h${h}`);
 
 /** The accumulators of row r (pixel half h), as the array an epilogue function takes. */
 export const rowAccumulators = (terms: readonly SilentElboTerm[], r: number, h = 0): string =>

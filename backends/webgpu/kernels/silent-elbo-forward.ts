@@ -11,7 +11,7 @@ import type { Dispatch } from '../queue.js';
 import { reduce } from './reduce.js';
 import { bufferName, epilogueFunction, momentsUsed, operandOffsets, pixelFunction, rowAccumulators, tileContraction, usesA } from './silent-elbo-common.js';
 import { gemmDevice } from './gemm.js';
-import { ceilDiv, entry, header, LANES, Params, SUBGROUP_DIRECTIVES, type BufferDecl } from './wgsl.js';
+import { ceilDiv, entry, header, LANES, Params, range, SUBGROUP_DIRECTIVES, type BufferDecl } from './wgsl.js';
 
 const WG = 8;
 
@@ -34,7 +34,7 @@ function source(o: SilentElboOperands, share: boolean): string {
   ];
   const R = rowsPer(share);
   const tile = tileContraction({ terms, shared: share ? 'rows' : null, vec: false, rows: R });
-  const rows = Array.from({ length: R }, (_, r) => r), lanes = [0, 1, 2, 3];
+  const rows = range(R), lanes = [0, 1, 2, 3];
   const epilogue = rows.map((r) => `if (b0 + ${r}u < B${share ? ' && jg < P[3]' : ''}) {
     RowPart[(b0 + ${r}u) * P[3] + jg] = epilogueRow(b0 + ${r}u, j0, B, k, ${rowAccumulators(terms, r)});
   }`);

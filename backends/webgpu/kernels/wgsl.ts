@@ -74,6 +74,9 @@ export function bakeWords(source: string, words: Uint32Array, indices: readonly 
 
 export const ceilDiv = (a: number, b: number): number => Math.ceil(a / b);
 
+/** 0, 1, ..., n - 1: the indices kernel generators unroll over. */
+export const range = (n: number): number[] => Array.from({ length: n }, (_, i) => i);
+
 /**
  * Elements each invocation of a flat kernel (one element per step) handles: lavapipe pays
  * microseconds per workgroup, more than a few elements cost, so one element per invocation
@@ -108,7 +111,7 @@ export const LANES = 8;
  */
 export function laneShared(tag: string, slots: number, buffer: string, base: (q: string) => string, step: string):
   { setup: string; loads: string; value: (slot: number) => string } {
-  const loaders = Array.from({ length: ceilDiv(slots, LANES) }, (_, j) => j);
+  const loaders = range(ceilDiv(slots, LANES));
   return {
     setup: loaders.map((j) => `let ${tag}At_${j} = ${base(`min(${LANES * j}u + lane, ${slots - 1}u)`)};`).join(' '),
     loads: loaders.map((j) => `let ${tag}_${j} = ${buffer}[${tag}At_${j} + ${step}];`).join(' '),

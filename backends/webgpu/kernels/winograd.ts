@@ -33,7 +33,7 @@ import { linearGroup, type Dispatch } from '../queue.js';
 import type { GpuView } from './elementwise.js';
 import { gemmDispatch, type GemmSpec } from './gemm.js';
 import { batchedMatmul } from './matmul.js';
-import { BAKE_MIN_WORK, bakeWords, ceilDiv, entry, header, type BufferDecl } from './wgsl.js';
+import { BAKE_MIN_WORK, bakeWords, ceilDiv, entry, header, range, type BufferDecl } from './wgsl.js';
 
 export type WinogradPass = 'forward' | 'input' | 'filter';
 
@@ -82,7 +82,6 @@ export function winogradServes(pass: WinogradPass, g: Conv2dGeometry): boolean {
 
 // ---- transform kernels -----------------------------------------------------------------------
 
-const range = (n: number): number[] => Array.from({ length: n }, (_, i) => i);
 
 /**
  * Parameter words of every transform kernel. Offsets (words 12, 13) are never baked: they
