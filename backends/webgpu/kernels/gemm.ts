@@ -23,8 +23,13 @@
 // 4 x 2 workgroup) to 21.5 / 23.3 / 20.8 (16 rows x 8 columns per lane, 8 lanes); end to end
 // see `sharedTilings`. Tried and dropped: A loaded as vec4 along k (its 4x larger registers
 // spill: 0.5x), k unrolled by 2 or 4 with an update per step (0.6-0.9x); summing 2 steps per
-// update (`kSum`) is kept. Loads from a uniform buffer cost ~3
-// instructions per lane instead of ~10 in llvmpipe, but a binding holds 64 KiB.
+// update (`kSum`) is kept.
+// Where 512^3 spends its time (the baked kernel alone, variants alternating in one process):
+// with A's loads replaced by arithmetic it ran 32-44 GFLOP/s, B's 38-51, both 54-73, against
+// 21-28 as it is, so loads are over half the kernel. Other ways to load did not help: B from
+// uniform bindings (64 KiB each, 8 a dispatch, K in two dispatches) 0.97x and 1.01x; B from an
+// rgba32float texture 1.03x (faster in 11 of 20 rounds); A too, from an r32float texture,
+// 0.76x; shared-row A as vec4 along k (one load per 4 steps) 0.6x.
 // SILENTGRAD_WEBGPU_SHARED_ROWS=0 turns shared rows off (index.ts).
 import type { Dispatch } from '../queue.js';
 import { BAKE_MIN_WORK, bakeWords, entry, header, range, SUBGROUP_DIRECTIVES, type BufferDecl } from './wgsl.js';
