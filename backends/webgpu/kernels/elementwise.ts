@@ -16,7 +16,7 @@
 // The expressions are written over the alias V (f32 or vec4<f32>) so one table serves both.
 import type { BinaryOp, UnaryOp } from '../../../engine/backend.js';
 import type { Dispatch } from '../queue.js';
-import { ceilDiv, elementLoop, elementsPerInvocation, entry, header, Params } from './wgsl.js';
+import { cachedSource, ceilDiv, elementLoop, elementsPerInvocation, entry, header, Params } from './wgsl.js';
 
 /** A view as the kernels see it: a buffer plus shape, strides and offset in elements. */
 export interface GpuView {
@@ -162,9 +162,6 @@ ${walk.join('\n')}
 /** Elements from which sizes are baked: big tensors, whose shapes a training step repeats. */
 const BAKE_MIN_ELEMENTS = 1 << 16;
 
-/** Generated sources by (expression, operand access, rank, baked sizes): built and hashed once. */
-const sources = new Map<string, string>();
-
 /**
  * Each operand's access in the vector form of a coalesced layout, or null where it does not
  * apply: out and every input must walk the innermost axis (a multiple of 4 long) contiguously
@@ -200,11 +197,9 @@ export function elementwise(expression: string, out: GpuView, inputs: readonly G
   const per = elementsPerInvocation(count, WORKGROUP);
   params.f32(p).u32(per);
   const baked = count >= BAKE_MIN_ELEMENTS && walkDims.length > 1 ? walkDims : null;
-  const key = `${expression}|${access.join(',')}|${walkDims.length}|${baked ? baked.join(',') : ''}`;
-  let code = sources.get(key);
-  if (code === undefined) sources.set(key, (code = source(expression, access, walkDims.length, baked)));
+  const key = `elementwise|${expression}|${access.join(',')}|${walkDims.length}|${baked ? baked.join(',') : ''}`;
   return {
-    source: code,
+    source: cachedSource(key, () => source(expression, access, walkDims.length, baked)),
     buffers: all.map((v) => v.buffer),
     params: params.build(),
     groups: ceilDiv(count, WORKGROUP * per),

@@ -32,7 +32,7 @@
 // 0.76x; shared-row A as vec4 along k (one load per 4 steps) 0.6x.
 // SILENTGRAD_WEBGPU_SHARED_ROWS=0 turns shared rows off (index.ts).
 import type { Dispatch } from '../queue.js';
-import { BAKE_MIN_WORK, bakeWords, entry, header, range, SUBGROUP_DIRECTIVES, type BufferDecl } from './wgsl.js';
+import { BAKE_MIN_WORK, bakeWords, cachedSource, entry, header, range, SUBGROUP_DIRECTIVES, type BufferDecl } from './wgsl.js';
 
 /**
  * Rows and vec4 column groups per invocation, and the workgroup's shape. With `shareRows`
@@ -235,13 +235,6 @@ export function splitCount(M: number, N: number, K: number): number {
 }
 
 /**
- * Generated sources by (spec, split, tiling, baked words). Building a source per call cost
- * ~50 us of string work, and the queue then hashed the fresh multi-kilobyte string to find
- * its pipeline (~45 us): an 8x8 matmul took ~290 us on the host. A cached string is hashed once.
- */
-const sources = new Map<string, string>();
-
-/**
  * The dispatch of a spec; with splits > 1, `O` must be a scratch of splits * M * N floats.
  * A batched spec runs `batches` products (splits must be 1).
  */
@@ -255,11 +248,9 @@ export function gemmDispatch(spec: GemmSpec, buffers: readonly GPUBuffer[], M: n
   const chunk = Math.ceil(Math.ceil(K / splits) / step) * step;
   const params = Uint32Array.from([M, N, K, Math.max(chunk, 1), ...extra]);
   const tiling = (chosen.kSum ?? 1) > 1 && (K % chosen.kSum! !== 0 || chunk % chosen.kSum! !== 0 || (spec.bAlongK && 4 % chosen.kSum! !== 0)) ? { ...chosen, kSum: 1 } : chosen;
-  const key = `${spec.name}|${splits > 1}|${tiling.rows},${tiling.colVecs},${tiling.wgX},${tiling.wgY},${!!tiling.shareRows},${tiling.kSum ?? 1}|${bake ? `${M},${N},${K},${params[3]!},${extra.slice(OFFSET_WORDS.length).join(',')}` : ''}`;
-  let source = sources.get(key);
-  if (source === undefined) sources.set(key, (source = gemmSource(spec, splits > 1, tiling, bake ? params : null)));
+  const key = `gemm|${spec.name}|${splits > 1}|${tiling.rows},${tiling.colVecs},${tiling.wgX},${tiling.wgY},${!!tiling.shareRows},${tiling.kSum ?? 1}|${bake ? `${M},${N},${K},${params[3]!},${extra.slice(OFFSET_WORDS.length).join(',')}` : ''}`;
   return {
-    source,
+    source: cachedSource(key, () => gemmSource(spec, splits > 1, tiling, bake ? params : null)),
     buffers,
     params,
     groups: M === 0 || N === 0 || batches === 0 ? 0 : [Math.ceil(N / tileN(tiling)), Math.ceil(M / tileM(tiling)), spec.batched ? batches : splits],

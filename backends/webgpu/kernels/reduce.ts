@@ -8,7 +8,7 @@
 import type { ReduceOp } from '../../../engine/backend.js';
 import { linearGroup, type Dispatch } from '../queue.js';
 import { coalesce, vec4Strides, walksVec4, type GpuView } from './elementwise.js';
-import { bakeWords, ceilDiv, entry, header, Params } from './wgsl.js';
+import { bakeWords, cachedSource, ceilDiv, entry, header, Params } from './wgsl.js';
 
 const WORKGROUP = 64;
 
@@ -90,9 +90,6 @@ ${entry([WORKGROUP])} {
 const BAKE_MIN_ELEMENTS = 1 << 16;
 const OFFSET_WORD = 2;
 
-/** Generated sources by (op, shape, rank, vector, baked words): built and hashed once. */
-const sources = new Map<string, string>();
-
 /** Reduce x over `axes` into out (contiguous, the kept shape with those axes as 1). */
 export function reduce(op: ReduceOp, x: GpuView, axes: readonly number[], out: GPUBuffer): Dispatch | null {
   const isReduced = (i: number): boolean => axes.includes(i);
@@ -122,14 +119,12 @@ export function reduce(op: ReduceOp, x: GpuView, axes: readonly number[], out: G
   // went from 9.5-11.3 to 2.0-2.5 ms on lavapipe (/tmp probe, medians of 5 rounds of 10 calls,
   // old and new alternating on a loaded machine).
   const bake = outCount * reduceCount >= BAKE_MIN_ELEMENTS;
-  const key = `${op}|${cooperative}|${vector}|${layout.kept.length},${layout.reduced.length}|${bake ? [...params].filter((_, i) => i !== OFFSET_WORD).join(',') : ''}`;
-  let source = sources.get(key);
-  if (source === undefined) {
+  const key = `reduce|${op}|${cooperative}|${vector}|${layout.kept.length},${layout.reduced.length}|${bake ? [...params].filter((_, i) => i !== OFFSET_WORD).join(',') : ''}`;
+  const source = cachedSource(key, () => {
     const body = cooperative ? workgroupPerOutput(op, layout, vector) : threadPerOutput(op, layout);
-    source = `${header([{ name: 'X', access: 'read', type: vector ? 'vec4<f32>' : 'f32' }, { name: 'O', access: 'read_write' }])}
+    return `${header([{ name: 'X', access: 'read', type: vector ? 'vec4<f32>' : 'f32' }, { name: 'O', access: 'read_write' }])}
 ${bake ? bakeWords(body, params, [...params.keys()].filter((i) => i !== OFFSET_WORD)) : body}`;
-    sources.set(key, source);
-  }
+  });
   return {
     source, buffers: [x.buffer, out], params, groups: cooperative ? outCount : ceilDiv(outCount, WORKGROUP),
     label: `reduce ${op} ${cooperative ? 'a workgroup per output' : 'an invocation per output'}${vector ? ' (vec4)' : ''}`,

@@ -44,13 +44,13 @@ import type { SilentElboOperands, SilentElboTerm, View } from '../../../engine/b
 import type { Dispatch } from '../queue.js';
 import {
   addLatents, chunkWalk, gatherRow, layout, operandBindings, output, partials, recomputeRows, rowOut, shaderHead,
-  type Binding, type Pass, type Targets,
+  type Binding, type Layout, type Pass, type Targets,
 } from './silent-elbo-chunks.js';
 import {
   bufferName, constantPartial, constantTerm, epilogueFunction, four, momentsUsed, offsetOf, operandOffsets, power,
   SIGMA2, tileContraction, usesA, vec4Rows, type Moment,
 } from './silent-elbo-common.js';
-import { ceilDiv, elementLoop, elementsPerInvocation, entry, header, LANES, Params, range } from './wgsl.js';
+import { cachedSource, ceilDiv, elementLoop, elementsPerInvocation, entry, header, LANES, Params, range } from './wgsl.js';
 
 /**
  * Knobs, mutable for probes and tests: `vec` lets phase B read the [*, d] operands as vec4 rows
@@ -79,6 +79,14 @@ export const backwardTuning = {
 type MomentMode = { kind: 'backward'; g: Targets; gradOut: GPUBuffer } | { kind: 'forward'; out: GPUBuffer; saved: GPUBuffer };
 
 /**
+ * The key a pass's generated WGSL is cached under (cachedSource): everything its source reads
+ * but the buffers. The layout carries what d decides, the declarations which operands and
+ * gradients are bound; the tuning knobs are mutable for probes.
+ */
+const passKey = (title: string, o: SilentElboOperands, l: Layout, bindings: readonly Binding[]): string =>
+  JSON.stringify(['silent ELBO backward', title, o.form, o.terms.map((t) => t.name), l, backwardTuning, bindings.map((b) => b.decl)]);
+
+/**
  * Moment pass: grid of one workgroup per 8 examples (4 without subgroups). Phase A's tile is
  * the forward's, 8 rows tall, so it costs what the forward does.
  */
@@ -104,62 +112,65 @@ function momentPass(o: SilentElboOperands, mode: MomentMode, buffer: (v: View) =
     ...(mode.kind === 'forward' ? [output('Saved', mode.saved, vec), output('Out', mode.out, false)]
       : [...wanted.map((m) => output(`G${bufferName[m]}`, mode.g[m]!, vec)), ...(wantX ? [output('GX', mode.g.x!, false)] : [])]),
   ];
-  // Where moment m's sums go: its gradient, or its rows of the saved [moment][b][i].
-  const target = (m: Moment, row: string): [string, string] => forward ? ['Saved', `(${used.indexOf(m)}u * B + ${row})`] : [`G${bufferName[m]}`, row];
-  const tile = tileContraction({ terms: recomputed, shared: share ? 'rows' : null, vec, rows: R });
-  const functions = epilogueFunction(o, 'recompute', recomputed, stored, 'g: f32', wantX ? 'GX[b * k + j] = -g * px.d[0];' : '');
-  const kept = partials(l, stored.length, R);
-  const ns = stored.map((_, n) => n);
-  // Keep: with subgroups keep_n_r, row r's partials for the lane's 4 pixels; else, for each of
-  // them, the 4 rows' in workgroup memory.
-  const keep = share
-    ? ns.map((n) => rowIds.map((r) => `keep_${n}_${r} = row_${r}.p[${n}];`).join(' ')).join('\n      ')
-    : four.map((e) => ns.map((n) => four.map((r) => `part[(j0 - c0 + ${e}u) * ${slots}u + ${4 * n + r}u] = row_${r}.p[${n}][${e}];`).join(' ')).join(' ')).join('\n      ');
-  const needA = usesA([...stored, ...(folded ? [folded] : [])]);
-  const sum = (m: Moment, r: number): string => `sum_${m}_${r}`;
-  const phaseB = `let cEnd = min(${chunk}u, k - c0);
-    for (var gg = 0u; gg < ${groups}u; gg++) {
-      let i0 = (gg * ${lanes}u + ${me}) * 4u;
-      ${share ? '' : 'if (i0 >= d) { break; }'}
-      ${vec ? '' : four.map((e) => `let i_${e} = min(i0 + ${e}u, d - 1u);`).join(' ')}
-      ${wanted.flatMap((m) => rowIds.map((r) => `var ${sum(m, r)} = vec4<f32>(0.0);`)).join(' ')}
-      ${folded ? 'var colsum = vec4<f32>(0.0);' : ''}
-      ${kept.loop('jj', 'cEnd', ns, `let j = c0 + jj;
-        let u = ${gatherRow('WMu', offsetOf.wMu, 'j', vec)};
-        ${needA ? `let a = ${gatherRow('WA', offsetOf.wA, 'j', vec)};` : ''}
-        ${stored.map((t, n) => `let w_${n} = ${power(t.powers[0], t.powers[1], 'u', 'a')};`).join(' ')}
-        ${stored.flatMap((t, n) => rowIds.map((r) => `${sum(t.moment, r)} += ${kept.at(n, r)} * w_${n};`)).join('\n        ')}
-        ${folded ? `colsum += ${power(folded.powers[0], folded.powers[1], 'u', 'a')};` : ''}`)}
-      ${folded ? rowIds.map((r) => `${sum(folded.moment, r)} += (g_${r} * ${constantPartial[o.form].partial}) * colsum;`).join(' ') : ''}
-      ${rowIds.map((r) => `if (b0 + ${r}u < B) { ${wanted.map((m) => addLatents(...target(m, `(b0 + ${r}u)`), sum(m, r), 'c0 == 0u', vec)).join(' ')} }`).join('\n      ')}
+  const title = forward ? 'moment sums in the forward' : 'moment gradients';
+  const source = cachedSource(passKey(title, o, l, bindings), () => {
+    // Where moment m's sums go: its gradient, or its rows of the saved [moment][b][i].
+    const target = (m: Moment, row: string): [string, string] => forward ? ['Saved', `(${used.indexOf(m)}u * B + ${row})`] : [`G${bufferName[m]}`, row];
+    const tile = tileContraction({ terms: recomputed, shared: share ? 'rows' : null, vec, rows: R });
+    const functions = epilogueFunction(o, 'recompute', recomputed, stored, 'g: f32', wantX ? 'GX[b * k + j] = -g * px.d[0];' : '');
+    const kept = partials(l, stored.length, R);
+    const ns = stored.map((_, n) => n);
+    // Keep: with subgroups keep_n_r, row r's partials for the lane's 4 pixels; else, for each of
+    // them, the 4 rows' in workgroup memory.
+    const keep = share
+      ? ns.map((n) => rowIds.map((r) => `keep_${n}_${r} = row_${r}.p[${n}];`).join(' ')).join('\n      ')
+      : four.map((e) => ns.map((n) => four.map((r) => `part[(j0 - c0 + ${e}u) * ${slots}u + ${4 * n + r}u] = row_${r}.p[${n}][${e}];`).join(' ')).join(' ')).join('\n      ');
+    const needA = usesA([...stored, ...(folded ? [folded] : [])]);
+    const sum = (m: Moment, r: number): string => `sum_${m}_${r}`;
+    const phaseB = `let cEnd = min(${chunk}u, k - c0);
+      for (var gg = 0u; gg < ${groups}u; gg++) {
+        let i0 = (gg * ${lanes}u + ${me}) * 4u;
+        ${share ? '' : 'if (i0 >= d) { break; }'}
+        ${vec ? '' : four.map((e) => `let i_${e} = min(i0 + ${e}u, d - 1u);`).join(' ')}
+        ${wanted.flatMap((m) => rowIds.map((r) => `var ${sum(m, r)} = vec4<f32>(0.0);`)).join(' ')}
+        ${folded ? 'var colsum = vec4<f32>(0.0);' : ''}
+        ${kept.loop('jj', 'cEnd', ns, `let j = c0 + jj;
+          let u = ${gatherRow('WMu', offsetOf.wMu, 'j', vec)};
+          ${needA ? `let a = ${gatherRow('WA', offsetOf.wA, 'j', vec)};` : ''}
+          ${stored.map((t, n) => `let w_${n} = ${power(t.powers[0], t.powers[1], 'u', 'a')};`).join(' ')}
+          ${stored.flatMap((t, n) => rowIds.map((r) => `${sum(t.moment, r)} += ${kept.at(n, r)} * w_${n};`)).join('\n        ')}
+          ${folded ? `colsum += ${power(folded.powers[0], folded.powers[1], 'u', 'a')};` : ''}`)}
+        ${folded ? rowIds.map((r) => `${sum(folded.moment, r)} += (g_${r} * ${constantPartial[o.form].partial}) * colsum;`).join(' ') : ''}
+        ${rowIds.map((r) => `if (b0 + ${r}u < B) { ${wanted.map((m) => addLatents(...target(m, `(b0 + ${r}u)`), sum(m, r), 'c0 == 0u', vec)).join(' ')} }`).join('\n      ')}
+      }`;
+    const rows = (r: number): string => stored.length ? `row_${r}.value` : `row_${r}`;
+    // The forward's values: each lane's share of its rows, summed over the lanes at the end.
+    const values = !forward ? '' : share
+      ? rowIds.map((r) => `let total_${r} = subgroupAdd(value_${r}); if (${me} == 0u && b0 + ${r}u < B) { Out[b0 + ${r}u] = total_${r}; }`).join('\n  ')
+      : `${four.map((r) => `values[${me} * 4u + ${r}u] = value_${r};`).join(' ')}
+    workgroupBarrier();
+    if (${me} == 0u) {
+      ${four.map((r) => `var total_${r} = 0.0;`).join(' ')}
+      for (var l = 0u; l < ${lanes}u; l++) { ${four.map((r) => `total_${r} += values[l * 4u + ${r}u];`).join(' ')} }
+      ${four.map((r) => `if (b0 + ${r}u < B) { Out[b0 + ${r}u] = total_${r}; }`).join(' ')}
     }`;
-  const rows = (r: number): string => stored.length ? `row_${r}.value` : `row_${r}`;
-  // The forward's values: each lane's share of its rows, summed over the lanes at the end.
-  const values = !forward ? '' : share
-    ? rowIds.map((r) => `let total_${r} = subgroupAdd(value_${r}); if (${me} == 0u && b0 + ${r}u < B) { Out[b0 + ${r}u] = total_${r}; }`).join('\n  ')
-    : `${four.map((r) => `values[${me} * 4u + ${r}u] = value_${r};`).join(' ')}
-  workgroupBarrier();
-  if (${me} == 0u) {
-    ${four.map((r) => `var total_${r} = 0.0;`).join(' ')}
-    for (var l = 0u; l < ${lanes}u; l++) { ${four.map((r) => `total_${r} += values[l * 4u + ${r}u];`).join(' ')} }
-    ${four.map((r) => `if (b0 + ${r}u < B) { Out[b0 + ${r}u] = total_${r}; }`).join(' ')}
+    return `${shaderHead(title, o, l, bindings, `${functions}${forward && !share ? `\nvar<workgroup> values: array<f32, ${4 * lanes}>;` : ''}`)} {
+    let B = P[0]; let d = P[1]; let k = P[2]; let gOff = P[3]; let sigma2 = ${SIGMA2};
+    let b0 = wid.x * ${R}u;
+    ${rowIds.map((r) => `let b_${r} = min(b0 + ${r}u, B - 1u); let g_${r} = ${forward ? '1.0' : `G[gOff + b_${r}]`};`).join(' ')}
+    ${forward ? rowIds.map((r) => `var value_${r} = 0.0;`).join(' ') : ''}
+    ${tile.setup}
+    ${kept.declare}
+    ${chunkWalk(l, 'c0', 'k', (first) => `let j0 = ${first};
+        ${four.map((e) => `let j_${e} = min(j0 + ${e}u, k - 1u);`).join(' ')}
+        ${tile.init}
+        ${tile.loop}
+        ${recomputeRows(stored, recomputed, 'j0', (r) => `g_${r}`, R)}
+        ${keep}
+        ${forward ? rowIds.map((r) => `value_${r} += ${rows(r)};`).join(' ') : ''}`, wanted.length ? phaseB : '')}
+    ${values}
   }`;
-  const source = `${shaderHead(forward ? 'moment sums in the forward' : 'moment gradients', o, l, bindings, `${functions}${forward && !share ? `\nvar<workgroup> values: array<f32, ${4 * lanes}>;` : ''}`)} {
-  let B = P[0]; let d = P[1]; let k = P[2]; let gOff = P[3]; let sigma2 = ${SIGMA2};
-  let b0 = wid.x * ${R}u;
-  ${rowIds.map((r) => `let b_${r} = min(b0 + ${r}u, B - 1u); let g_${r} = ${forward ? '1.0' : `G[gOff + b_${r}]`};`).join(' ')}
-  ${forward ? rowIds.map((r) => `var value_${r} = 0.0;`).join(' ') : ''}
-  ${tile.setup}
-  ${kept.declare}
-  ${chunkWalk(l, 'c0', 'k', (first) => `let j0 = ${first};
-      ${four.map((e) => `let j_${e} = min(j0 + ${e}u, k - 1u);`).join(' ')}
-      ${tile.init}
-      ${tile.loop}
-      ${recomputeRows(stored, recomputed, 'j0', (r) => `g_${r}`, R)}
-      ${keep}
-      ${forward ? rowIds.map((r) => `value_${r} += ${rows(r)};`).join(' ') : ''}`, wanted.length ? phaseB : '')}
-  ${values}
-}`;
+  });
   return { source, bindings, groups: ceilDiv(B, R) };
 }
 
@@ -190,69 +201,71 @@ function weightPass(o: SilentElboOperands, g: Targets, wantX: boolean, buffer: (
     ...(wantBMu ? [output('GBMu', g.bMu!, false)] : []), ...(wantBA ? [output('GBA', g.bA!, false)] : []),
     ...(wantX ? [output('GX', g.x!, false)] : []),
   ];
-  const tile = tileContraction({ terms: recomputed, shared: share ? 'pixels' : null, vec, pixels: E });
-  const functions = epilogueFunction(o, 'recompute', recomputed, stored, 'g: f32', wantX ? 'GX[b * k + j] = -g * px.d[0];' : '');
-  const kept = partials(l, stored.length, E);
-  const ns = stored.map((_, n) => n);
-  // Keep: with subgroups keep_n_e, pixel e's partials for the lane's 4 examples; else, for each
-  // of them, the 4 pixels' in workgroup memory.
-  const keep = share
-    ? ns.map((n) => pixelIds.map((e) => `keep_${n}_${e} = vec4<f32>(${four.map((r) => `${rowOut(r, e >> 2)}.p[${n}][${e & 3}]`).join(', ')});`).join(' ')).join('\n      ')
-    : four.map((r) => ns.map((n) => four.map((e) => `part[(b0 + ${r}u - bc) * ${slots}u + ${4 * n + e}u] = row_${r}.p[${n}][${e}];`).join(' ')).join(' ')).join('\n      ');
-  const index = (t: SilentElboTerm): number => stored.indexOf(t);
-  const biases = [[wantBMu, 'Ubar', 'GBMu'], [wantBA, 'Abar', 'GBA']] as const;
-  const biasTerms = biases.flatMap(([want, name, out]) => {
-    const t = stored.find((s) => s.name === name);
-    return want && t ? [{ n: index(t), out }] : [];
+  const source = cachedSource(passKey('weight gradients', o, l, bindings), () => {
+    const tile = tileContraction({ terms: recomputed, shared: share ? 'pixels' : null, vec, pixels: E });
+    const functions = epilogueFunction(o, 'recompute', recomputed, stored, 'g: f32', wantX ? 'GX[b * k + j] = -g * px.d[0];' : '');
+    const kept = partials(l, stored.length, E);
+    const ns = stored.map((_, n) => n);
+    // Keep: with subgroups keep_n_e, pixel e's partials for the lane's 4 examples; else, for each
+    // of them, the 4 pixels' in workgroup memory.
+    const keep = share
+      ? ns.map((n) => pixelIds.map((e) => `keep_${n}_${e} = vec4<f32>(${four.map((r) => `${rowOut(r, e >> 2)}.p[${n}][${e & 3}]`).join(', ')});`).join(' ')).join('\n      ')
+      : four.map((r) => ns.map((n) => four.map((e) => `part[(b0 + ${r}u - bc) * ${slots}u + ${4 * n + e}u] = row_${r}.p[${n}][${e}];`).join(' ')).join(' ')).join('\n      ');
+    const index = (t: SilentElboTerm): number => stored.indexOf(t);
+    const biases = [[wantBMu, 'Ubar', 'GBMu'], [wantBA, 'Abar', 'GBA']] as const;
+    const biasTerms = biases.flatMap(([want, name, out]) => {
+      const t = stored.find((s) => s.name === name);
+      return want && t ? [{ n: index(t), out }] : [];
+    });
+    const h = (n: number, e: number): string => `h_${n}_${e}`;
+    // d(u^p a^q)/du = p u^(p-1) a^q, d/da = q u^p a^(q-1), times h (a vec4 expression).
+    const chain = (which: 'u' | 'a', t: SilentElboTerm, hv: string): string => {
+      const [p, q] = t.powers;
+      const factor = which === 'u' ? p : q;
+      if (factor === 0) return '';
+      return ` + ${factor}.0 * ${which === 'u' ? power(p - 1, q, 'u', 'a') : power(p, q - 1, 'u', 'a')} * ${hv}`;
+    };
+    const chainAll = (which: 'u' | 'a', e: number): string =>
+      `vec4<f32>(0.0)${chained.map((t) => chain(which, t, h(index(t), e))).join('')}${folded ? chain(which, folded, 'foldedH') : ''}`;
+    const momentsB = momentsUsed([...chained, ...(folded ? [folded] : [])]);
+    const phaseB = `let rEnd = min(${chunk}u, B - bc);
+      ${biasTerms.length ? `{
+        ${biasTerms.map(({ n }) => halves.map((h) => `var bias_${n}_${h} = vec4<f32>(0.0);`).join(' ')).join(' ')}
+        ${kept.loop('bb', 'rEnd', biasTerms.map(({ n }) => n), biasTerms.map(({ n }) => halves.map((h) => `bias_${n}_${h} += ${kept.half(n, h)};`).join(' ')).join(' '))}
+        if (${me} == 0u) { ${biasTerms.map(({ n, out }) => pixelIds.map((e) => `if (j0 + ${e}u < k) { if (bc == 0u) { ${out}[j0 + ${e}u] = bias_${n}_${e >> 2}[${e & 3}]; } else { ${out}[j0 + ${e}u] += bias_${n}_${e >> 2}[${e & 3}]; } }`).join(' ')).join(' ')} }
+      }` : ''}
+      ${wantU || wantA ? `for (var gg = 0u; gg < ${groups}u; gg++) {
+        let i0 = (gg * ${lanes}u + ${me}) * 4u;
+        ${share ? '' : 'if (i0 >= d) { break; }'}
+        ${vec ? '' : four.map((e) => `let i_${e} = min(i0 + ${e}u, d - 1u);`).join(' ')}
+        ${chained.flatMap((t) => pixelIds.map((e) => `var ${h(index(t), e)} = vec4<f32>(0.0);`)).join(' ')}
+        ${folded ? 'var colsum = vec4<f32>(0.0);' : ''}
+        ${kept.loop('bb', 'rEnd', chained.map(index), `let b = bc + bb;
+          ${momentsB.map((m) => `let m_${m} = ${gatherRow(bufferName[m], offsetOf[m], 'b', vec)};`).join(' ')}
+          ${chained.flatMap((t) => pixelIds.map((e) => `${h(index(t), e)} += ${kept.at(index(t), e)} * m_${t.moment};`)).join('\n        ')}
+          ${folded ? `colsum += G[gOff + b] * m_${folded.moment};` : ''}`)}
+        ${folded ? `let foldedH = ${constantPartial[o.form].partial} * colsum;` : ''}
+        ${pixelIds.map((e) => `if (j0 + ${e}u < k) {
+          let u = ${gatherRow('WMu', offsetOf.wMu, `j_${e}`, vec)};
+          ${needA ? `let a = ${gatherRow('WA', offsetOf.wA, `j_${e}`, vec)};` : ''}
+          ${wantU ? addLatents('GWMu', `j_${e}`, chainAll('u', e), 'bc == 0u', vec) : ''}
+          ${wantA ? addLatents('GWA', `j_${e}`, chainAll('a', e), 'bc == 0u', vec) : ''}
+        }`).join('\n      ')}
+      }` : ''}`;
+    return `${shaderHead('weight gradients', o, l, bindings, functions)} {
+    let B = P[0]; let d = P[1]; let k = P[2]; let gOff = P[3]; let sigma2 = ${SIGMA2};
+    let j0 = wid.x * ${E}u;
+    ${pixelIds.map((e) => `let j_${e} = min(j0 + ${e}u, k - 1u);`).join(' ')}
+    ${tile.setup}
+    ${kept.declare}
+    ${chunkWalk(l, 'bc', 'B', (first) => `let b0 = ${first};
+        ${four.map((r) => `let b_${r} = min(b0 + ${r}u, B - 1u);`).join(' ')}
+        ${tile.init}
+        ${tile.loop}
+        ${recomputeRows(stored, recomputed, 'j0', (r) => `G[gOff + b_${r}]`, 4, E)}
+        ${keep}`, phaseB)}
+  }`;
   });
-  const h = (n: number, e: number): string => `h_${n}_${e}`;
-  // d(u^p a^q)/du = p u^(p-1) a^q, d/da = q u^p a^(q-1), times h (a vec4 expression).
-  const chain = (which: 'u' | 'a', t: SilentElboTerm, hv: string): string => {
-    const [p, q] = t.powers;
-    const factor = which === 'u' ? p : q;
-    if (factor === 0) return '';
-    return ` + ${factor}.0 * ${which === 'u' ? power(p - 1, q, 'u', 'a') : power(p, q - 1, 'u', 'a')} * ${hv}`;
-  };
-  const chainAll = (which: 'u' | 'a', e: number): string =>
-    `vec4<f32>(0.0)${chained.map((t) => chain(which, t, h(index(t), e))).join('')}${folded ? chain(which, folded, 'foldedH') : ''}`;
-  const momentsB = momentsUsed([...chained, ...(folded ? [folded] : [])]);
-  const phaseB = `let rEnd = min(${chunk}u, B - bc);
-    ${biasTerms.length ? `{
-      ${biasTerms.map(({ n }) => halves.map((h) => `var bias_${n}_${h} = vec4<f32>(0.0);`).join(' ')).join(' ')}
-      ${kept.loop('bb', 'rEnd', biasTerms.map(({ n }) => n), biasTerms.map(({ n }) => halves.map((h) => `bias_${n}_${h} += ${kept.half(n, h)};`).join(' ')).join(' '))}
-      if (${me} == 0u) { ${biasTerms.map(({ n, out }) => pixelIds.map((e) => `if (j0 + ${e}u < k) { if (bc == 0u) { ${out}[j0 + ${e}u] = bias_${n}_${e >> 2}[${e & 3}]; } else { ${out}[j0 + ${e}u] += bias_${n}_${e >> 2}[${e & 3}]; } }`).join(' ')).join(' ')} }
-    }` : ''}
-    ${wantU || wantA ? `for (var gg = 0u; gg < ${groups}u; gg++) {
-      let i0 = (gg * ${lanes}u + ${me}) * 4u;
-      ${share ? '' : 'if (i0 >= d) { break; }'}
-      ${vec ? '' : four.map((e) => `let i_${e} = min(i0 + ${e}u, d - 1u);`).join(' ')}
-      ${chained.flatMap((t) => pixelIds.map((e) => `var ${h(index(t), e)} = vec4<f32>(0.0);`)).join(' ')}
-      ${folded ? 'var colsum = vec4<f32>(0.0);' : ''}
-      ${kept.loop('bb', 'rEnd', chained.map(index), `let b = bc + bb;
-        ${momentsB.map((m) => `let m_${m} = ${gatherRow(bufferName[m], offsetOf[m], 'b', vec)};`).join(' ')}
-        ${chained.flatMap((t) => pixelIds.map((e) => `${h(index(t), e)} += ${kept.at(index(t), e)} * m_${t.moment};`)).join('\n        ')}
-        ${folded ? `colsum += G[gOff + b] * m_${folded.moment};` : ''}`)}
-      ${folded ? `let foldedH = ${constantPartial[o.form].partial} * colsum;` : ''}
-      ${pixelIds.map((e) => `if (j0 + ${e}u < k) {
-        let u = ${gatherRow('WMu', offsetOf.wMu, `j_${e}`, vec)};
-        ${needA ? `let a = ${gatherRow('WA', offsetOf.wA, `j_${e}`, vec)};` : ''}
-        ${wantU ? addLatents('GWMu', `j_${e}`, chainAll('u', e), 'bc == 0u', vec) : ''}
-        ${wantA ? addLatents('GWA', `j_${e}`, chainAll('a', e), 'bc == 0u', vec) : ''}
-      }`).join('\n      ')}
-    }` : ''}`;
-  const source = `${shaderHead('weight gradients', o, l, bindings, functions)} {
-  let B = P[0]; let d = P[1]; let k = P[2]; let gOff = P[3]; let sigma2 = ${SIGMA2};
-  let j0 = wid.x * ${E}u;
-  ${pixelIds.map((e) => `let j_${e} = min(j0 + ${e}u, k - 1u);`).join(' ')}
-  ${tile.setup}
-  ${kept.declare}
-  ${chunkWalk(l, 'bc', 'B', (first) => `let b0 = ${first};
-      ${four.map((r) => `let b_${r} = min(b0 + ${r}u, B - 1u);`).join(' ')}
-      ${tile.init}
-      ${tile.loop}
-      ${recomputeRows(stored, recomputed, 'j0', (r) => `G[gOff + b_${r}]`, 4, E)}
-      ${keep}`, phaseB)}
-}`;
   return { source, bindings, groups: ceilDiv(k, E) };
 }
 
@@ -283,7 +296,7 @@ function savedScaling(o: SilentElboOperands, saved: GPUBuffer, g: Targets, gradO
     { decl: { name: 'Saved', access: 'read' }, buffer: saved }, { decl: { name: 'G', access: 'read' }, buffer: gradOut },
     ...wanted.map(({ m }) => output(`G${bufferName[m]}`, g[m]!, false)),
   ];
-  const source = `// silent ELBO backward, moment gradients from the forward's saved contraction (${wanted.map(({ m }) => m).join(', ')})
+  const source = cachedSource(JSON.stringify(['silent ELBO saved scaling', wanted]), () => `// silent ELBO backward, moment gradients from the forward's saved contraction (${wanted.map(({ m }) => m).join(', ')})
 ${header(bindings.map((b) => b.decl))}
 ${entry([SCALE_WORKGROUP])} {
   let B = P[0]; let d = P[1]; let gOff = P[3];
@@ -291,7 +304,7 @@ ${entry([SCALE_WORKGROUP])} {
     let g = G[gOff + index / d];
     ${wanted.map(({ m, n }) => `G${bufferName[m]}[index] = g * Saved[${n}u * B * d + index];`).join(' ')}
   }
-}`;
+}`);
   return { source, bindings, groups: ceilDiv(B * d, SCALE_WORKGROUP * elementsPerInvocation(B * d, SCALE_WORKGROUP)) };
 }
 

@@ -11,7 +11,7 @@ import type { Dispatch } from '../queue.js';
 import { reduce } from './reduce.js';
 import { bufferName, epilogueFunction, momentsUsed, operandOffsets, pixelFunction, rowAccumulators, tileContraction, usesA } from './silent-elbo-common.js';
 import { gemmDevice } from './gemm.js';
-import { ceilDiv, entry, header, LANES, Params, range, SUBGROUP_DIRECTIVES, type BufferDecl } from './wgsl.js';
+import { cachedSource, ceilDiv, entry, header, LANES, Params, range, SUBGROUP_DIRECTIVES, type BufferDecl } from './wgsl.js';
 
 const WG = 8;
 
@@ -77,7 +77,7 @@ export function silentElboForward(o: SilentElboOperands, inputs: readonly GPUBuf
   const params = new Params().u32(B, d, k, groups, ...operandOffsets(o)).f32(o.sigma2).build();
   const share = gemmDevice.shareRows;
   const fused: Dispatch = {
-    source: source(o, share),
+    source: cachedSource(JSON.stringify(['silent ELBO forward', o.form, o.terms.map((t) => t.name), !!o.bA, share]), () => source(o, share)),
     buffers: [...inputs, rowPart],
     params,
     groups: k === 0 ? 0 : [ceilDiv(groups, WG), ceilDiv(B, rowsPer(share) * (share ? 1 : WG)), 1],

@@ -33,7 +33,7 @@ import { linearGroup, type Dispatch } from '../queue.js';
 import type { GpuView } from './elementwise.js';
 import { gemmDispatch, type GemmSpec } from './gemm.js';
 import { batchedMatmul } from './matmul.js';
-import { BAKE_MIN_WORK, bakeWords, ceilDiv, entry, header, range, type BufferDecl } from './wgsl.js';
+import { BAKE_MIN_WORK, bakeWords, cachedSource, ceilDiv, entry, header, range, type BufferDecl } from './wgsl.js';
 
 export type WinogradPass = 'forward' | 'input' | 'filter';
 
@@ -265,9 +265,6 @@ const filterGradientSpec: GemmSpec = {
   store4: (row, group, v) => `O[batch * M * (N / 4u) + ${row} * (N / 4u) + ${group}] = ${v};`,
 };
 
-/** Sources by (kernel variant, baked words). */
-const sources = new Map<string, string>();
-
 /**
  * A transform dispatch of `count` invocations; `variant` names what `make` generates. Sizes are
  * baked into the shader (as the GEMM does) when the layer is big enough to repeat every
@@ -277,15 +274,13 @@ function transform(variant: string, make: () => string, p: Problem, count: numbe
   const { ty, tx, T, Tp } = tileCounts(p);
   const params = Uint32Array.from([count, p.Cin, p.Hin, p.Win, p.Cout, p.Hout, p.Wout, p.pad, ty, tx, T, Tp, ...offsets]);
   const bake = XI * p.Cin * p.Cout * Tp >= BAKE_MIN_WORK;
-  const key = `${variant}|${bake ? params.slice(0, OFFSETS[0]).join(',') : ''}`;
-  let code = sources.get(key);
-  if (code === undefined) {
+  const key = `winograd|${variant}|${bake ? params.slice(0, OFFSETS[0]).join(',') : ''}`;
+  const code = cachedSource(key, () => {
     const source = make();
     // Bake the body only (header()'s nanF reads P[0]); the WORDS accessors are part of it.
     const [head, rest] = [source.slice(0, source.indexOf(WORDS)), source.slice(source.indexOf(WORDS))];
-    code = bake ? head + bakeWords(rest, params, range(params.length).filter((w) => !OFFSETS.includes(w))) : source;
-    sources.set(key, code);
-  }
+    return bake ? head + bakeWords(rest, params, range(params.length).filter((w) => !OFFSETS.includes(w))) : source;
+  });
   return { source: code, buffers, params, groups: ceilDiv(count, WORKGROUP) };
 }
 
