@@ -166,6 +166,27 @@ if (gpu) {
       wMu: view([784, 200]), bMu: view([784]), wA: view([784, 200]), bA: view([784]), x: view([64, 784]), sigma2: 1 };
     assert.equal(gpu.silentElboSavedShape(operands), [4, 64, 200]);
   });
+  // The silent ELBO's shaders are cached by what they read (kernels/wgsl.ts cachedSource), and
+  // which gradients a backward writes changes its passes' code: asking for different ones in
+  // turn, in one process, must never reuse another set's shader.
+  test('silent ELBO: backwards wanting different gradients in turn each match the CPU', async () => {
+    const stream = new sg.RandomStream(5);
+    const [B, d, k] = [6, 8, 20];
+    const host = [sg.uniform([B, d], stream), sg.scale(sg.normal([k, d], stream), 0.3), sg.normal([k], stream),
+      sg.scale(sg.normal([k, d], stream), 0.05), sg.shift(sg.normal([k], stream), 3), sg.uniform([B, k], stream)];
+    const names = ['p', 'wMu', 'bMu', 'wA', 'bA', 'x'];
+    const run = async (backend: sg.Backend, wanted: readonly string[]): Promise<Float32Array[]> => {
+      const [p, wMu, bMu, wA, bA, x] = host.map((t, i) => sg.tensor(t.dataSync(), t.shape, { backend, requiresGrad: wanted.includes(names[i]!) }));
+      const q = sg.sub(sg.fullLike(p!, 1), p!), pq = sg.mul(p!, q);
+      const moments = { mean: p!, c2: pq, c3: sg.mul(pq, sg.sub(q, p!)), k4: sg.mul(pq, sg.sub(sg.fullLike(p!, 1), sg.scale(pq, 6))) };
+      sg.backward(sg.sum(sg.expectedLogLikelihoodLearnable(moments, { wMu: wMu!, bMu: bMu!, wA: wA!, bA: bA! }, x!)));
+      return Promise.all(wanted.map(async (name) => Float32Array.from(await [p, wMu, bMu, wA, bA, x][names.indexOf(name)]!.grad!.data())));
+    };
+    for (const wanted of [names, ['wMu'], ['p'], ['wA', 'bMu'], ['x', 'bA'], names]) {
+      const [expected, actual] = [await run(sg.cpuBackend, wanted), await run(gpu, wanted)];
+      wanted.forEach((name, i) => assertClose(`gradient of ${name} when only ${wanted.join(', ')} want one`, expected[i]!, actual[i]!, 5e-4));
+    }
+  });
   // Issue 5: auto takes WebGPU whenever an adapter exists, and says which kind it is.
   test('--backend auto picks WebGPU when an adapter exists', async () => {
     const { backend, reason } = await selectBackend('auto');
