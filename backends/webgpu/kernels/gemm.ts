@@ -29,7 +29,10 @@
 // 21-28 as it is, so loads are over half the kernel. Other ways to load did not help: B from
 // uniform bindings (64 KiB each, 8 a dispatch, K in two dispatches) 0.97x and 1.01x; B from an
 // rgba32float texture 1.03x (faster in 11 of 20 rounds); A too, from an r32float texture,
-// 0.76x; shared-row A as vec4 along k (one load per 4 steps) 0.6x.
+// 0.76x; shared-row A as vec4 along k (one load per 4 steps) 0.6x. Why a uniform address is no
+// cheaper (Mesa's lp_bld_nir.c, read, not measured): llvmpipe loads once and broadcasts only
+// where NIR's nir_src_is_always_uniform holds, i.e. for addresses built from constants and push
+// constants; a loop index or a word read from P never qualifies, so every load goes lane by lane.
 // SILENTGRAD_WEBGPU_SHARED_ROWS=0 turns shared rows off (index.ts).
 import type { Dispatch } from '../queue.js';
 import { BAKE_MIN_WORK, bakeWords, cachedSource, entry, header, range, SUBGROUP_DIRECTIVES, type BufferDecl } from './wgsl.js';
