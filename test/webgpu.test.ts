@@ -125,12 +125,12 @@ if (gpu) {
   });
   // Issue 5: the silent ELBO's backward recomputes its partials instead of saving [terms, B, k];
   // the forward saves at most the moment pass's contraction, [moments, B, d] (fuseMoments). With
-  // subgroups (lavapipe) the partials go lane to lane by subgroupShuffle, the path the table
-  // above runs. This runs the others, workgroup memory and barriers, and the moment pass in the
-  // backward, on chunk edges: several chunks of pixels and of examples with ragged ends, and
-  // lanes walking several groups of latents.
+  // subgroups (lavapipe) the partials stay in registers and move lane to lane by shuffles, the
+  // path the table above runs. This runs the others (workgroup memory and barriers, the moment
+  // pass in the backward, the weight pass's other phase B walk) on chunk edges: several chunks
+  // of pixels and of examples with ragged ends, and lanes walking several groups of latents.
   test('silent ELBO: the other backward paths match the CPU on chunk edges', async () => {
-    const shared = gemmDevice.shareRows, fused = backwardTuning.fuseMoments;
+    const shared = gemmDevice.shareRows, fused = backwardTuning.fuseMoments, latentWalk = backwardTuning.latentWalk;
     const stream = new sg.RandomStream(3);
     const check = async (form: 'fixed' | 'gaussian' | 'bernoulli', B: number, d: number, k: number): Promise<void> => {
       const host = [sg.uniform([B, d], stream), sg.scale(sg.normal([k, d], stream), 1 / Math.sqrt(d)), sg.normal([k], stream),
@@ -157,8 +157,10 @@ if (gpu) {
       await check('bernoulli', 100, 101, 130);
       gemmDevice.shareRows = shared;
       await check('bernoulli', 37, 5, 130);
+      backwardTuning.latentWalk = !latentWalk;
+      await check('bernoulli', 70, 8, 40);
     } finally {
-      [gemmDevice.shareRows, backwardTuning.fuseMoments] = [shared, fused];
+      [gemmDevice.shareRows, backwardTuning.fuseMoments, backwardTuning.latentWalk] = [shared, fused, latentWalk];
     }
     // What the forward saves: the moment contraction, never the partials.
     const view = (shape: number[]) => ({ storage: { dtype: 'float32' as const, length: 0 }, shape, strides: [], offset: 0 });

@@ -19,7 +19,9 @@
 // blend, store). An 8-wide shared side fills the 8 loading lanes and feeds each of the lane's
 // own loads to twice the multiply-adds, in phase A and phase B alike.
 // In phase B a lane owns 4 latents at a time and walks its groups of 4 (every latent is
-// covered whatever d is), adding each group's sums into its outputs once per chunk. The term
+// covered whatever d is), adding each group's sums into its outputs once per chunk; except in
+// the weight pass with subgroups, where the lanes keep their examples and walk the latents
+// (weightPass, latentWalk). The term
 // whose partial is a constant (constantPartial) is not recomputed per pixel: phase B folds it in
 // as a column sum (of its weight power over the chunk's pixels, or of g x its moment over the
 // chunk's examples). At d = 200 the last of the 7 groups has 2 of its 8 lanes at work; dealing
@@ -43,7 +45,7 @@
 import type { SilentElboOperands, SilentElboTerm, View } from '../../../engine/backend.js';
 import type { Dispatch } from '../queue.js';
 import {
-  addLatents, chunkWalk, gatherRow, layout, operandBindings, output, partials, recomputeRows, rowOut, shaderHead,
+  addLatents, chunkWalk, elementAt, gatherRow, layout, operandBindings, output, partials, recomputeRows, rowOut, scatterSums, shaderHead,
   type Binding, type Layout, type Pass, type Targets,
 } from './silent-elbo-chunks.js';
 import {
@@ -62,6 +64,8 @@ import { cachedSource, ceilDiv, elementLoop, elementsPerInvocation, entry, heade
  * pair measured faster; medians; B = 64, d = 200, k = 784, Bernoulli), gradients unchanged:
  * learnable moment pass 19.9 -> 15.4 ms, weight pass 24.2 -> 19.6; fixed 6.9 -> 5.2 and
  * 7.3 -> 5.3. 16 rows: 18.6 -> 24.7 ms (one order), and two minutes of LLVM compile.
+ * `latentWalk`: the weight pass's phase B walks the latents with each lane keeping its examples
+ * (with subgroups; see weightPass), else latent groups as the moment pass does.
  */
 export const backwardTuning = {
   vec: process.env.SILENTGRAD_SILENT_ELBO_VEC !== '0',
@@ -69,6 +73,7 @@ export const backwardTuning = {
   fuseMoments: process.env.SILENTGRAD_SILENT_ELBO_FUSE !== '0',
   momentRows: LANES,
   weightPixels: LANES,
+  latentWalk: true,
 };
 
 /**
@@ -228,13 +233,44 @@ function weightPass(o: SilentElboOperands, g: Targets, wantX: boolean, buffer: (
     const chainAll = (which: 'u' | 'a', e: number): string =>
       `vec4<f32>(0.0)${chained.map((t) => chain(which, t, h(index(t), e))).join('')}${folded ? chain(which, folded, 'foldedH') : ''}`;
     const momentsB = momentsUsed([...chained, ...(folded ? [folded] : [])]);
+    // With subgroups (backwardTuning.latentWalk) the lanes keep their 4 examples here too: per
+    // latent, each lane dots its examples' partials with their moments, scatterSums leaves lane l
+    // the chunk's sums for pixel l, and the chain rule runs there. Nothing is carried across this
+    // walk, where walking latent groups (below) carries, in the learnable form, 72 vec4 sums per
+    // lane that llvmpipe spills and masks. Examples past B are masked out by their moments: their
+    // partials are not zeroed (a probe found the previous chunk's there). Whole calls, the walks alternating in one process
+    // (.probe/walkab.mjs, B = 64, d = 200, k = 784): learnable Bernoulli 0.935x and 0.948x (faster
+    // in 17 of 24 and 13 of 20), learnable Gaussian 0.993x, fixed 1.004x; the weight pass alone
+    // 22.1 -> 19.7 and 21.4 -> 18.1 ms.
+    const chainOne = (which: 'u' | 'a'): string =>
+      `0.0${chained.map((t) => chain(which, t, `h_${index(t)}`)).join('')}${folded ? chain(which, folded, 'foldedH') : ''}`;
+    const putOne = (out: string, which: 'u' | 'a'): string => {
+      const at = elementAt(out, '0u', 'jl', vec);
+      return `{ let v = ${chainOne(which)}; if (bc == 0u) { ${at} = v; } else { ${at} += v; } }`;
+    };
+    const latentWalk = `let eb = bc + ${me} * 4u;
+      ${four.map((r) => `let ex_${r} = min(eb + ${r}u, B - 1u);`).join(' ')}
+      let valid = vec4<f32>(${four.map((r) => `select(0.0, 1.0, eb + ${r}u < B)`).join(', ')});
+      ${folded ? `let gv = valid * vec4<f32>(${four.map((r) => `G[gOff + ex_${r}]`).join(', ')});` : ''}
+      let jl = j0 + ${me};
+      for (var i = 0u; i < d; i++) {
+        ${momentsB.map((m) => `let m_${m} = valid * vec4<f32>(${four.map((r) => elementAt(bufferName[m], offsetOf[m], `ex_${r}`, vec)).join(', ')});`).join(' ')}
+        ${folded ? `let foldedH = ${constantPartial[o.form].partial} * subgroupAdd(dot(gv, m_${folded.moment}));` : ''}
+        ${scatterSums((n, e) => `dot(keep_${n}_${e}, m_${stored[n]!.moment})`, chained.map(index), E, (n) => `h_${n}`)}
+        if (${me} < ${E}u && jl < k) {
+          let u = ${elementAt('WMu', offsetOf.wMu, 'jl', vec)};
+          ${needA ? `let a = ${elementAt('WA', offsetOf.wA, 'jl', vec)};` : ''}
+          ${wantU ? putOne('GWMu', 'u') : ''}
+          ${wantA ? putOne('GWA', 'a') : ''}
+        }
+      }`;
     const phaseB = `let rEnd = min(${chunk}u, B - bc);
       ${biasTerms.length ? `{
         ${biasTerms.map(({ n }) => halves.map((h) => `var bias_${n}_${h} = vec4<f32>(0.0);`).join(' ')).join(' ')}
         ${kept.loop('bb', 'rEnd', biasTerms.map(({ n }) => n), biasTerms.map(({ n }) => halves.map((h) => `bias_${n}_${h} += ${kept.half(n, h)};`).join(' ')).join(' '))}
         if (${me} == 0u) { ${biasTerms.map(({ n, out }) => pixelIds.map((e) => `if (j0 + ${e}u < k) { if (bc == 0u) { ${out}[j0 + ${e}u] = bias_${n}_${e >> 2}[${e & 3}]; } else { ${out}[j0 + ${e}u] += bias_${n}_${e >> 2}[${e & 3}]; } }`).join(' ')).join(' ')} }
       }` : ''}
-      ${wantU || wantA ? `for (var gg = 0u; gg < ${groups}u; gg++) {
+      ${!(wantU || wantA) ? '' : share && backwardTuning.latentWalk ? latentWalk : `for (var gg = 0u; gg < ${groups}u; gg++) {
         let i0 = (gg * ${lanes}u + ${me}) * 4u;
         ${share ? '' : 'if (i0 >= d) { break; }'}
         ${vec ? '' : four.map((e) => `let i_${e} = min(i0 + ${e}u, d - 1u);`).join(' ')}
@@ -251,7 +287,7 @@ function weightPass(o: SilentElboOperands, g: Targets, wantX: boolean, buffer: (
           ${wantU ? addLatents('GWMu', `j_${e}`, chainAll('u', e), 'bc == 0u', vec) : ''}
           ${wantA ? addLatents('GWA', `j_${e}`, chainAll('a', e), 'bc == 0u', vec) : ''}
         }`).join('\n      ')}
-      }` : ''}`;
+      }`}`;
     return `${shaderHead('weight gradients', o, l, bindings, functions)} {
     let B = P[0]; let d = P[1]; let k = P[2]; let gOff = P[3]; let sigma2 = ${SIGMA2};
     let j0 = wid.x * ${E}u;

@@ -59,6 +59,39 @@ export const gatherRow = (name: string, offset: string, row: string, vec: boolea
   ? `${name}[(${offset} + ${row} * d) / 4u + min(i0 / 4u, d / 4u - 1u)]`
   : `vec4<f32>(${four.map((e) => `${name}[${offset} + ${row} * d + i_${e}]`).join(', ')})`;
 
+/** Element (row, i) of a [rows, d] operand, i the latent: from a vec4 row, or a scalar. */
+export const elementAt = (name: string, offset: string, row: string, vec: boolean): string => vec
+  ? `${name}[(${offset} + ${row} * d) / 4u + i / 4u][i % 4u]`
+  : `${name}[${offset} + ${row} * d + i]`;
+
+/**
+ * WGSL leaving `sum(n)` on lane l = the sum over the subgroup's LANES lanes of `value(n, l)`,
+ * for each n of `ns` and l < `width` (a power of two, at most LANES): a reduce-scatter by
+ * subgroupShuffleXor. Each step pairs the lanes across one bit; while the values still span
+ * that bit of the item index, a lane keeps the half matching its own bit and adds its partner's
+ * copy of it, and above the items' bits partners just add. A shuffle by a constant xor cost
+ * next to nothing on llvmpipe where subgroupAdd cost ~5x an add (.probe/sgxor.mjs, sgadd.mjs).
+ */
+export function scatterSums(value: (n: number, f: number) => string, ns: readonly number[], width: number, sum: (n: number) => string): string {
+  const lines: string[] = [];
+  let at = value, span = width;
+  for (let bit = LANES / 2, step = 0; bit >= 1; bit /= 2, step++) {
+    const from = at, name = (n: number, f: number): string => `rs${step}_${n}_${f}`;
+    if (bit >= span) {
+      for (const n of ns) for (const f of range(span)) lines.push(`let ${name(n, f)} = ${from(n, f)} + subgroupShuffleXor(${from(n, f)}, ${bit}u);`);
+    } else {
+      lines.push(`let hi${bit} = (lane & ${bit}u) != 0u;`);
+      for (const n of ns) for (const f of range(bit)) {
+        const [lo, hi] = [from(n, f), from(n, f + bit)];
+        lines.push(`let ${name(n, f)} = select(${lo}, ${hi}, hi${bit}) + subgroupShuffleXor(select(${hi}, ${lo}, hi${bit}), ${bit}u);`);
+      }
+      span = bit;
+    }
+    at = name;
+  }
+  return [...lines, ...ns.map((n) => `let ${sum(n)} = ${at(n, 0)};`)].join(' ');
+}
+
 /**
  * Add the vec4 `v` into OUT's row `row` at latents i0.. (where < d); the first chunk writes.
  * Gradients are fresh buffers: offset 0, rows of d, vec4 with vec4 rows.
