@@ -19,9 +19,9 @@
 // blend, store). An 8-wide shared side fills the 8 loading lanes and feeds each of the lane's
 // own loads to twice the multiply-adds, in phase A and phase B alike.
 // In phase B a lane owns 4 latents at a time and walks its groups of 4 (every latent is
-// covered whatever d is), adding each group's sums into its outputs once per chunk; except in
-// the weight pass with subgroups, where the lanes keep their examples and walk the latents
-// (weightPass, latentWalk). The term
+// covered whatever d is), adding each group's sums into its outputs once per chunk. With
+// subgroups and several terms, phase B instead walks the latents with each lane keeping its own
+// pixels or examples (walksLatents; the walk in each pass is `latentWalk`). The term
 // whose partial is a constant (constantPartial) is not recomputed per pixel: phase B folds it in
 // as a column sum (of its weight power over the chunk's pixels, or of g x its moment over the
 // chunk's examples). At d = 200 the last of the 7 groups has 2 of its 8 lanes at work; dealing
@@ -64,8 +64,8 @@ import { cachedSource, ceilDiv, elementLoop, elementsPerInvocation, entry, heade
  * pair measured faster; medians; B = 64, d = 200, k = 784, Bernoulli), gradients unchanged:
  * learnable moment pass 19.9 -> 15.4 ms, weight pass 24.2 -> 19.6; fixed 6.9 -> 5.2 and
  * 7.3 -> 5.3. 16 rows: 18.6 -> 24.7 ms (one order), and two minutes of LLVM compile.
- * `latentWalk`: the weight pass's phase B walks the latents with each lane keeping its examples
- * (with subgroups; see weightPass), else latent groups as the moment pass does.
+ * `latentWalk`: phase B walks the latents with each lane keeping its own pixels or examples
+ * (with subgroups, walksLatents), else latent groups.
  */
 export const backwardTuning = {
   vec: process.env.SILENTGRAD_SILENT_ELBO_VEC !== '0',
@@ -82,6 +82,25 @@ export const backwardTuning = {
  * of every moment with g = 1, saved [moment][b][i] for the backward to scale by g[b].
  */
 type MomentMode = { kind: 'backward'; g: Targets; gradOut: GPUBuffer } | { kind: 'forward'; out: GPUBuffer; saved: GPUBuffer };
+
+/**
+ * Whether a pass's phase B walks the latents with each lane keeping its own items, instead of
+ * latent groups: with subgroups, and for two or more terms' sums. After phase A a lane holds its
+ * 4 items' partials (pixels in the moment pass, examples in the weight pass) in registers. Per
+ * latent it dots them with its items' weight powers or moments, scatterSums leaves lane l the
+ * chunk's sums for row or pixel l, and lane l adds them into its outputs. Nothing is carried
+ * across the walk, where the latent-group walk carries every term's sums for all 8 rows or
+ * pixels (72 vec4 per lane in the learnable form), which llvmpipe spills and masks on every
+ * update. Items past B or k are masked out by their moments or weights: their partials are not
+ * zeroed (a probe found the previous chunk's there).
+ * Whole calls, both walks alternating in one process (.probe/walkab.mjs, .probe/mwab.mjs;
+ * B = 64, d = 200, k = 784): learnable Bernoulli with the weight pass walking latents 0.935x and
+ * 0.948x (faster in 17 of 24 and 13 of 20 rounds; the pass alone 22.1 -> 19.7 and 21.4 ->
+ * 18.1 ms), then the moment pass too 0.936x (17 of 24), both against neither 0.927x (19 of 24);
+ * learnable Gaussian, both, 0.863x (16 of 16). With one term (the fixed form) the latent-group
+ * walk carries little, and the per-latent reduce and stores made the call 1.04x slower.
+ */
+const walksLatents = (share: boolean, terms: number): boolean => share && backwardTuning.latentWalk && terms > 1;
 
 /**
  * The key a pass's generated WGSL is cached under (cachedSource): everything its source reads
@@ -132,7 +151,32 @@ function momentPass(o: SilentElboOperands, mode: MomentMode, buffer: (v: View) =
       : four.map((e) => ns.map((n) => four.map((r) => `part[(j0 - c0 + ${e}u) * ${slots}u + ${4 * n + r}u] = row_${r}.p[${n}][${e}];`).join(' ')).join(' ')).join('\n      ');
     const needA = usesA([...stored, ...(folded ? [folded] : [])]);
     const sum = (m: Moment, r: number): string => `sum_${m}_${r}`;
-    const phaseB = `let cEnd = min(${chunk}u, k - c0);
+    // walksLatents: lanes keep their 4 pixels; lane l ends with row l's sums. The folded term's
+    // column sum enters on lane 0 only, so the reduce counts it once.
+    const momentSum = (m: Moment, r: number): string => [
+      ...stored.flatMap((t, n) => (t.moment === m ? [`dot(keep_${n}_${r}, w_${n})`] : [])),
+      ...(folded?.moment === m ? [`select(0.0, g_${r} * ${constantPartial[o.form].partial} * colsum, ${me} == 0u)`] : []),
+    ].join(' + ') || '0.0';
+    const latentWalk = `let jb = c0 + ${me} * 4u;
+      ${four.map((e) => `let jx_${e} = min(jb + ${e}u, k - 1u);`).join(' ')}
+      let valid = vec4<f32>(${four.map((e) => `select(0.0, 1.0, jb + ${e}u < k)`).join(', ')});
+      let bl = b0 + ${me};
+      for (var i = 0u; i < d; i++) {
+        let u = valid * vec4<f32>(${four.map((e) => elementAt('WMu', offsetOf.wMu, `jx_${e}`, vec)).join(', ')});
+        ${needA ? `let a = valid * vec4<f32>(${four.map((e) => elementAt('WA', offsetOf.wA, `jx_${e}`, vec)).join(', ')});` : ''}
+        ${stored.map((t, n) => `let w_${n} = ${power(t.powers[0], t.powers[1], 'u', 'a')};`).join(' ')}
+        ${folded ? `let colsum = subgroupAdd(dot(${power(folded.powers[0], folded.powers[1], 'u', 'a')}, vec4<f32>(1.0)));` : ''}
+        ${wanted.flatMap((m, mi) => rowIds.map((r) => `let v_${mi}_${r} = ${momentSum(m, r)};`)).join(' ')}
+        ${scatterSums((mi, r) => `v_${mi}_${r}`, wanted.map((_, mi) => mi), R, (mi) => `s_${mi}`)}
+        if (${me} < ${R}u && bl < B) {
+          ${wanted.map((m, mi) => {
+            const [out, row] = target(m, 'bl');
+            const at = elementAt(out, '0u', row, vec);
+            return `if (c0 == 0u) { ${at} = s_${mi}; } else { ${at} += s_${mi}; }`;
+          }).join('\n          ')}
+        }
+      }`;
+    const phaseB = walksLatents(share, stored.length) ? latentWalk : `let cEnd = min(${chunk}u, k - c0);
       for (var gg = 0u; gg < ${groups}u; gg++) {
         let i0 = (gg * ${lanes}u + ${me}) * 4u;
         ${share ? '' : 'if (i0 >= d) { break; }'}
@@ -233,15 +277,8 @@ function weightPass(o: SilentElboOperands, g: Targets, wantX: boolean, buffer: (
     const chainAll = (which: 'u' | 'a', e: number): string =>
       `vec4<f32>(0.0)${chained.map((t) => chain(which, t, h(index(t), e))).join('')}${folded ? chain(which, folded, 'foldedH') : ''}`;
     const momentsB = momentsUsed([...chained, ...(folded ? [folded] : [])]);
-    // With subgroups (backwardTuning.latentWalk) the lanes keep their 4 examples here too: per
-    // latent, each lane dots its examples' partials with their moments, scatterSums leaves lane l
-    // the chunk's sums for pixel l, and the chain rule runs there. Nothing is carried across this
-    // walk, where walking latent groups (below) carries, in the learnable form, 72 vec4 sums per
-    // lane that llvmpipe spills and masks. Examples past B are masked out by their moments: their
-    // partials are not zeroed (a probe found the previous chunk's there). Whole calls, the walks alternating in one process
-    // (.probe/walkab.mjs, B = 64, d = 200, k = 784): learnable Bernoulli 0.935x and 0.948x (faster
-    // in 17 of 24 and 13 of 20), learnable Gaussian 0.993x, fixed 1.004x; the weight pass alone
-    // 22.1 -> 19.7 and 21.4 -> 18.1 ms.
+    // walksLatents: lanes keep their 4 examples; lane l ends with pixel l's sums and runs the
+    // chain rule for it.
     const chainOne = (which: 'u' | 'a'): string =>
       `0.0${chained.map((t) => chain(which, t, `h_${index(t)}`)).join('')}${folded ? chain(which, folded, 'foldedH') : ''}`;
     const putOne = (out: string, which: 'u' | 'a'): string => {
@@ -256,7 +293,8 @@ function weightPass(o: SilentElboOperands, g: Targets, wantX: boolean, buffer: (
       for (var i = 0u; i < d; i++) {
         ${momentsB.map((m) => `let m_${m} = valid * vec4<f32>(${four.map((r) => elementAt(bufferName[m], offsetOf[m], `ex_${r}`, vec)).join(', ')});`).join(' ')}
         ${folded ? `let foldedH = ${constantPartial[o.form].partial} * subgroupAdd(dot(gv, m_${folded.moment}));` : ''}
-        ${scatterSums((n, e) => `dot(keep_${n}_${e}, m_${stored[n]!.moment})`, chained.map(index), E, (n) => `h_${n}`)}
+        ${chained.flatMap((t) => pixelIds.map((e) => `let v_${index(t)}_${e} = dot(keep_${index(t)}_${e}, m_${t.moment});`)).join(' ')}
+        ${scatterSums((n, e) => `v_${n}_${e}`, chained.map(index), E, (n) => `h_${n}`)}
         if (${me} < ${E}u && jl < k) {
           let u = ${elementAt('WMu', offsetOf.wMu, 'jl', vec)};
           ${needA ? `let a = ${elementAt('WA', offsetOf.wA, 'jl', vec)};` : ''}
@@ -270,7 +308,7 @@ function weightPass(o: SilentElboOperands, g: Targets, wantX: boolean, buffer: (
         ${kept.loop('bb', 'rEnd', biasTerms.map(({ n }) => n), biasTerms.map(({ n }) => halves.map((h) => `bias_${n}_${h} += ${kept.half(n, h)};`).join(' ')).join(' '))}
         if (${me} == 0u) { ${biasTerms.map(({ n, out }) => pixelIds.map((e) => `if (j0 + ${e}u < k) { if (bc == 0u) { ${out}[j0 + ${e}u] = bias_${n}_${e >> 2}[${e & 3}]; } else { ${out}[j0 + ${e}u] += bias_${n}_${e >> 2}[${e & 3}]; } }`).join(' ')).join(' ')} }
       }` : ''}
-      ${!(wantU || wantA) ? '' : share && backwardTuning.latentWalk ? latentWalk : `for (var gg = 0u; gg < ${groups}u; gg++) {
+      ${!(wantU || wantA) ? '' : walksLatents(share, chained.length) ? latentWalk : `for (var gg = 0u; gg < ${groups}u; gg++) {
         let i0 = (gg * ${lanes}u + ${me}) * 4u;
         ${share ? '' : 'if (i0 >= d) { break; }'}
         ${vec ? '' : four.map((e) => `let i_${e} = min(i0 + ${e}u, d - 1u);`).join(' ')}
