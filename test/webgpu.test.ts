@@ -127,7 +127,7 @@ if (gpu) {
   // the forward saves at most the moment pass's contraction, [moments, B, d] (fuseMoments). With
   // subgroups (lavapipe) the partials stay in registers and move lane to lane by shuffles, the
   // path the table above runs. This runs the others (workgroup memory and barriers, the moment
-  // pass in the backward, the weight pass's other phase B walk) on chunk edges: several chunks
+  // pass in the backward, phase B's latent-group walk with subgroups) on chunk edges: several chunks
   // of pixels and of examples with ragged ends, and lanes walking several groups of latents.
   test('silent ELBO: the other backward paths match the CPU on chunk edges', async () => {
     const shared = gemmDevice.shareRows, fused = backwardTuning.fuseMoments, latentWalk = backwardTuning.latentWalk;

@@ -8,9 +8,9 @@
 //    registers. Phase B either fetches them with subgroupShuffle (an AVX2 permute per value on
 //    llvmpipe) as it walks latent groups, or leaves them in place and walks the latents, the
 //    lanes' sums meeting by scatterSums (silent-elbo-backward.ts, walksLatents). No workgroup
-//    memory and no barrier: llvmpipe runs a shader with barriers as a
-//    coroutine, and a barrier inside a loop put the loops' variables in the coroutine frame,
-//    about doubling both phases' time (the weight pass ~50 -> ~30 ms without its barriers).
+//    memory and no barrier: llvmpipe runs a shader with barriers as a coroutine, and a barrier
+//    inside a loop put the loops' variables in the coroutine frame, about doubling both phases'
+//    time (the weight pass ~50 -> ~30 ms without its barriers).
 //  - Otherwise: workgroup memory (at most 16 KiB, WebGPU's default), a barrier after each phase,
 //    as many lanes and blocks per chunk as fit.
 import type { SilentElboGradients, SilentElboOperands, SilentElboTerm, View } from '../../../engine/backend.js';
