@@ -13,12 +13,16 @@
 // (this file's old rule) the 64x784x200 matmul on lavapipe measured 11.0-12.5 GFLOP/s, with 20
 // 16.4-17.0, in alternating runs; the per-call time levels off from about 20 calls.
 // On lavapipe these are CPU-rasteriser numbers, not GPU numbers (the adapter line says which).
+// After the matmul rows comes the machine's yardstick: the kernel the design note timed where
+// issue 5's matmul bars were set, run here on the same adapter (yardstickSource), beside the
+// note's figure, so a bar missed here can be told apart from a slower machine.
 // The training step: node bench/train-step.js --backend webgpu.
 import Benchmark from 'benchmark';
 import * as sg from '../engine/index.js';
 import type { Tensor } from '../engine/index.js';
 import { scriptFlags } from '../experiments/cli.js';
 import { createWebGpuBackend, webGpuUnavailableReason, type WebGpuBackend } from '../backends/webgpu/index.js';
+import type { AdapterKind } from '../backends/webgpu/device.js';
 
 /** Wall time a sample aims at; see the header. */
 const SAMPLE_MS = 100;
@@ -37,7 +41,8 @@ const stream = new sg.RandomStream(1);
 const randn = (backend: sg.Backend, ...shape: number[]): Tensor => sg.normal(shape, stream, { backend }).keep();
 
 const rows: Row[] = [];
-for (const [M, K, N] of [[64, 784, 200], [64, 200, 784], [512, 512, 512]] as const)
+const MATMUL_SHAPES = [[64, 784, 200], [64, 200, 784], [512, 512, 512]] as const;
+for (const [M, K, N] of MATMUL_SHAPES)
   rows.push({ name: `matmul ${M}x${K}x${N}`, flops: 2 * M * K * N, make: (b) => { const x = randn(b, M, K), y = randn(b, K, N); return () => sg.matmul(x, y); } });
 for (const [C, O] of [[1, 32], [32, 32]] as const) {
   const flops = 2 * 64 * O * C * 9 * 784;
@@ -69,22 +74,26 @@ rows.push({
 });
 
 /** ms per call of `fn` on a backend; GPU samples end with a one-element read. */
-async function timeRow(row: Row, backend: sg.Backend): Promise<number> {
+function timeRow(row: Row, backend: sg.Backend): Promise<number> {
   const fn = row.make(backend);
-  const sample = async (reps: number): Promise<number> => {
+  return timeSamples(row.name, async (reps) => {
     const start = performance.now();
     let last: Tensor | null = null;
     for (let i = 0; i < reps; i++) { last?.dispose(); last = sg.tidy(() => fn()); }
     await sg.reshape(last!, [-1]).view([1], [1], 0).data();
     last!.dispose();
     return performance.now() - start;
-  };
+  });
+}
+
+/** ms per call, given `sample(reps)`: the wall time of `reps` calls and their completion. */
+async function timeSamples(name: string, sample: (reps: number) => Promise<number>): Promise<number> {
   // One untimed call first: pipelines compile on first use (seconds each on a cold LLVM cache).
   // Then one of 5 calls to size the samples.
   await sample(1);
   const reps = Math.max(1, Math.min(MAX_REPS, Math.round((5 * SAMPLE_MS) / (await sample(5)))));
   return new Promise((resolve) => {
-    new Benchmark(row.name, {
+    new Benchmark(name, {
       defer: true, minSamples: quick ? 2 : 5, maxTime: quick ? 0.5 : 2,
       fn: (deferred: { resolve(): void }) => void sample(reps).then(() => deferred.resolve()),
       onComplete: (event: Benchmark.Event) => resolve((event.target.stats!.mean * 1000) / reps),
@@ -92,13 +101,91 @@ async function timeRow(row: Row, backend: sg.Backend): Promise<number> {
   });
 }
 
-const table: string[] = [];
+/**
+ * The machine's yardstick for the matmul bars: the kernel ../shared/design/webgpu-on-cpu.md
+ * timed where issue 5's bars were set (each invocation 8 rows x 16 columns in registers, 4 x 4
+ * workgroups, no workgroup memory, no subgroups). The note gives no code; this is that kernel
+ * as it describes it, sizes as constants. What the note measured, per adapter, at
+ * 64x784x200 / 64x200x784 / 512³:
+ */
+const NOTE_GFLOPS: Record<AdapterKind, readonly number[]> = { vulkan: [18, 20, 22], opengl: [18, 21, 46] };
+
+function yardstickSource(K: number, N: number): string {
+  const rows = [0, 1, 2, 3, 4, 5, 6, 7], groups = [0, 1, 2, 3];
+  const acc = (r: number, c: number): string => `acc_${r}_${c}`;
+  return `
+@group(0) @binding(0) var<storage, read> A: array<f32>;
+@group(0) @binding(1) var<storage, read> B: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read_write> C: array<vec4<f32>>;
+const K = ${K}u; const N4 = ${N / 4}u;
+@compute @workgroup_size(4, 4)
+fn main(@builtin(global_invocation_id) id: vec3<u32>) {
+  let row0 = id.y * 8u; let cg0 = id.x * 4u;
+  ${groups.map((c) => `let g_${c} = min(cg0 + ${c}u, N4 - 1u);`).join(' ')}
+  ${rows.flatMap((r) => groups.map((c) => `var ${acc(r, c)} = vec4<f32>(0.0);`)).join(' ')}
+  for (var k = 0u; k < K; k++) {
+    ${groups.map((c) => `let b_${c} = B[k * N4 + g_${c}];`).join(' ')}
+    ${rows.map((r) => `let a_${r} = A[(row0 + ${r}u) * K + k];`).join(' ')}
+    ${rows.flatMap((r) => groups.map((c) => `${acc(r, c)} += a_${r} * b_${c};`)).join(' ')}
+  }
+  ${rows.flatMap((r) => groups.map((c) => `if (cg0 + ${c}u < N4) { C[(row0 + ${r}u) * N4 + cg0 + ${c}u] = ${acc(r, c)}; }`)).join('\n  ')}
+}`;
+}
+
+/** ms per M x K x N product of the yardstick kernel on the backend's device (M a multiple of 32, N of 4). */
+async function timeYardstick(M: number, K: number, N: number): Promise<number> {
+  const { device } = (gpu as WebGpuBackend).context;
+  const a = Float32Array.from({ length: M * K }, (_, i) => ((i * 7) % 13) - 6), b = Float32Array.from({ length: K * N }, (_, i) => ((i * 5) % 11) - 5);
+  const buffer = (data: Float32Array<ArrayBuffer>): GPUBuffer => {
+    const made = device.createBuffer({ size: data.byteLength, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC });
+    device.queue.writeBuffer(made, 0, data);
+    return made;
+  };
+  const buffers = [buffer(a), buffer(b), buffer(new Float32Array(M * N))];
+  const pipeline = device.createComputePipeline({ layout: 'auto', compute: { module: device.createShaderModule({ code: yardstickSource(K, N) }), entryPoint: 'main' } });
+  const bindGroup = device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries: buffers.map((buffer, binding) => ({ binding, resource: { buffer } })) });
+  const run = async (reps: number): Promise<number> => {
+    const start = performance.now(), encoder = device.createCommandEncoder(), pass = encoder.beginComputePass();
+    pass.setPipeline(pipeline);
+    pass.setBindGroup(0, bindGroup);
+    for (let i = 0; i < reps; i++) pass.dispatchWorkgroups(Math.ceil(N / 64), M / 32);
+    pass.end();
+    device.queue.submit([encoder.finish()]);
+    await device.queue.onSubmittedWorkDone();
+    return performance.now() - start;
+  };
+  // A yardstick that computed something else would say nothing: check the last element
+  // (small integers, so exact in float32).
+  await run(1);
+  const read = device.createBuffer({ size: 4, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+  const encoder = device.createCommandEncoder();
+  encoder.copyBufferToBuffer(buffers[2]!, (M * N - 1) * 4, read, 0, 4);
+  device.queue.submit([encoder.finish()]);
+  await read.mapAsync(GPUMapMode.READ);
+  const got = new Float32Array(read.getMappedRange())[0]!;
+  let want = 0;
+  for (let k = 0; k < K; k++) want += a[(M - 1) * K + k]! * b[k * N + N - 1]!;
+  if (got !== want) throw new Error(`bench/webgpu: the yardstick kernel computed ${got} where ${want} was due`);
+  const ms = await timeSamples(`yardstick ${M}x${K}x${N}`, run);
+  for (const made of [...buffers, read]) made.destroy();
+  return ms;
+}
+
+const rate = (flops: number, ms: number): string => (flops ? `${(flops / ms / 1e6).toFixed(1)} GFLOP/s` : '').padStart(14);
+const gpuMs = new Map<string, number>();
 for (const row of rows) {
   if (only && !row.name.includes(only)) continue;
-  const [cpuMs, gpuMs] = [await timeRow(row, sg.cpuBackend), await timeRow(row, gpu)];
-  const rate = (ms: number): string => (row.flops ? `${(row.flops / ms / 1e6).toFixed(1)} GFLOP/s` : '').padStart(14);
-  table.push(`${row.name.padEnd(44)} cpu ${cpuMs.toFixed(2).padStart(8)} ms ${rate(cpuMs)}   webgpu ${gpuMs.toFixed(2).padStart(8)} ms ${rate(gpuMs)}`);
-  console.log(table[table.length - 1]);
+  const cpuMs = await timeRow(row, sg.cpuBackend);
+  gpuMs.set(row.name, await timeRow(row, gpu));
+  console.log(`${row.name.padEnd(44)} cpu ${cpuMs.toFixed(2).padStart(8)} ms ${rate(row.flops, cpuMs)}   webgpu ${gpuMs.get(row.name)!.toFixed(2).padStart(8)} ms ${rate(row.flops, gpuMs.get(row.name)!)}`);
+}
+if (!only || 'matmul yardstick'.includes(only)) {
+  const { kind } = (gpu as WebGpuBackend).context;
+  console.log(`yardstick (the design note's kernel, see yardstickSource; the note's GFLOP/s on its machine, ${kind}):`);
+  for (const [i, [M, K, N]] of MATMUL_SHAPES.entries()) {
+    const ms = await timeYardstick(M, K, N), ours = gpuMs.get(`matmul ${M}x${K}x${N}`);
+    console.log(`${`yardstick ${M}x${K}x${N}`.padEnd(44)} note ${NOTE_GFLOPS[kind][i]!.toFixed(1).padStart(5)} GFLOP/s${' '.repeat(14)}webgpu ${ms.toFixed(2).padStart(8)} ms ${rate(2 * M * K * N, ms)}${ours ? `   (matmul ${(ms / ours).toFixed(2)}x its speed)` : ''}`);
+  }
 }
 const s = (gpu as WebGpuBackend).stats();
 console.log(`webgpu: ${s.dispatches} dispatches in ${s.submits} submits, ${s.pipelines} pipelines, ${s.liveBuffers} live buffers (${(s.liveBytes / 2 ** 20).toFixed(1)} MiB)`);
