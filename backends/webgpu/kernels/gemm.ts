@@ -33,6 +33,12 @@
 // cheaper (Mesa's lp_bld_nir.c, read, not measured): llvmpipe loads once and broadcasts only
 // where NIR's nir_src_is_always_uniform holds, i.e. for addresses built from constants and push
 // constants; a loop index or a word read from P never qualifies, so every load goes lane by lane.
+// Also measured and dropped at 512^3 (.probe scripts, alternating): bigger blocks per lane
+// (64 x 8, 48 x 8, 32 x 12, 32 x 16: 0.77-0.93x despite fewer loads per multiply-add; the loop's
+// code outgrows 26 KB, our unchecked guess, since this VM exposes no hardware counters); fma()
+// for a * b + c (llvmpipe emits vmulps and vaddps either way, never vfmadd); 16-lane subgroups
+// (LP_NATIVE_VECTOR_WIDTH=512 on an AVX-512 host) with 32 x 4 per lane, 0.99-1.24x over 4
+// paired runs, too little to retune every subgroup kernel for.
 // SILENTGRAD_WEBGPU_SHARED_ROWS=0 turns shared rows off (index.ts).
 import type { Dispatch } from '../queue.js';
 import { BAKE_MIN_WORK, bakeWords, cachedSource, entry, header, range, SUBGROUP_DIRECTIVES, type BufferDecl } from './wgsl.js';
