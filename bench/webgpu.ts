@@ -13,14 +13,16 @@
 // (this file's old rule) the 64x784x200 matmul on lavapipe measured 11.0-12.5 GFLOP/s, with 20
 // 16.4-17.0, in alternating runs; the per-call time levels off from about 20 calls.
 // On lavapipe these are CPU-rasteriser numbers, not GPU numbers (the adapter line says which).
-// After the matmul rows comes the machine's yardstick: the kernel the design note timed where
-// issue 5's matmul bars were set, run here on the same adapter (yardstickSource), beside the
-// note's figure, so a bar missed here can be told apart from a slower machine.
+// After the rows comes the machine's yardstick: the kernel the design note timed where issue 5's
+// matmul bars were set (yardstickSource), run on the same adapter in samples alternating with
+// our matmul's, beside the note's figure, so a bar missed here can be told apart from a slower
+// machine.
 // The training step: node bench/train-step.js --backend webgpu.
 import Benchmark from 'benchmark';
 import * as sg from '../engine/index.js';
 import type { Tensor } from '../engine/index.js';
 import { scriptFlags } from '../experiments/cli.js';
+import { median } from './stats.js';
 import { createWebGpuBackend, webGpuUnavailableReason, type WebGpuBackend } from '../backends/webgpu/index.js';
 import type { AdapterKind } from '../backends/webgpu/device.js';
 
@@ -73,27 +75,35 @@ rows.push({
   },
 });
 
-/** ms per call of `fn` on a backend; GPU samples end with a one-element read. */
-function timeRow(row: Row, backend: sg.Backend): Promise<number> {
+/** A sample of a row: `reps(n)` calls, then a one-element read on a GPU; its wall time in ms. */
+type Sample = (reps: number) => Promise<number>;
+
+function rowSample(row: Row, backend: sg.Backend): Sample {
   const fn = row.make(backend);
-  return timeSamples(row.name, async (reps) => {
+  return async (reps) => {
     const start = performance.now();
     let last: Tensor | null = null;
     for (let i = 0; i < reps; i++) { last?.dispose(); last = sg.tidy(() => fn()); }
     await sg.reshape(last!, [-1]).view([1], [1], 0).data();
     last!.dispose();
     return performance.now() - start;
-  });
+  };
 }
 
-/** ms per call, given `sample(reps)`: the wall time of `reps` calls and their completion. */
-async function timeSamples(name: string, sample: (reps: number) => Promise<number>): Promise<number> {
-  // One untimed call first: pipelines compile on first use (seconds each on a cold LLVM cache).
-  // Then one of 5 calls to size the samples.
+/**
+ * Calls per sample so that one lasts about SAMPLE_MS: one untimed call first (pipelines compile
+ * on first use, seconds each on a cold LLVM cache), then one of 5 calls to size the samples.
+ */
+async function calibrate(sample: Sample): Promise<number> {
   await sample(1);
-  const reps = Math.max(1, Math.min(MAX_REPS, Math.round((5 * SAMPLE_MS) / (await sample(5)))));
+  return Math.max(1, Math.min(MAX_REPS, Math.round((5 * SAMPLE_MS) / (await sample(5)))));
+}
+
+/** ms per call of a row on a backend. */
+async function timeRow(row: Row, backend: sg.Backend): Promise<number> {
+  const sample = rowSample(row, backend), reps = await calibrate(sample);
   return new Promise((resolve) => {
-    new Benchmark(name, {
+    new Benchmark(row.name, {
       defer: true, minSamples: quick ? 2 : 5, maxTime: quick ? 0.5 : 2,
       fn: (deferred: { resolve(): void }) => void sample(reps).then(() => deferred.resolve()),
       onComplete: (event: Benchmark.Event) => resolve((event.target.stats!.mean * 1000) / reps),
@@ -132,8 +142,11 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>) {
 }`;
 }
 
-/** ms per M x K x N product of the yardstick kernel on the backend's device (M a multiple of 32, N of 4). */
-async function timeYardstick(M: number, K: number, N: number): Promise<number> {
+/**
+ * A sample of the yardstick at M x K x N (M a multiple of 32, N of 4) on the backend's device,
+ * checked on one element first, and how to free its buffers.
+ */
+async function yardstick(M: number, K: number, N: number): Promise<{ sample: Sample; dispose: () => void }> {
   const { device } = (gpu as WebGpuBackend).context;
   const a = Float32Array.from({ length: M * K }, (_, i) => ((i * 7) % 13) - 6), b = Float32Array.from({ length: K * N }, (_, i) => ((i * 5) % 11) - 5);
   const buffer = (data: Float32Array<ArrayBuffer>): GPUBuffer => {
@@ -144,7 +157,7 @@ async function timeYardstick(M: number, K: number, N: number): Promise<number> {
   const buffers = [buffer(a), buffer(b), buffer(new Float32Array(M * N))];
   const pipeline = device.createComputePipeline({ layout: 'auto', compute: { module: device.createShaderModule({ code: yardstickSource(K, N) }), entryPoint: 'main' } });
   const bindGroup = device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries: buffers.map((buffer, binding) => ({ binding, resource: { buffer } })) });
-  const run = async (reps: number): Promise<number> => {
+  const sample: Sample = async (reps) => {
     const start = performance.now(), encoder = device.createCommandEncoder(), pass = encoder.beginComputePass();
     pass.setPipeline(pipeline);
     pass.setBindGroup(0, bindGroup);
@@ -156,35 +169,49 @@ async function timeYardstick(M: number, K: number, N: number): Promise<number> {
   };
   // A yardstick that computed something else would say nothing: check the last element
   // (small integers, so exact in float32).
-  await run(1);
+  await sample(1);
   const read = device.createBuffer({ size: 4, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
   const encoder = device.createCommandEncoder();
   encoder.copyBufferToBuffer(buffers[2]!, (M * N - 1) * 4, read, 0, 4);
   device.queue.submit([encoder.finish()]);
   await read.mapAsync(GPUMapMode.READ);
   const got = new Float32Array(read.getMappedRange())[0]!;
+  read.destroy();
   let want = 0;
   for (let k = 0; k < K; k++) want += a[(M - 1) * K + k]! * b[k * N + N - 1]!;
   if (got !== want) throw new Error(`bench/webgpu: the yardstick kernel computed ${got} where ${want} was due`);
-  const ms = await timeSamples(`yardstick ${M}x${K}x${N}`, run);
-  for (const made of [...buffers, read]) made.destroy();
-  return ms;
+  return { sample, dispose: () => { for (const made of buffers) made.destroy(); } };
+}
+
+/**
+ * ms per call of two samples taken in turn, and the median over rounds of each round's ratio
+ * (second / first): on a machine whose speed drifts within minutes, only pairs compare.
+ */
+async function alternate(first: Sample, second: Sample, rounds: number): Promise<{ firstMs: number; secondMs: number; ratio: number }> {
+  const [r1, r2] = [await calibrate(first), await calibrate(second)];
+  const ms1: number[] = [], ms2: number[] = [];
+  for (let i = 0; i < rounds; i++) {
+    ms1.push((await first(r1)) / r1);
+    ms2.push((await second(r2)) / r2);
+  }
+  return { firstMs: median(ms1), secondMs: median(ms2), ratio: median(ms2.map((ms, i) => ms / ms1[i]!)) };
 }
 
 const rate = (flops: number, ms: number): string => (flops ? `${(flops / ms / 1e6).toFixed(1)} GFLOP/s` : '').padStart(14);
-const gpuMs = new Map<string, number>();
 for (const row of rows) {
   if (only && !row.name.includes(only)) continue;
-  const cpuMs = await timeRow(row, sg.cpuBackend);
-  gpuMs.set(row.name, await timeRow(row, gpu));
-  console.log(`${row.name.padEnd(44)} cpu ${cpuMs.toFixed(2).padStart(8)} ms ${rate(row.flops, cpuMs)}   webgpu ${gpuMs.get(row.name)!.toFixed(2).padStart(8)} ms ${rate(row.flops, gpuMs.get(row.name)!)}`);
+  const [cpuMs, gpuMs] = [await timeRow(row, sg.cpuBackend), await timeRow(row, gpu)];
+  console.log(`${row.name.padEnd(44)} cpu ${cpuMs.toFixed(2).padStart(8)} ms ${rate(row.flops, cpuMs)}   webgpu ${gpuMs.toFixed(2).padStart(8)} ms ${rate(row.flops, gpuMs)}`);
 }
 if (!only || 'matmul yardstick'.includes(only)) {
   const { kind } = (gpu as WebGpuBackend).context;
-  console.log(`yardstick (the design note's kernel, see yardstickSource; the note's GFLOP/s on its machine, ${kind}):`);
+  console.log(`yardstick: the design note's kernel (yardstickSource) and our matmul in alternating samples; the note's figure is from its machine (${kind})`);
+  const rounds = quick ? 3 : 7;
   for (const [i, [M, K, N]] of MATMUL_SHAPES.entries()) {
-    const ms = await timeYardstick(M, K, N), ours = gpuMs.get(`matmul ${M}x${K}x${N}`);
-    console.log(`${`yardstick ${M}x${K}x${N}`.padEnd(44)} note ${NOTE_GFLOPS[kind][i]!.toFixed(1).padStart(5)} GFLOP/s${' '.repeat(14)}webgpu ${ms.toFixed(2).padStart(8)} ms ${rate(2 * M * K * N, ms)}${ours ? `   (matmul ${(ms / ours).toFixed(2)}x its speed)` : ''}`);
+    const stick = await yardstick(M, K, N), flops = 2 * M * K * N;
+    const { firstMs, secondMs, ratio } = await alternate(stick.sample, rowSample(rows.find((row) => row.name === `matmul ${M}x${K}x${N}`)!, gpu), rounds);
+    stick.dispose();
+    console.log(`${`yardstick ${M}x${K}x${N}`.padEnd(44)} note ${NOTE_GFLOPS[kind][i]!.toFixed(1).padStart(5)} GFLOP/s   here ${rate(flops, firstMs)}   our matmul ${rate(flops, secondMs)}: ${(1 / ratio).toFixed(2)}x its speed (median of ${rounds} paired rounds)`);
   }
 }
 const s = (gpu as WebGpuBackend).stats();
