@@ -110,6 +110,9 @@ const walksLatents = (share: boolean, terms: number): boolean => share && backwa
 const passKey = (title: string, o: SilentElboOperands, l: Layout, bindings: readonly Binding[]): string =>
   JSON.stringify(['silent ELBO backward', title, o.form, o.terms.map((t) => t.name), l, backwardTuning, bindings.map((b) => b.decl)]);
 
+/** What both passes read of the parameter words silentElboBackward and the forward write. */
+const PASS_WORDS = `let B = P[0]; let d = P[1]; let k = P[2]; let gOff = P[3]; let sigma2 = ${SIGMA2};`;
+
 /**
  * Moment pass: grid of one workgroup per 8 examples (4 without subgroups). Phase A's tile is
  * the forward's, 8 rows tall, so it costs what the forward does.
@@ -204,7 +207,7 @@ function momentPass(o: SilentElboOperands, mode: MomentMode, buffer: (v: View) =
       ${four.map((r) => `if (b0 + ${r}u < B) { Out[b0 + ${r}u] = total_${r}; }`).join(' ')}
     }`;
     return `${shaderHead(title, o, l, bindings, `${functions}${forward && !share ? `\nvar<workgroup> values: array<f32, ${4 * lanes}>;` : ''}`)} {
-    let B = P[0]; let d = P[1]; let k = P[2]; let gOff = P[3]; let sigma2 = ${SIGMA2};
+    ${PASS_WORDS}
     let b0 = wid.x * ${R}u;
     ${rowIds.map((r) => `let b_${r} = min(b0 + ${r}u, B - 1u); let g_${r} = ${forward ? '1.0' : `G[gOff + b_${r}]`};`).join(' ')}
     ${forward ? rowIds.map((r) => `var value_${r} = 0.0;`).join(' ') : ''}
@@ -327,7 +330,7 @@ function weightPass(o: SilentElboOperands, g: Targets, wantX: boolean, buffer: (
         }`).join('\n      ')}
       }`}`;
     return `${shaderHead('weight gradients', o, l, bindings, functions)} {
-    let B = P[0]; let d = P[1]; let k = P[2]; let gOff = P[3]; let sigma2 = ${SIGMA2};
+    ${PASS_WORDS}
     let j0 = wid.x * ${E}u;
     ${pixelIds.map((e) => `let j_${e} = min(j0 + ${e}u, k - 1u);`).join(' ')}
     ${tile.setup}
