@@ -38,7 +38,7 @@ function time(name: string, fn: () => Promise<void>): Promise<void> {
 
 const batchSize = 64;
 const train = loadMnist('train', { limit: batchSize });
-const config = { latentDim: 200, channels: values.channels, sigma2: 0.01, lr: 1e-4, weightDecay: 0.01, batchSize, seed: 0, gumbelTemperature: 1, reinforceDecay: 0.99 };
+const config = { latentDim: 200, channels: values.channels, sigma2: 0.01, lr: 1e-4, weightDecay: 0.01, batchSize, seed: 0, gumbelTemperature: 1, reinforceDecay: 0.99, decoderInit: 'scaled' as const };
 
 /** One fused silent-ELBO forward+backward on `backend`. */
 function fusedElbo(backend: sg.Backend): () => Promise<void> {

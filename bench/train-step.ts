@@ -53,7 +53,7 @@ const batchSize = 64;
 const train = loadMnist('train', { limit: batchSize });
 const config = {
   latentDim: 200, channels: flags.channels, sigma2: 0.01, lr: 1e-4, weightDecay: 0.01,
-  batchSize, seed: 0, gumbelTemperature: 1, reinforceDecay: 0.99,
+  batchSize, seed: 0, gumbelTemperature: 1, reinforceDecay: 0.99, decoderInit: 'scaled' as const,
 };
 
 /** One training step of `method` per call (the split holds exactly one batch). */

@@ -29,7 +29,7 @@ const batchSize = 64;
 const train = loadMnist('train', { limit: batchSize });
 const vae = new FixedVarianceVae(flags.method, {
   latentDim: 200, channels: flags.channels, sigma2: 0.01, lr: 1e-4, weightDecay: 0.01,
-  batchSize, seed: 0, gumbelTemperature: 1, reinforceDecay: 0.99,
+  batchSize, seed: 0, gumbelTemperature: 1, reinforceDecay: 0.99, decoderInit: 'scaled' as const,
 }, gpu);
 let epoch = 0;
 const step = async (): Promise<void> => { await vae.trainEpoch(train, ++epoch, () => {}); };

@@ -80,7 +80,7 @@ for (const [name, ms] of Object.entries(times)) console.log(summary(name, ms));
 if (!values['no-step']) {
   const batchSize = 64;
   const train = loadMnist('train', { limit: batchSize });
-  const config = { latentDim: 200, channels: 32, sigma2: 0.01, lr: 1e-4, weightDecay: 0.01, batchSize, seed: 0, gumbelTemperature: 1, reinforceDecay: 0.99 };
+  const config = { latentDim: 200, channels: 32, sigma2: 0.01, lr: 1e-4, weightDecay: 0.01, batchSize, seed: 0, gumbelTemperature: 1, reinforceDecay: 0.99, decoderInit: 'scaled' as const };
   console.log(`training step (bench/train-step.js's), ${rounds} rounds`);
   for (const method of ['silent-gaussian', 'silent-bernoulli'] as MethodName[]) {
     const vae = new FixedVarianceVae(method, config, gpu);

@@ -52,6 +52,13 @@ export function positiveNumber(name: string, raw: string | undefined): number {
   return value;
 }
 
+/** A comma list of positive numbers, duplicates dropped, in the order given. */
+export function positiveNumbers(name: string, raw: string | undefined): number[] {
+  const items = (raw ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+  if (items.length === 0) throw new UsageError(`--${name} needs a positive number or a comma-separated list of them`);
+  return [...new Set(items.map((item) => positiveNumber(name, item)))];
+}
+
 export function oneOf<T extends string>(name: string, raw: string | undefined, allowed: readonly T[]): T {
   if (!allowed.includes(raw as T)) throw new UsageError(`--${name} must be one of ${allowed.join(', ')}; got '${raw}'`);
   return raw as T;

@@ -32,9 +32,9 @@ const PAPER_TABLE_1: Record<MethodName, Record<number, Cell>> = {
 };
 
 /** The paper's configuration (--paper); its encoder channel count is not stated. */
-const PAPER = { atEpochs: [1, 50, 250], samples: 200, batches: 50, trainSize: 60000, channels: 32 };
+const PAPER = { atEpochs: [1, 50, 250], samples: 200, batches: 50, trainSize: 60000, channels: 32, lr: '5e-4' };
 /** The default: every method, two measured epochs, within about 10 minutes on 2 cores. */
-const QUICK = { atEpochs: [1, 3], samples: 10, batches: 8, trainSize: 2048, channels: 8 };
+const QUICK = { atEpochs: [1, 3], samples: 10, batches: 8, trainSize: 2048, channels: 8, lr: '5e-4' };
 
 const flags: FlagTable = {
   'at-epochs': { type: 'string', help: 'comma list of epochs after which to measure', default: `${QUICK.atEpochs} (--paper: ${PAPER.atEpochs})` },
@@ -63,6 +63,7 @@ function readConfig(values: FlagValues): RunConfig {
     samples: positiveInteger('samples', flagOr(values, 'samples', base.samples)),
     batches: positiveInteger('batches', flagOr(values, 'batches', base.batches)),
   };
+  if (config.learningRates.length > 1) throw new UsageError(`--lr takes one rate in this study (it measures gradients, it does not search), got ${config.learningRates.join(',')}`);
   if (config.samples < 2) throw new UsageError(`--samples must be at least 2 (a variance needs two draws), got ${config.samples}`);
   if (config.batches < 2) throw new UsageError(`--batches must be at least 2 (a variance needs two batches), got ${config.batches}`);
   if (config.batches * config.batchSize > config.trainSize)

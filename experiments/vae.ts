@@ -5,7 +5,7 @@ import * as sg from '../engine/index.js';
 import type { Tensor } from '../engine/index.js';
 import {
   BernoulliLatent, FixedVarianceLinearDecoder, GaussianLatent, GumbelSoftmax, Reinforce, Reparameterization,
-  SilentGradients, table5Encoder, type Estimator, type LatentFamily,
+  SilentGradients, table5Encoder, type DecoderInit, type Estimator, type LatentFamily,
 } from '../models/index.js';
 import { MNIST_PIXELS, epochOrder, pixelBatch, type MnistSplit } from './data/mnist.js';
 
@@ -22,6 +22,8 @@ export interface VaeConfig {
   seed: number;
   gumbelTemperature: number;
   reinforceDecay: number;
+  /** The linear decoder's starting weights, the same for every method (docs/discrete-collapse.md). */
+  decoderInit: DecoderInit;
 }
 
 /** The rows of Table 2, in its order, with the estimator each one trains with. */
@@ -32,6 +34,9 @@ export const methods: Record<MethodName, { label: string; make: (c: VaeConfig) =
   gumbel: { label: 'Gumbel-Softmax', make: (c) => new GumbelSoftmax(c.gumbelTemperature) },
   reinforce: { label: 'REINFORCE', make: (c) => new Reinforce(c.reinforceDecay) },
 };
+
+/** Training stopped because the loss stopped being finite (a learning-rate search skips the rate). */
+export class DivergedError extends Error {}
 
 /** Labels of the independent random streams, so each consumer draws its own numbers. */
 const STREAM = { init: 1, training: 2, evaluation: 3 } as const;
@@ -52,7 +57,7 @@ export class FixedVarianceVae {
     const init = root.fork(STREAM.init);
     this.trainingStream = root.fork(STREAM.training);
     this.encoder = table5Encoder({ channels: config.channels, outputs: this.family.parametersPerLatent * config.latentDim, stream: init, backend });
-    this.decoder = new FixedVarianceLinearDecoder({ latentDim: config.latentDim, pixels: MNIST_PIXELS, stream: init, backend }, config.sigma2);
+    this.decoder = new FixedVarianceLinearDecoder({ latentDim: config.latentDim, pixels: MNIST_PIXELS, stream: init, backend }, config.sigma2, config.decoderInit);
     // Paper App. B.3: AdamW with betas (0.9, 0.95); weight decay is not given, so PyTorch's default.
     this.optimizer = new sg.AdamW([...this.encoder.parameters(), ...this.decoder.parameters()], {
       lr: config.lr, betas: [0.9, 0.95], weightDecay: config.weightDecay,
@@ -95,18 +100,20 @@ export class FixedVarianceVae {
     lossSum.dispose();
     // Stop rather than write NaN metrics and checkpoints for the rest of the run.
     if (!Number.isFinite(mean))
-      throw new Error(`${this.method}: the training loss became ${mean} in epoch ${epoch}; the run diverged (try a lower --lr than ${this.config.lr}); the last good checkpoint is the previous epoch's`);
+      throw new DivergedError(`${this.method}: the training loss became ${mean} in epoch ${epoch}; the run diverged (try a lower --lr than ${this.config.lr}); the last good checkpoint is the previous epoch's`);
     return mean;
   }
 
   /**
    * Test metrics with the exact closed-form ELBO for every method (the fixed-variance linear
-   * decoder makes it exact), so methods are compared on the same yardstick.
+   * decoder makes it exact), so methods are compared on the same yardstick, and how much of the
+   * latent space the encoder uses (a collapsed one shows in activeLatents).
    */
   async evaluate(test: MnistSplit, epoch: number): Promise<TestMetrics> {
     const stream = new sg.RandomStream(this.config.seed).fork(STREAM.evaluation).fork(epoch);
-    const batch = 250;
+    const batch = 250, d = this.config.latentDim;
     let totals = sg.zeros([4], { backend: this.backend }).keep();
+    let latentTotals = sg.zeros([3, d], { backend: this.backend }).keep();
     sg.noGrad(() => {
       for (let start = 0; start < test.count; start += batch) {
         const indices = Uint32Array.from({ length: Math.min(batch, test.count - start) }, (_, i) => start + i);
@@ -121,14 +128,28 @@ export class FixedVarianceVae {
           const expectedSquaredError = sg.scale(sg.shift(this.decoder.expectedLogLikelihood(moments, x), logNormalizer), -2 * this.config.sigma2);
           const meanSquaredError = sg.sum(sg.square(sg.sub(x, this.decoder.decode(moments.mean))), [1]);
           const batchSums = sg.concat([elbo, expectedSquaredError, meanSquaredError, q.kl()].map((t) => sg.reshape(sg.sum(t), [1])), 0);
-          return sg.add(totals, batchSums);
+          // Per latent: sums of the posterior mean and its square over images, and how many
+          // images hold it (nearly) fixed.
+          const deterministic = sg.step(sg.shift(sg.neg(moments.c2), DETERMINISTIC_VARIANCE));
+          const latentSums = sg.concat([moments.mean, sg.square(moments.mean), deterministic].map((t) => sg.sum(t, [0], true)), 0);
+          return { totals: sg.add(totals, batchSums), latentTotals: sg.add(latentTotals, latentSums) };
         });
         totals.dispose();
-        totals = next.keep();
+        latentTotals.dispose();
+        totals = next.totals.keep();
+        latentTotals = next.latentTotals.keep();
       }
     });
     const [elbo, expectedSquaredError, meanSquaredError, kl] = [...(await totals.data())].map((v) => v / test.count) as [number, number, number, number];
+    const latent = await latentTotals.data();
     totals.dispose();
+    latentTotals.dispose();
+    let activeLatents = 0, deterministic = 0;
+    for (let i = 0; i < d; i++) {
+      const mean = latent[i]! / test.count;
+      if (latent[d + i]! / test.count - mean * mean > ACTIVE_VARIANCE) activeLatents++;
+      deterministic += latent[2 * d + i]!;
+    }
     return {
       // Math note, "Data and metrics": BPD = (-ELBO / D) / ln 2 + 8 for 256 levels per pixel.
       bpd: -elbo / MNIST_PIXELS / Math.LN2 + 8,
@@ -136,6 +157,8 @@ export class FixedVarianceVae {
       msePosteriorMean: meanSquaredError,
       mseExpected: expectedSquaredError,
       kl,
+      activeLatents,
+      deterministicShare: deterministic / (d * test.count),
     };
   }
 
@@ -159,7 +182,17 @@ export interface TestMetrics {
   /** E_q of the squared error summed over pixels, per image. */
   mseExpected: number;
   kl: number;
+  /**
+   * Latents whose posterior mean varies across the test images: Var_x E_q[z_i] > 0.01, the
+   * "active units" of Burda et al. (2016). A collapsed encoder gives every image the same code.
+   */
+  activeLatents: number;
+  /** Share of (image, latent) pairs whose posterior variance is below 1e-4: a saturated q. */
+  deterministicShare: number;
 }
+
+const ACTIVE_VARIANCE = 0.01;
+const DETERMINISTIC_VARIANCE = 1e-4;
 
 /** x = (x_int + u) / 256 with u ~ U[0, 1) from the stream (paper App. B.1). */
 export function dequantized(split: MnistSplit, indices: Uint32Array, stream: sg.RandomStream, backend: sg.Backend): Tensor {

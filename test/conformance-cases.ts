@@ -220,7 +220,7 @@ function recordKernels(backend: Backend): Set<string> {
 /** Per-step training losses of the fixed-variance study, tiny settings, on one backend. */
 async function stepLosses(method: MethodName, backend: Backend, steps: number): Promise<number[]> {
   const train = loadMnist('train', { limit: 16 * steps });
-  const config = { latentDim: 8, channels: 2, sigma2: 0.01, lr: 1e-3, weightDecay: 0.01, batchSize: 16, seed: 7, gumbelTemperature: 1, reinforceDecay: 0.99 };
+  const config = { latentDim: 8, channels: 2, sigma2: 0.01, lr: 1e-3, weightDecay: 0.01, batchSize: 16, seed: 7, gumbelTemperature: 1, reinforceDecay: 0.99, decoderInit: 'scaled' as const };
   const vae = new FixedVarianceVae(method, config, backend);
   const order = epochOrder(train.count, config.seed, 1);
   const losses: number[] = [];

@@ -12,8 +12,13 @@ const script = join(import.meta.dirname, '..', 'experiments', 'fixed-variance.js
 const tiny = ['--epochs', '2', '--train-size', '256', '--test-size', '100', '--channels', '4', '--latent-dim', '16', '--backend', 'cpu'];
 const dir = mkdtempSync(join(tmpdir(), 'silentgrad-fv-'));
 
-interface Epoch { epoch: number; bpd: number; msePosteriorMean: number; mseExpected: number; kl: number; trainLoss: number | null; seconds: number }
-type Results = { methods: Record<string, { epochs: Epoch[] }>; config: Record<string, unknown>; commit: string; backend: string };
+interface Metrics { bpd: number; msePosteriorMean: number; mseExpected: number; kl: number; activeLatents: number; deterministicShare: number }
+interface Epoch extends Metrics { epoch: number; trainLoss: number | null; validation: Metrics | null; seconds: number }
+interface Run { lr: number; seed: number; epochs: Epoch[]; diverged?: string }
+type Results = {
+  methods: Record<string, { chosenLr: number | null; runs: Run[] }>; config: Record<string, unknown>; commit: string; backend: string;
+  decoderInit: { name: string; reason: string };
+};
 const read = (out: string): Results => JSON.parse(readFileSync(join(out, 'results.json'), 'utf8')) as Results;
 const run = (args: string[]) => spawnSync(process.execPath, [script, ...args], { encoding: 'utf8' });
 
@@ -26,21 +31,28 @@ test('a short run writes results, tables, figures and checkpoints, and improves 
   const results = read(out);
   assert.equal(Object.keys(results.methods), ['silent-gaussian', 'reparam', 'silent-bernoulli', 'gumbel', 'reinforce']);
   assert.match(results.backend, /cpu/);
+  assert.is(results.decoderInit.name, 'scaled');
+  assert.match(results.decoderInit.reason, /E\|\|W_i\|\|\^2 = sigma\^2/);
   for (const [name, m] of Object.entries(results.methods)) {
-    assert.ok(existsSync(join(out, 'checkpoints', `${name}.safetensors`)), `${name} checkpoint`);
-    assert.equal(m.epochs.map((e) => e.epoch), [0, 1, 2]);
-    for (const e of m.epochs)
+    assert.is(m.chosenLr, 5e-4);
+    assert.is(m.runs.length, 1);
+    assert.ok(existsSync(join(out, 'checkpoints', `${name}_lr0.0005_seed0.safetensors`)), `${name} checkpoint`);
+    const { epochs } = m.runs[0]!;
+    assert.equal(epochs.map((e) => e.epoch), [0, 1, 2]);
+    for (const e of epochs)
       for (const v of [e.bpd, e.msePosteriorMean, e.mseExpected, e.kl]) assert.ok(Number.isFinite(v), `${name} epoch ${e.epoch}: ${JSON.stringify(e)}`);
-    assert.ok(m.epochs[2]!.bpd < m.epochs[0]!.bpd, `${name}: BPD ${m.epochs[2]!.bpd} after training vs ${m.epochs[0]!.bpd} untrained`);
+    assert.ok(epochs[2]!.bpd < epochs[0]!.bpd, `${name}: BPD ${epochs[2]!.bpd} after training vs ${epochs[0]!.bpd} untrained`);
     // The expected squared error under q is the posterior-mean error plus the decoder-weighted variance.
-    assert.ok(m.epochs[2]!.mseExpected >= m.epochs[2]!.msePosteriorMean);
+    assert.ok(epochs[2]!.mseExpected >= epochs[2]!.msePosteriorMean);
+    assert.is(epochs[2]!.validation, null, 'one rate: no validation split');
   }
   const table = readFileSync(join(out, 'results.md'), 'utf8');
-  assert.match(table, /\| Continuous Silent Gradients \| \d+\.\d{3} \|/);
+  assert.match(table, /\| Continuous Silent Gradients \| 0.0005 \| \d+\.\d{3} \|/);
   assert.match(table, /paper BPD/);
+  assert.match(table, /Decoder init: scaled/);
 });
 
-const metrics = (r: Results) => Object.fromEntries(Object.entries(r.methods).map(([n, m]) => [n, m.epochs.map(({ seconds: _s, ...rest }) => rest)]));
+const metrics = (r: Results) => Object.fromEntries(Object.entries(r.methods).map(([n, m]) => [n, m.runs.map((run) => run.epochs.map(({ seconds: _s, ...rest }) => rest))]));
 
 test('a run killed after its first checkpoint resumes to the same numbers', async () => {
   const methods = ['--methods', 'reparam,reinforce'];
@@ -48,7 +60,7 @@ test('a run killed after its first checkpoint resumes to the same numbers', asyn
   assert.is(run([...tiny, ...methods, '--out', reference]).status, 0);
   const out = join(dir, 'killed');
   const child = spawn(process.execPath, [script, ...tiny, ...methods, '--out', out], { stdio: 'ignore' });
-  const checkpoint = join(out, 'checkpoints', 'reparam.safetensors');
+  const checkpoint = join(out, 'checkpoints', 'reparam_lr0.0005_seed0.safetensors');
   await new Promise<void>((resolve, reject) => {
     const poll = setInterval(() => {
       if (existsSync(checkpoint)) { clearInterval(poll); child.kill('SIGKILL'); resolve(); }
@@ -58,7 +70,7 @@ test('a run killed after its first checkpoint resumes to the same numbers', asyn
   await new Promise((resolve) => child.on('exit', resolve));
   const resumed = run([...tiny, ...methods, '--out', out, '--resume']);
   assert.is(resumed.status, 0, resumed.stderr);
-  assert.match(resumed.stdout, /reparam: resumed after epoch 1/);
+  assert.match(resumed.stdout, /reparam_lr0.0005_seed0: resumed after epoch 1/);
   assert.equal(metrics(read(out)), metrics(read(reference)));
 });
 
@@ -68,6 +80,11 @@ test('bad flags and missing data give one-line errors and a non-zero exit', () =
     [['--methods', 'silent,vq'], /--methods: 'silent' is not one of silent-gaussian, reparam/],
     [['--backend', 'tpu'], /--backend must be one of auto, cpu, webgpu, gpujs; got 'tpu'/],
     [['--frobnicate'], /Unknown option '--frobnicate'/],
+    [['--decoder-init', 'xavier'], /--decoder-init must be one of scaled, pytorch; got 'xavier'/],
+    [['--lr', '1e-4,fast'], /--lr must be a positive number, got 'fast'/],
+    [['--lr', '1e-4,5e-4', '--validation-size', '0'], /--lr lists 2 rates, so a --validation-size above 0 is needed/],
+    [['--train-size', '59000', '--lr', '1e-4,5e-4'], /--train-size 59000 plus --validation-size 1000 is more than the 60000 training images/],
+    [['--seeds', '0'], /--seeds must be a positive integer, got '0'/],
     [['--data-dir', join(dir, 'nowhere'), '--out', join(dir, 'nodata')], /nowhere.*train-images-idx3-ubyte.*npm install/s],
     [['--resume', '--out', join(dir, 'never')], /--resume: .*results\.json does not exist/],
     [[...tiny, '--methods', 'reparam', '--epochs', '1', '--lr', '1e6', '--out', join(dir, 'diverged')], /reparam: the training loss became NaN in epoch 1; the run diverged/],
@@ -81,7 +98,8 @@ test('bad flags and missing data give one-line errors and a non-zero exit', () =
   }
   const help = run(['--help']);
   assert.is(help.status, 0);
-  for (const flag of ['--methods', '--epochs', '--latent-dim', '--batch-size', '--lr', '--sigma2', '--train-size', '--seed', '--backend', '--out', '--resume', '--paper'])
+  for (const flag of ['--methods', '--epochs', '--latent-dim', '--batch-size', '--lr', '--sigma2', '--train-size', '--seed', '--backend', '--out', '--resume', '--paper',
+    '--decoder-init', '--validation-size', '--seeds'])
     assert.ok(help.stdout.includes(flag), `--help lists ${flag}`);
 });
 

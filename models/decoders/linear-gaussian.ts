@@ -21,13 +21,32 @@ export interface DecoderOptions {
   backend?: sg.Backend;
 }
 
+/**
+ * How a linear decoder's weights start. 'pytorch' is nn.Linear's U(+-1/sqrt(d)), which gives
+ * each latent's column of W a squared norm of about k / (3 d) (1.31 for MNIST with d = 200).
+ * 'scaled' is the same draw shrunk so that E||W_i||^2 = sigma2: above 4 sigma2 the shared part
+ * of the Bernoulli logits' gradient drives every image's posterior to one saturated code
+ * (docs/discrete-collapse.md).
+ */
+export const decoderInits = ['scaled', 'pytorch'] as const;
+export type DecoderInit = (typeof decoderInits)[number];
+
+/** Rescales a freshly drawn [k, d] weight as `init` says, for output variance sigma2. */
+export function initializeDecoderWeight(weight: Tensor, init: DecoderInit, sigma2: number): void {
+  if (init === 'pytorch') return;
+  const [pixels, latents] = weight.shape as [number, number];
+  const expectedColumnNorm = pixels / (3 * latents); // k columns entries of variance 1/(3d)
+  weight.assign(sg.scale(weight, Math.sqrt(sigma2 / expectedColumnNorm)));
+}
+
 /** p(x|z) = N(x; W z + b, sigma2 I) with fixed sigma2 (paper Eq. 2; Table 2 uses 0.01). */
 export class FixedVarianceLinearDecoder extends sg.nn.Module implements ReconstructionModel {
   readonly linear: sg.nn.Linear;
-  constructor(options: DecoderOptions, readonly sigma2: number) {
+  constructor(options: DecoderOptions, readonly sigma2: number, init: DecoderInit = 'pytorch') {
     super();
     if (!(sigma2 > 0)) throw new Error(`FixedVarianceLinearDecoder: sigma2 must be positive, got ${sigma2}`);
     this.linear = this.registerModule('linear', new sg.nn.Linear(options.latentDim, options.pixels, options));
+    initializeDecoderWeight(this.linear.weight, init, sigma2);
   }
 
   forward(z: Tensor): Tensor {
