@@ -11,3 +11,4 @@ export { GumbelSoftmax } from './estimators/gumbel-softmax.js';
 export { Reinforce } from './estimators/reinforce.js';
 export { table5Encoder } from './encoders.js';
 export type { EncoderOptions } from './encoders.js';
+export { MAX_ENUMERATED_LATENTS, enumerateStates, exactExpectedLogLikelihood, expectationOverStates, latentStates, stateIndex, tileRows } from './exact-expectation.js';
