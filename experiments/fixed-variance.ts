@@ -213,15 +213,17 @@ async function trainRun(method: MethodName, run: RunRecord, config: RunConfig, d
 }
 
 /**
- * One line when the encoder has stopped using its latents: nearly none of them varies across
- * the test images, so every image gets the same code (docs/discrete-collapse.md). Saturated
- * Bernoulli posteriors are that collapse's usual form; KL then sits at d ln 2.
+ * One line when the posteriors have saturated into one code: nearly every latent deterministic
+ * and nearly none varying across the test images, the collapse docs/discrete-collapse.md
+ * explains (KL then sits at d ln 2 for Bernoulli latents). Few active latents alone is also
+ * how training starts, so the count is printed every epoch but not warned about.
  */
 function collapseWarning(metrics: TestMetrics, latentDim: number): string | null {
-  if (metrics.activeLatents > COLLAPSED_ACTIVE_SHARE * latentDim) return null;
-  return `the posteriors have collapsed: ${metrics.activeLatents} of ${latentDim} latents vary across the test images ` +
-    `(${(100 * metrics.deterministicShare).toFixed(0)}% deterministic, KL ${metrics.kl.toFixed(1)} nats); see docs/discrete-collapse.md and --decoder-init`;
+  if (metrics.deterministicShare < SATURATED_SHARE || metrics.activeLatents > COLLAPSED_ACTIVE_SHARE * latentDim) return null;
+  return `the posteriors have saturated into one code: ${(100 * metrics.deterministicShare).toFixed(0)}% are deterministic and ` +
+    `${metrics.activeLatents} of ${latentDim} latents vary across the test images (KL ${metrics.kl.toFixed(1)} nats); see docs/discrete-collapse.md and --decoder-init`;
 }
+const SATURATED_SHARE = 0.9;
 const COLLAPSED_ACTIVE_SHARE = 0.05;
 
 function chosenRate(entry: MethodResults, config: RunConfig): number | null {

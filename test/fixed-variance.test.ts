@@ -74,6 +74,25 @@ test('a run killed after its first checkpoint resumes to the same numbers', asyn
   assert.equal(metrics(read(out)), metrics(read(reference)));
 });
 
+test('the learning-rate search trains every rate and seed, skips a rate that diverges, and chooses by validation BPD', () => {
+  const out = join(dir, 'search');
+  const r = run([...tiny, '--methods', 'reparam', '--lr', '1e6,1e-7,3e-3', '--seeds', '2', '--validation-size', '100', '--out', out]);
+  assert.is(r.status, 0, r.stderr);
+  assert.match(r.stderr, /warning: reparam: the training loss became NaN in epoch 1/);
+  const { runs, chosenLr } = read(out).methods.reparam!;
+  assert.equal(runs.map((run) => [run.lr, run.seed]), [[1e6, 0], [1e6, 1], [1e-7, 0], [1e-7, 1], [3e-3, 0], [3e-3, 1]]);
+  assert.ok(runs.slice(0, 2).every((run) => run.diverged && run.epochs.length === 1), 'lr 1e6 diverged in epoch 1');
+  // The choice is the lowest mean validation BPD, whatever the test set says.
+  const validation = (lr: number) => runs.filter((run) => run.lr === lr).reduce((a, run) => a + run.epochs[2]!.validation!.bpd, 0) / 2;
+  assert.is(chosenLr, validation(1e-7) < validation(3e-3) ? 1e-7 : 3e-3);
+  assert.is(chosenLr, 3e-3, 'a rate that barely moves the weights should lose');
+  for (const run of runs.slice(2)) assert.ok(run.epochs.every((e) => Number.isFinite(e.validation!.bpd)));
+  const table = readFileSync(join(out, 'results.md'), 'utf8');
+  assert.match(table, /\| Reparameterization \| 0.003 \| \d+\.\d{3} \+- \d+\.\d{3} \|/);
+  assert.match(table, /\| Reparameterization \| diverged \| \d+\.\d{3} \| \*\*\d+\.\d{3}\*\* \|/);
+  assert.match(r.stdout, /reparam: chose lr 0.003 by validation BPD/);
+});
+
 test('bad flags and missing data give one-line errors and a non-zero exit', () => {
   const cases: [string[], RegExp][] = [
     [['--epochs', 'two'], /--epochs must be a positive integer, got 'two'/],
@@ -83,7 +102,7 @@ test('bad flags and missing data give one-line errors and a non-zero exit', () =
     [['--decoder-init', 'xavier'], /--decoder-init must be one of scaled, pytorch; got 'xavier'/],
     [['--lr', '1e-4,fast'], /--lr must be a positive number, got 'fast'/],
     [['--lr', '1e-4,5e-4', '--validation-size', '0'], /--lr lists 2 rates, so a --validation-size above 0 is needed/],
-    [['--train-size', '59000', '--lr', '1e-4,5e-4'], /--train-size 59000 plus --validation-size 1000 is more than the 60000 training images/],
+    [['--train-size', '59500', '--lr', '1e-4,5e-4'], /--train-size 59500 plus --validation-size 1000 is more than the 60000 training images/],
     [['--seeds', '0'], /--seeds must be a positive integer, got '0'/],
     [['--data-dir', join(dir, 'nowhere'), '--out', join(dir, 'nodata')], /nowhere.*train-images-idx3-ubyte.*npm install/s],
     [['--resume', '--out', join(dir, 'never')], /--resume: .*results\.json does not exist/],
