@@ -1,7 +1,8 @@
-// The Taylor-bias study (experiments/taylor-bias.ts) and its oracle (models/exact-expectation.ts):
-// the enumeration agrees with a plain-JS sum over states and with finite differences; Silent
-// Gradients match it to rounding exactly when the log term's argument does not depend on z (and
-// not otherwise); REINFORCE's error falls like 1/sqrt(draws); and the experiment runs end to end.
+// The Taylor-bias study (experiments/taylor-bias.ts), its measurement (models/gradient-deviation.ts)
+// and its oracle (models/exact-expectation.ts): the enumeration agrees with a plain-JS sum over
+// states and with finite differences; Silent Gradients match it to rounding exactly when the log
+// term's argument does not depend on z (and not otherwise); REINFORCE's error falls like
+// 1/sqrt(draws); and the experiment runs end to end.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';
@@ -12,7 +13,7 @@ import * as sg from '../engine/index.js';
 import type { Tensor } from '../engine/index.js';
 import { BernoulliDistribution, FixedVarianceLinearDecoder, LearnableVarianceLinearDecoder, type ReconstructionModel } from '../models/index.js';
 import { MAX_ENUMERATED_LATENTS, exactExpectedLogLikelihood } from '../models/exact-expectation.js';
-import { l2, measureGradients, type GradientProbe, type MeasureOptions } from '../experiments/taylor-bias.js';
+import { l2, measureGradients, type GradientProbe, type MeasureOptions } from '../models/gradient-deviation.js';
 
 const dtype = 'float64' as const;
 const B = 2, D = 3, K = 4;
