@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the system packages the WebGPU backend needs on a Debian 12 (bookworm) machine
-# without a GPU, so that CI gets a real WebGPU adapter (see shared/design/webgpu-on-cpu.md):
+# without a GPU, so that CI gets a real WebGPU adapter (see docs/webgpu-without-a-gpu.md):
 #
 #   - Vulkan:  Mesa's lavapipe (mesa-vulkan-drivers) and the Vulkan loader (libvulkan1) from
 #              bookworm-backports. Bookworm's own Mesa 22.3 lavapipe is rejected by Dawn

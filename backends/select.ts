@@ -30,9 +30,9 @@ export async function selectBackend(name: BackendName): Promise<SelectedBackend>
     case 'auto': {
       // WebGPU whenever an adapter exists, as issue 5 asks. On a software adapter (lavapipe in
       // CI) the same WGSL runs on the host CPU, and since the subgroup GEMM (kernels/gemm.ts)
-      // it is also the faster choice there: the default fixed-variance study took 2 min 39 s
-      // on webgpu against 3 min 44 s on the cpu backend, back to back, same table (2-core dev
-      // box). The reason line says which kind of adapter it is.
+      // it is also the faster choice there (docs/performance-log.md, "WebGPU on lavapipe
+      // against the CPU backend: the default study"). The reason line says which kind of
+      // adapter it is.
       const webgpu = await webGpuBackend();
       if ('backend' in webgpu) {
         const kind = webgpu.backend.context.software ? 'a software adapter: WGSL computed on this CPU' : 'a GPU adapter';

@@ -13,10 +13,11 @@
 // (this file's old rule) the 64x784x200 matmul on lavapipe measured 11.0-12.5 GFLOP/s, with 20
 // 16.4-17.0, in alternating runs; the per-call time levels off from about 20 calls.
 // On lavapipe these are CPU-rasteriser numbers, not GPU numbers (the adapter line says which).
-// After the rows comes the machine's yardstick: the kernel the design note timed where issue 5's
-// matmul bars were set (yardstickSource), run on the same adapter in samples alternating with
-// our matmul's, beside the note's figure, so a bar missed here can be told apart from a slower
-// machine.
+// After the rows comes the machine's yardstick: the register-blocked kernel first timed on the
+// software drivers where issue 5's matmul bars were set (yardstickSource; docs/performance-log.md,
+// "Software drivers: register blocking against workgroup-memory tiles"), run on the same adapter
+// in samples alternating with our matmul's, beside that first figure, so a bar missed here can
+// be told apart from a slower machine.
 // The training step: node bench/train-step.js --backend webgpu.
 import Benchmark from 'benchmark';
 import * as sg from '../engine/index.js';
@@ -112,11 +113,12 @@ async function timeRow(row: Row, backend: sg.Backend): Promise<number> {
 }
 
 /**
- * The machine's yardstick for the matmul bars: the kernel ../shared/design/webgpu-on-cpu.md
- * timed where issue 5's bars were set (each invocation 8 rows x 16 columns in registers, 4 x 4
- * workgroups, no workgroup memory, no subgroups). The note gives no code; this is that kernel
- * as it describes it, sizes as constants. What the note measured, per adapter, at
- * 64x784x200 / 64x200x784 / 512³:
+ * The machine's yardstick for the matmul bars: the kernel timed on the software drivers where
+ * issue 5's bars were set (each invocation 8 rows x 16 columns in registers, 4 x 4 workgroups,
+ * no workgroup memory, no subgroups). That probe's code was never committed; this is the kernel
+ * as it was described, sizes as constants. What it measured, per adapter, at
+ * 64x784x200 / 64x200x784 / 512³ (docs/performance-log.md, "Software drivers: register
+ * blocking against workgroup-memory tiles"):
  */
 const NOTE_GFLOPS: Record<AdapterKind, readonly number[]> = { vulkan: [18, 20, 22], opengl: [18, 21, 46] };
 

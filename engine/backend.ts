@@ -1,6 +1,6 @@
 // The narrow interface every backend implements: an allocator plus a small set of primitive
 // kernels. Every op of the engine is composed from these, so a new backend is one folder
-// that fills in this interface (the TensorFlow.js lesson in ../shared/design/style.md).
+// that fills in this interface (the TensorFlow.js lesson in docs/engine-design.md).
 import type { DType, FloatArray } from './dtype.js';
 
 /** Memory owned by a backend. Opaque to the engine except for its size and type. */
@@ -46,8 +46,8 @@ export interface AdamWStep {
 }
 
 /**
- * One contraction of the silent ELBO: sum_i u_ji^p a_ji^q moment_bi (math note, "Learnable
- * variance"). Ubar and Abar are the mean terms, S* use c2, T* use c3, K* use k4.
+ * One contraction of the silent ELBO: sum_i u_ji^p a_ji^q moment_bi (docs/silent-elbo.md,
+ * sections 3 and 4). Ubar and Abar are the mean terms, S* use c2, T* use c3, K* use k4.
  */
 export interface SilentElboTerm {
   readonly name: string;

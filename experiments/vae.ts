@@ -151,7 +151,7 @@ export class FixedVarianceVae {
       deterministic += latent[2 * d + i]!;
     }
     return {
-      // Math note, "Data and metrics": BPD = (-ELBO / D) / ln 2 + 8 for 256 levels per pixel.
+      // docs/silent-elbo.md, section 6: BPD = (-ELBO / D) / ln 2 + 8 for 256 levels per pixel.
       bpd: -elbo / MNIST_PIXELS / Math.LN2 + 8,
       negativeElbo: -elbo,
       msePosteriorMean: meanSquaredError,

@@ -1,5 +1,5 @@
 // The silent ELBO composed from ordinary engine ops (matmuls of the latent moments with powers
-// of the weights, then the per-pixel closed forms of ../shared/design/silent-elbo-math.md),
+// of the weights, then the per-pixel closed forms of docs/silent-elbo.md),
 // differentiated by autograd. It is the test oracle for the fused op and its benchmark
 // baseline; training uses the fused op.
 import * as sg from '../engine/index.js';

@@ -1,5 +1,5 @@
 // The gradient-variance decomposition of the paper's Table 1 (App. B, "Gradient Variance
-// Calculation"; math note, "Gradient variance decomposition"), for any estimator and model:
+// Calculation"; docs/silent-elbo.md, section 9), for any estimator and model:
 //
 //   estimator variance: fix a batch and the encoder's output, draw S latent samples, take the
 //     reconstruction-loss gradient w.r.t. every encoder parameter for each draw, compute each

@@ -1,4 +1,4 @@
-// The one backend conformance suite (shared/design/style.md, point 4): a table of cases run on
+// The one backend conformance suite (docs/engine-design.md, "House rules"): a table of cases run on
 // every backend against the CPU backend in float32. Every registered op, value and gradient
 // (through the engine ops), over random shapes with odd sizes, broadcasting, strided and
 // transposed views; empty and single-element tensors; convolution strides and paddings, the

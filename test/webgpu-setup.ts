@@ -1,6 +1,6 @@
 // The WebGPU device for the WebGPU test files, or null with a visible message. In CI
-// (CI=true) a missing adapter is a failure, never a silent skip (design note
-// shared/design/webgpu-on-cpu.md, "What this means for the project").
+// (CI=true) a missing adapter is a failure, never a silent skip (docs/webgpu-without-a-gpu.md,
+// "Testing policy").
 import { test } from 'uvu';
 import { createWebGpuBackend, webGpuUnavailableReason, type WebGpuBackend } from '../backends/webgpu/index.js';
 

@@ -7,18 +7,18 @@
 // and the panels stay hot in L1/L2. The micro-kernel keeps a 3×4 tile of C in local variables.
 // V8 allocates 15 XMM registers, so its 12 accumulators, 4 values of B and one of A do not all
 // fit and about 8 accumulators live on the stack (read from TurboFan's disassembly,
-// --print-opt-code); it still measured 5-8% faster than 4×4 (and 4×8, 2×8, 4×6, 6×2 slower
-// still) at the model's shapes and at 512³ on the 2-core EPYC dev box, and 2×4, 2×5, 2×6, 5×2
-// and 3×3, which fit, were no faster in a later same-process comparison. Accumulation is in
-// float64 for both dtypes; results are rounded once when stored.
+// --print-opt-code); it still measured faster than every other tile tried, including the
+// smaller ones that fit (docs/performance-log.md, "CPU GEMM: the 3x4 micro-kernel and
+// module-level panels"). Accumulation is in float64 for both dtypes; results are rounded once
+// when stored.
 //
 // Both panels live in one fixed-size module-level array that the micro-kernel reads directly,
 // not through arguments: TurboFan then knows the array and its length as constants, so each load
 // is one compare and one move instead of re-checking the array's map and reloading its base and
 // length every iteration (no register is left to keep them in). Indices are truncated with
-// `| 0` so their additions carry no overflow check. Together, in one process against the
-// previous build, alternating: 512³ 4.03 -> 5.47 GFLOP/s on one thread, 64x200x784 1.36x,
-// 64x784x200 1.30x. Each thread (worker_threads) has its own module instance, so its own panels.
+// `| 0` so their additions carry no overflow check. Together they made every measured shape
+// faster (docs/performance-log.md, "CPU GEMM: the 3x4 micro-kernel and module-level panels").
+// Each thread (worker_threads) has its own module instance, so its own panels.
 //
 // `gemmStrided` exposes the leading dimensions so callers (conv, the parallel splitter) can
 // address sub-blocks of larger matrices without copying.

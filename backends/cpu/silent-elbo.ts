@@ -2,7 +2,7 @@
 // GEMM of the moment matrix (B x d) with an elementwise power of the weights (k x d), except
 // the one term whose coefficient is the same for every pixel (pixelIndependent, below), so the
 // blocked, two-core GEMM does the heavy lifting; the per-pixel epilogue (the closed forms of
-// ../shared/design/silent-elbo-math.md) runs in one loop that also writes the partial
+// docs/silent-elbo.md) runs in one loop that also writes the partial
 // derivatives the backward needs. Nothing of size B x d x k is ever formed.
 import type { SilentElboGradients, SilentElboOperands, SilentElboTerm, Storage, View } from '../../engine/backend.js';
 import type { FloatArray } from '../../engine/dtype.js';
@@ -134,8 +134,8 @@ const fixedEpilogue: Epilogue = (x, v, dv, sigma2) => {
 };
 
 /**
- * Learnable variance: the math note's E[D^2 A^2], E[A^2], Var[A^2] and the Taylor log term,
- * less the Kuuaa part of E[D^2 A^2] (summed apart).
+ * Learnable variance: E[D^2 A^2], E[A^2], Var[A^2] and the Taylor log term
+ * (docs/silent-elbo.md, section 3), less the Kuuaa part of E[D^2 A^2] (summed apart).
  */
 const learnableEpilogue: Epilogue = (x, v, dv) => {
   const D = x - v[UBAR]!, A = v[ABAR]!;

@@ -1,5 +1,5 @@
 // The fused silent-ELBO kernels as gpu.js templates (math: backends/cpu/silent-elbo.ts and
-// ../shared/design/silent-elbo-math.md). Forward: one kernel contracts every term into
+// docs/silent-elbo.md). Forward: one kernel contracts every term into
 // sums[term][b][j] (the weight power u^p a^q formed on the fly, never stored), one sums each
 // row's pixel terms into out[b], one writes the partials d(pixel)/d(contraction) in the same
 // [term][b][j] layout as the CPU. Backward: one kernel per requested gradient. WebAssembly
@@ -49,7 +49,8 @@ function pixel(o: SilentElboOperands): string {
     + 'const xv = x[this.constants.xo + at];\n';
 }
 
-// Learnable variance: the math note's E[D^2 A^2], E[A^2], Var[A^2] and Taylor log term.
+// Learnable variance: E[D^2 A^2], E[A^2], Var[A^2] and the Taylor log term
+// (docs/silent-elbo.md, section 3).
 const learnableCommon = 'const D = xv - Ubar;\nconst A = Abar;\nconst D2 = D * D;\nconst A2 = A * A;\n'
   + 'const eDA = D2 * A2 + D2 * Saa + A2 * Suu - 4.0 * D * A * Sua - 2.0 * D * Tuaa + 2.0 * A * Tuua + Kuuaa + Suu * Saa + 2.0 * Sua * Sua;\n'
   + 'const eA2 = A2 + Saa;\nconst varA2 = 4.0 * A2 * Saa + 4.0 * A * Taaa + Kaaaa + 2.0 * Saa * Saa;\n'

@@ -1,5 +1,5 @@
 // Getting a WebGPU device in Node through the `webgpu` package (Dawn). Two facts shape this
-// file (../shared/design/webgpu-on-cpu.md and the probe that followed it):
+// file (docs/webgpu-without-a-gpu.md):
 //  - the GPU object returned by create() must outlive every device made from it: when it was
 //    garbage-collected while a device was alive, lavapipe and llvmpipe crashed 10 runs in 10.
 //    So each create() result is held in a module-level map for the whole process, never dropped;
@@ -86,10 +86,8 @@ let pending: Promise<GpuContext | { reason: string }> | null = null;
  * SILENTGRAD_WEBGPU_ADAPTER env variable ('vulkan' or 'opengl') if set, else Vulkan then OpenGL.
  * Vulkan stays first on lavapipe: both pass the conformance and 1,000-step tests, but OpenGL's
  * compatibility mode has no subgroups, which the GEMM and silent-ELBO kernels use to share
- * loads. One bench/webgpu.js run each: matmul 512^3 26.5 GFLOP/s on Vulkan vs 23.4 on OpenGL,
- * 64x784x200 14.3 vs 8.3, conv 32->32 fwd+bwd 15.0 vs 15.4, fused silent ELBO 58 vs 77 ms.
- * (OpenGL runs the same non-subgroup WGSL up to ~1.8x faster than Vulkan at 512^3; in the
- * disassembly lavapipe reaches each buffer through one more pointer per lane and load.)
+ * loads, and Vulkan measured as fast or faster (docs/performance-log.md, "Vulkan against
+ * OpenGL on a software driver").
  */
 export function gpuContext(): Promise<GpuContext | { reason: string }> {
   pending ??= openDevice();
@@ -101,15 +99,8 @@ export function gpuContext(): Promise<GpuContext | { reason: string }> {
  * llvmpipe's compute thread pool (Mesa's lp_cs_tpool.c) hands each thread an equal run of
  * workgroups/threads workgroups up front, so with one thread per core a dispatch waits for its
  * slower half whenever a core is slowed, which on this shared 2-core machine is often. With more
- * runs than cores the OS evens them out; many more wake too many threads per small dispatch.
- * Alternating processes, 2 -> 4 threads on 2 cores: the Table-2 training step (bench/train-step.js)
- * faster in 11 of 14 paired medians (7 pairs of Gaussian and Bernoulli steps; medians 450 -> 460
- * and 369 -> 350 ms, the machine in a slow phase), the fused silent ELBO 51-64 -> 46-52 ms and its
- * composite 74-94 -> 70-81 ms over 4 pairs; matmul 512^3 within the noise (bench/webgpu.js, 5 pairs:
- * medians 28.1 -> 25.7 GFLOP/s; 200 products back to back, 8 rounds: 37.2 -> 38.1). 8 threads
- * did no better than 4; 16 and 32 slowed the composite's many small dispatches by 10-45%.
- * (../shared/design/webgpu-on-cpu.md saw no change from LP_NUM_THREADS on Vulkan, on a machine
- * with no other load: it is the uneven cores that the finer split helps with.)
+ * runs than cores the OS evens them out; many more wake too many threads per small dispatch
+ * (docs/performance-log.md, "Mesa threads: twice the cores").
  */
 function softwareThreads(): void {
   process.env.LP_NUM_THREADS ??= String(2 * availableParallelism());

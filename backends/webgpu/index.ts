@@ -79,8 +79,8 @@ export class WebGpuBackend implements Backend {
    * not exactly; on a software adapter each replay's wait also sleeps up to 1 ms (Queue.settle),
    * so a kernel's figure may read up to 1/reps ms high. A kernel repeated alone can also gain
    * what the call does not: a change that cut the silent ELBO's moment pass 15.3 -> 12.1 ms
-   * here left the whole call unchanged (silent-elbo-backward.ts), so time whole calls before
-   * keeping one.
+   * here left the whole call unchanged (docs/performance-log.md, "Silent-ELBO backward: an
+   * 8-wide shared side"), so time whole calls before keeping one.
    */
   async profile(run: () => Promise<void>, reps = 4): Promise<KernelTime[]> {
     await this.queue.idle();

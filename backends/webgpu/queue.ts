@@ -1,8 +1,8 @@
 // Recording work for the GPU. Dispatches are recorded into one compute pass and submitted
 // lazily: when DISPATCHES_PER_SUBMIT have piled up, before an upload, and before a read.
-// read() is the only place that waits (and idle(), for profiles). On lavapipe one
-// dispatch+submit+wait costs ~45 us, while many dispatches in one submit cost ~12 us each
-// (design note), hence the batching.
+// read() is the only place that waits (and idle(), for profiles). On the software drivers a
+// submit and its wait cost several times what a dispatch recorded among many does
+// (docs/performance-log.md, "Dispatch and submit cost"), hence the batching.
 //
 // Each dispatch's small parameter block (shapes, strides, offsets, scalars) goes into one
 // 256-byte slot of a parameter arena, written with a single writeBuffer just before its submit;
@@ -10,10 +10,9 @@
 //
 // Waiting: while any of its promises is pending, dawn.node polls its events from a setImmediate
 // loop, a busy loop on the main thread. On a software adapter the GPU is the CPU, and that loop
-// took one of this machine's 2 cores from lavapipe's shader threads for the whole wait (a
-// --cpu-prof of a training step: 26% of the main thread in processImmediate, 20% in GC). So on
-// software adapters the waits sleep 1 ms between polls (settle): the Gaussian training step,
-// both ways alternating in one process, 36 steps each, went 653.5 -> 400.5 ms (medians).
+// took one of this machine's 2 cores from lavapipe's shader threads for the whole wait. So on
+// software adapters the waits sleep 1 ms between polls (settle), which made the training step
+// much faster (docs/performance-log.md, "Waiting for lavapipe without a busy loop").
 import type { GpuContext } from './device.js';
 import type { BufferPool } from './pool.js';
 

@@ -1,7 +1,7 @@
 // The fused silent-ELBO op: the expected reconstruction log-likelihood of a linear decoder,
 // in closed form from the latent moments (paper Eq. 4 for fixed variance, Eq. 7 with the
 // second-order Taylor log term for learnable variance; the per-pixel forms implemented are
-// those of ../shared/design/silent-elbo-math.md). Because no latent is sampled, the encoder's
+// derived in docs/silent-elbo.md). Because no latent is sampled, the encoder's
 // gradient through it has zero estimator variance.
 //
 // Forward and backward are backend kernels (one primitive each, not a chain of ops); the

@@ -1,5 +1,6 @@
 // Bernoulli latents with the encoder giving logits; prior Bern(1/2). Moments of Bern(p)
-// (math note table): c2 = p(1-p), c3 = p(1-p)(1-2p), k4 = c4 - 3 c2^2 = p(1-p)(1 - 6p(1-p)).
+// (docs/silent-elbo.md, section 1): c2 = p(1-p), c3 = p(1-p)(1-2p),
+// k4 = c4 - 3 c2^2 = p(1-p)(1 - 6p(1-p)).
 import * as sg from '../../engine/index.js';
 import type { RandomStream, Tensor } from '../../engine/index.js';
 import type { LatentDistribution, LatentFamily } from './family.js';

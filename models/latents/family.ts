@@ -1,7 +1,7 @@
 // A latent family is what the silent ELBO needs to know about q(z|x): per component its mean
 // and central moments (c2, c3, the fourth cumulant k4), plus what the sampling estimators
 // need (draws and log-probabilities) and the analytic KL to the prior. Any family that
-// supplies the four moments plugs into the fused op (math note, "Setting").
+// supplies the four moments plugs into the fused op (docs/silent-elbo.md, section 1).
 import { slice, type LatentMoments, type RandomStream, type Tensor } from '../../engine/index.js';
 
 /** q(z|x) for a batch: B independent mean-field distributions over d components. */

@@ -27,7 +27,7 @@ export class GaussianDistribution implements LatentDistribution {
     return { mean: this.mean, c2: this.variance };
   }
 
-  /** sum_i 1/2 (mu_i^2 + s_i^2 - 1 - log s_i^2) (math note, "KL terms"). */
+  /** sum_i 1/2 (mu_i^2 + s_i^2 - 1 - log s_i^2) (docs/silent-elbo.md, section 5). */
   kl(): Tensor {
     const perComponent = sg.sub(sg.add(sg.square(this.mean), this.variance), sg.shift(this.logVariance, 1));
     return sg.scale(sg.sum(perComponent, [1]), 0.5);

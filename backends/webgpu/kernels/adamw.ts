@@ -4,8 +4,8 @@
 // Parameters whose length is a multiple of 4 (every one of the paper's models) are walked as
 // vec4s: llvmpipe pays ~10 instructions per lane for each storage access whatever its width
 // (elementwise.ts), and this kernel makes seven per element. The gain is small because the
-// update is close to memory-bound (10M parameters move 280 MB): 400 x 25088 parameters,
-// 56.8-64.5 -> 52.7-58.4 ms per step on lavapipe (same probe as reduce.ts, loaded machine).
+// update is close to memory-bound (10M parameters move 280 MB; docs/performance-log.md,
+// "Vector (vec4) storage access on lavapipe").
 import type { AdamWStep } from '../../../engine/backend.js';
 import type { Dispatch } from '../queue.js';
 import { ceilDiv, elementLoop, elementsPerInvocation, entry, header, Params } from './wgsl.js';

@@ -8,11 +8,8 @@
 // walks it contiguously from a 4-aligned start or broadcasts along it, each invocation step
 // handles 4 elements: contiguous operands are bound as vec4 arrays, broadcast ones are loaded
 // once and splatted. llvmpipe pays ~10 instructions per lane for every storage access,
-// whatever its width, so a vec4 access moves 4 floats for the price of one: relu over
-// 64x32x28x28 floats went from 3.2 to 1.15 ms on lavapipe (raw kernels, 20 dispatches each,
-// quiet machine). Through the engine on a loaded machine (medians of 5 rounds of 10 calls,
-// old and new alternating) relu, x * y and a conv's bias add at that shape went from ~10 to
-// 5.7-9.7 ms.
+// whatever its width, so a vec4 access moves 4 floats for the price of one
+// (docs/performance-log.md, "Vector (vec4) storage access on lavapipe").
 // The expressions are written over the alias V (f32 or vec4<f32>) so one table serves both.
 import type { BinaryOp, UnaryOp } from '../../../engine/backend.js';
 import type { Dispatch } from '../queue.js';

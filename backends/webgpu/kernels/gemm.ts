@@ -2,7 +2,8 @@
 // convolutions instantiate by saying how to load an element of A and B and where C goes.
 // Each invocation keeps a block of C in vec4 registers (8 x 8 for small products, 16 x 8 for
 // big ones: see `tilings`); no workgroup memory and no barriers (on lavapipe/llvmpipe barriers
-// cost more than they save: 3-6x slower in the probe recorded in the design note).
+// cost more than they save: docs/performance-log.md, "Software drivers: register blocking
+// against workgroup-memory tiles").
 // Big products (>= 2^20 multiply-adds, which a training step repeats) get their sizes baked
 // in as literals; small ones share one dynamic-size pipeline per spec.
 // Long, thin products (a filter gradient: 32 x 288 outputs, 50k terms each) split K over
@@ -17,28 +18,18 @@
 // the multiply-adds they feed. In the classic layout every lane loads the same A elements as
 // its neighbours. With `shareRows`, the invocations of a workgroup share its rows: lane l
 // loads the A elements of rows l, l + 8, ... and subgroupBroadcast hands them to the others,
-// so A costs 1/8 of the loads; each lane still loads its own B columns. Kernel alone on
-// lavapipe, interleaved in one process (the machine shared with other work, so ratios count):
-// 64x784x200 / 64x200x784 / 512^3 went from 14.5 / 16.6 / 10.4 GFLOP/s (16 x 8 blocks,
-// 4 x 2 workgroup) to 21.5 / 23.3 / 20.8 (16 rows x 8 columns per lane, 8 lanes); end to end
-// see `sharedTilings`. Tried and dropped: A loaded as vec4 along k (its 4x larger registers
-// spill: 0.5x), k unrolled by 2 or 4 with an update per step (0.6-0.9x); summing 2 steps per
-// update (`kSum`) is kept.
-// Where 512^3 spends its time (the baked kernel alone, variants alternating in one process):
-// with A's loads replaced by arithmetic it ran 32-44 GFLOP/s, B's 38-51, both 54-73, against
-// 21-28 as it is, so loads are over half the kernel. Other ways to load did not help: B from
-// uniform bindings (64 KiB each, 8 a dispatch, K in two dispatches) 0.97x and 1.01x; B from an
-// rgba32float texture 1.03x (faster in 11 of 20 rounds); A too, from an r32float texture,
-// 0.76x; shared-row A as vec4 along k (one load per 4 steps) 0.6x. Why a uniform address is no
-// cheaper (Mesa's lp_bld_nir.c, read, not measured): llvmpipe loads once and broadcasts only
-// where NIR's nir_src_is_always_uniform holds, i.e. for addresses built from constants and push
-// constants; a loop index or a word read from P never qualifies, so every load goes lane by lane.
-// Also measured and dropped at 512^3 (.probe scripts, alternating): bigger blocks per lane
-// (64 x 8, 48 x 8, 32 x 12, 32 x 16: 0.77-0.93x despite fewer loads per multiply-add; the loop's
-// code outgrows 26 KB, our unchecked guess, since this VM exposes no hardware counters); fma()
-// for a * b + c (llvmpipe emits vmulps and vaddps either way, never vfmadd); 16-lane subgroups
-// (LP_NATIVE_VECTOR_WIDTH=512 on an AVX-512 host) with 32 x 4 per lane, 0.99-1.24x over 4
-// paired runs, too little to retune every subgroup kernel for.
+// so A costs 1/8 of the loads; each lane still loads its own B columns. That roughly doubled
+// the kernel's rate at 512^3; A as vec4 along k and unrolled k were tried and dropped, and
+// summing 2 steps per update (`kSum`) is kept (docs/performance-log.md, "GEMM: rows shared
+// across a subgroup").
+// Loads are still over half of what the baked 512^3 kernel spends, and no other load path
+// (uniform bindings, textures, vec4 shared rows) helped (docs/performance-log.md, "GEMM at
+// 512^3: where the time goes"). Why a uniform address is no cheaper (Mesa's lp_bld_nir.c, read,
+// not measured): llvmpipe loads once and broadcasts only where NIR's
+// nir_src_is_always_uniform holds, i.e. for addresses built from constants and push constants;
+// a loop index or a word read from P never qualifies, so every load goes lane by lane.
+// Bigger blocks per lane, fma() and 16-lane subgroups were measured at 512^3 and dropped too
+// (docs/performance-log.md, "GEMM at 512^3: bigger blocks, fma() and 16-lane subgroups").
 // SILENTGRAD_WEBGPU_SHARED_ROWS=0 turns shared rows off (index.ts).
 import type { Dispatch } from '../queue.js';
 import { BAKE_MIN_WORK, bakeWords, cachedSource, entry, header, range, SUBGROUP_DIRECTIVES, type BufferDecl } from './wgsl.js';
@@ -67,9 +58,9 @@ export interface Tiling {
 export const gemmDevice = { shareRows: false };
 /**
  * Without shared rows: shared dynamic-size pipelines (small products, the tests' odd shapes) use
- * 8 x 8 blocks; baked big ones 16 x 8: 15-35% faster on lavapipe (conv and MLP products, one loaded run) but ~2x
- * the cold LLVM compile (32->32 conv kernels 0.7-1.5 s -> 2.6-2.8 s), paid once per shape.
- * Mutable for probes only.
+ * 8 x 8 blocks; baked big ones 16 x 8, faster on lavapipe but about twice the cold LLVM
+ * compile, paid once per shape (docs/performance-log.md, "GEMM: rows shared across a
+ * subgroup"). Mutable for probes only.
  */
 export const tilings = { dynamic: { rows: 8, colVecs: 2, wgX: 4, wgY: 4 } as Tiling, baked: { rows: 16, colVecs: 2, wgX: 4, wgY: 2 } as Tiling, bake: true };
 const isBaked = (M: number, N: number, K: number): boolean => tilings.bake && M > 0 && N > 0 && M * N * K >= BAKE_MIN_WORK;
@@ -77,13 +68,11 @@ const isBaked = (M: number, N: number, K: number): boolean => tilings.bake && M 
 /**
  * Shared-row tilings (8 lanes each); a product takes the one of its list that pads its M x N
  * least (a 200-column product in 64-column tiles computes 56 columns for nothing), weighted
- * towards more rows (tilingFor), the first on a tie. End to end on lavapipe (one loaded run, interleaved), 64x784x200 / 64x200x784 /
- * 512^3 / conv 32->32 fwd+bwd: 16 x 8 blocks 12.1 / 11.3 / 13.6 / 8.6 GFLOP/s; shared rows
- * 16 rows 15.4 / 14.6 / 24.1 / 12.7; 32 rows 16.7 / 16.0 / 24.0 / 14.4; then kSum 2 (same
- * tilings, another run): 16.7 / 15.4 / 24.7 / 14.2 -> 17.6 / 16.7 / 27.7 / 15.0 (kSum 4:
- * 0.7-0.9x, more spills). Dynamic-size pipelines (small products, the tests' odd shapes)
- * take 16 x 4 blocks: 256 accumulators cost seconds of LLVM compile, paid once per baked
- * shape but not worth it for small ones. Mutable for probes only.
+ * towards more rows (tilingFor), the first on a tie. 32 rows beat 16 end to end, and kSum 2
+ * beat 1 and 4 (docs/performance-log.md, "GEMM: rows shared across a subgroup").
+ * Dynamic-size pipelines (small products, the tests' odd shapes) take 16 x 4 blocks: 256
+ * accumulators cost seconds of LLVM compile, paid once per baked shape but not worth it for
+ * small ones. Mutable for probes only.
  */
 export const sharedTilings: { dynamic: Tiling[]; baked: Tiling[] } = {
   dynamic: [{ rows: 16, colVecs: 1, wgX: 8, wgY: 1, shareRows: true }],
@@ -99,8 +88,8 @@ function tilingFor(M: number, N: number, K: number): Tiling {
   const baked = isBaked(M, N, K);
   if (!gemmDevice.shareRows) return baked ? tilings.baked : tilings.dynamic;
   // Padded outputs, weighted by the loads per multiply-add: each lane loads its B columns once
-  // per `rows` rows (M=200 N=25088 K=64 in a training step: 16 rows, 4% padding, 14 GFLOP/s;
-  // 32 rows, 12% padding, faster).
+  // per `rows` rows, so more rows can beat less padding (M=200 N=25088 K=64 in a training step:
+  // docs/performance-log.md, "GEMM: rows shared across a subgroup").
   const cost = (t: Tiling): number => Math.ceil(M / tileM(t)) * tileM(t) * Math.ceil(N / tileN(t)) * tileN(t) * (1 + 8 / t.rows);
   return (baked ? sharedTilings.baked : sharedTilings.dynamic).reduce((best, t) => (cost(t) < cost(best) ? t : best));
 }

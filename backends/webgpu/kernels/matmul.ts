@@ -78,11 +78,10 @@ export function batchedMatmul(a: GpuView, transA: boolean, b: GpuView, transB: b
  * Read in place, bᵀ walks K along each of its columns, one memory stream per column (64 a
  * workgroup); as the A operand of the transposed product its rows stream 8 at a time through the
  * shared-row loaders, and aᵀ, copied k-major unless a is already stored so, is read one
- * contiguous row per k. The split-K partials are summed into out read transposed. That product on
- * lavapipe, medians of 10 alternating rounds: 135.8 ms read in place, 80.7 ms with the copy; the
- * whole training step, both forms alternating in one process (36 steps each), Gaussian 744 ->
- * 661 ms, Bernoulli 554 -> 516 ms. (`M <= N` for a copied a: the copy costs M x K floats
- * against N x K read.)
+ * contiguous row per k. The split-K partials are summed into out read transposed. On lavapipe
+ * that product and the training step both got faster (docs/performance-log.md, "A linear
+ * layer's x Wᵀ computed as its transpose"). (`M <= N` for a copied a: the copy costs M x K
+ * floats against N x K read.)
  */
 function transposedProduct(a: GpuView, transA: boolean, b: GpuView, out: GPUBuffer, scratch: (floats: number) => GPUBuffer): Dispatch[] {
   const [M, K, N] = [a.shape[0]!, a.shape[1]!, b.shape[1]!];

@@ -115,9 +115,9 @@ export function reduce(op: ReduceOp, x: GpuView, axes: readonly number[], out: G
   const params = new Params().u32(outCount, vector ? reduceCount / 4 : reduceCount, vector ? x.offset / 4 : x.offset,
     ...layout.kept, ...layout.keptStrides, ...layout.reduced, ...layout.reducedStrides).build();
   // Literal sizes turn the index walk's divisions into multiplies (~25 cycles a lane each on
-  // llvmpipe otherwise). With the vector form, the bias gradient above (3 per training step)
-  // went from 9.5-11.3 to 2.0-2.5 ms on lavapipe (/tmp probe, medians of 5 rounds of 10 calls,
-  // old and new alternating on a loaded machine).
+  // llvmpipe otherwise). With the vector form they made the bias gradient above (3 per training
+  // step) several times faster (docs/performance-log.md, "Vector (vec4) storage access on
+  // lavapipe").
   const bake = outCount * reduceCount >= BAKE_MIN_ELEMENTS;
   const key = `reduce|${op}|${cooperative}|${vector}|${layout.kept.length},${layout.reduced.length}|${bake ? [...params].filter((_, i) => i !== OFFSET_WORD).join(',') : ''}`;
   const source = cachedSource(key, () => {

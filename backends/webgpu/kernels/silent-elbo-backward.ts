@@ -25,20 +25,18 @@
 // whose partial is a constant (constantPartial) is not recomputed per pixel: phase B folds it in
 // as a column sum (of its weight power over the chunk's pixels, or of g x its moment over the
 // chunk's examples). At d = 200 the last of the 7 groups has 2 of its 8 lanes at work; dealing
-// such a remainder one latent per lane instead cut both passes' kernel-alone times (moment
-// 15.3 -> 12.1 ms) but not a call's (0.99x and 1.01x, 40 alternating rounds each), so not kept.
-// B, d and k come from the parameter block although these shaders are per shape already: baked
-// in as literals (as gemm.ts does), they made the call 1.26x slower (24 alternating rounds).
+// such a remainder one latent per lane instead cut the passes' kernel-alone times but not a
+// call's, so it was not kept. B, d and k come from the parameter block although these shaders
+// are per shape already: baked in as literals (as gemm.ts does) they made the call slower
+// (both: docs/performance-log.md, "Silent-ELBO backward: an 8-wide shared side").
 //
 // The moment pass runs in the forward (fuseMoments, the default): g[b] only scales row b, so
 // the forward, when the op will be differentiated, computes the values and the contraction
 // with g = 1 and saves it, [moments, B, d], as big as the moment gradients; the backward
 // multiplies by g[b] and runs the weight pass, which also writes dL/dx. That is one recompute
-// instead of two. bench/silent-elbo.js's op alone (B = 64, d = 200, k = 784, Bernoulli,
-// learnable, fwd + bwd), medians of 20 alternating in one process on lavapipe: 42.0 ms saving
-// the partials [terms, B, k] (which issue 5 rules out), 66.1 with both passes in the backward,
-// 59.3 fused (fixed variance: 15.9, 20.4, 19.1). SILENTGRAD_SILENT_ELBO_FUSE=0 puts the moment
-// pass back in the backward (it then writes dL/dx) and saves nothing.
+// instead of two, and measured faster than both passes in the backward (docs/performance-log.md,
+// "Silent-ELBO backward: the moment pass in the forward"). SILENTGRAD_SILENT_ELBO_FUSE=0 puts
+// the moment pass back in the backward (it then writes dL/dx) and saves nothing.
 //
 // The chunked walk both passes make, and where a chunk's partials live between its phases, are
 // in silent-elbo-chunks.ts.
@@ -59,11 +57,8 @@ import { cachedSource, ceilDiv, elementLoop, elementsPerInvocation, entry, heade
  * where d and offsets allow (SILENTGRAD_SILENT_ELBO_VEC=0 turns it off); `maxLanes` caps the
  * workgroup without subgroups; `fuseMoments` runs the moment pass in the forward (see the header;
  * SILENTGRAD_SILENT_ELBO_FUSE=0 turns it off). `momentRows` and `weightPixels` (4, or LANES = 8)
- * size the shared side of each pass's tile with subgroups. Kernel times, 4 -> 8 for both, in one process
- * on lavapipe (12 rounds of 3 calls, which variant goes first alternating, as the second of a
- * pair measured faster; medians; B = 64, d = 200, k = 784, Bernoulli), gradients unchanged:
- * learnable moment pass 19.9 -> 15.4 ms, weight pass 24.2 -> 19.6; fixed 6.9 -> 5.2 and
- * 7.3 -> 5.3. 16 rows: 18.6 -> 24.7 ms (one order), and two minutes of LLVM compile.
+ * size the shared side of each pass's tile with subgroups; 8 made both passes faster than 4,
+ * and 16 slower (docs/performance-log.md, "Silent-ELBO backward: an 8-wide shared side").
  * `latentWalk`: phase B walks the latents with each lane keeping its own pixels or examples
  * (with subgroups, walksLatents), else latent groups.
  */
@@ -93,12 +88,9 @@ type MomentMode = { kind: 'backward'; g: Targets; gradOut: GPUBuffer } | { kind:
  * pixels (72 vec4 per lane in the learnable form), which llvmpipe spills and masks on every
  * update. Items past B or k are masked out by their moments or weights: their partials are not
  * zeroed (a probe found the previous chunk's there).
- * Whole calls, both walks alternating in one process (.probe/walkab.mjs, .probe/mwab.mjs;
- * B = 64, d = 200, k = 784): learnable Bernoulli with the weight pass walking latents 0.935x and
- * 0.948x (faster in 17 of 24 and 13 of 20 rounds; the pass alone 22.1 -> 19.7 and 21.4 ->
- * 18.1 ms), then the moment pass too 0.936x (17 of 24), both against neither 0.927x (19 of 24);
- * learnable Gaussian, both, 0.863x (16 of 16). With one term (the fixed form) the latent-group
- * walk carries little, and the per-latent reduce and stores made the call 1.04x slower.
+ * Walking the latents made whole learnable calls faster in both passes; with one term (the
+ * fixed form) the latent-group walk carries little, and the per-latent reduce and stores made
+ * the call slower (docs/performance-log.md, "Silent-ELBO backward: phase B walks the latents").
  */
 const walksLatents = (share: boolean, terms: number): boolean => share && backwardTuning.latentWalk && terms > 1;
 

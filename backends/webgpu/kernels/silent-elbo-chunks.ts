@@ -71,8 +71,9 @@ export const elementAt = (name: string, offset: string, row: string, vec: boolea
  * for each n of `ns` and l < `width` (a power of two, at most LANES): a reduce-scatter by
  * subgroupShuffleXor. Each step pairs the lanes across one bit; while the values still span
  * that bit of the item index, a lane keeps the half matching its own bit and adds its partner's
- * copy of it, and above the items' bits partners just add. A shuffle by a constant xor cost
- * next to nothing on llvmpipe where subgroupAdd cost ~5x an add (.probe/sgxor.mjs, sgadd.mjs).
+ * copy of it, and above the items' bits partners just add. A shuffle by a constant xor costs
+ * next to nothing on llvmpipe, where subgroupAdd costs several adds (docs/performance-log.md,
+ * "Subgroup reductions on llvmpipe: shuffle-xor against subgroupAdd").
  */
 export function scatterSums(value: (n: number, f: number) => string, ns: readonly number[], width: number, sum: (n: number) => string): string {
   const lines: string[] = [];
@@ -114,12 +115,10 @@ export function addLatents(out: string, row: string, v: string, first: string, v
  * From registers, item 4s + q is component q of lane s's keep_n_f, through subgroupShuffle.
  * The walk takes the items q-major (q = 0..3, then s) so that the runtime q picks each keep's
  * component once per q, not once per item: llvmpipe extracts a vector component at a runtime
- * index through memory, and that cost twice the shuffle it fed in a probe (a shuffle from a
- * runtime but uniform lane costs next to nothing). Learnable B = 64, d = 200, k = 784, in
- * one process with the order alternating: the weight pass 26.5 -> 23.0 ms (kernel alone), the
- * fused op's fwd + bwd 0.92-0.97x per call (3 runs of 24-30 rounds) and 0.87x as a replayed
- * call; the fixed form neutral. Indexing an array of 4 vec4 by q was slower (~1.3x the weight
- * pass), and unrolling q 4 times no faster.
+ * index through memory, which costs more than the shuffle it feeds (a shuffle from a runtime
+ * but uniform lane costs next to nothing). The learnable calls got faster, the fixed form
+ * stayed neutral, and the alternatives (an array of 4 vec4 indexed by q, q unrolled) were no
+ * better (docs/performance-log.md, "Silent-ELBO passes: partials taken q-major").
  */
 export interface Partials {
   declare: string;

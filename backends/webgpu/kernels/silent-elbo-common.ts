@@ -1,6 +1,6 @@
 // Pieces the silent-ELBO kernels share (silent-elbo-forward.ts, silent-elbo-backward.ts):
-// which operands a set of terms reads, WGSL for the weight powers u^p a^q (math note,
-// "Learnable variance": every contraction is sum_i u_ji^p a_ji^q moment_bi), and the two
+// which operands a set of terms reads, WGSL for the weight powers u^p a^q (docs/silent-elbo.md,
+// section 4: every contraction is sum_i u_ji^p a_ji^q moment_bi), and the two
 // halves of the forward that the backward's passes run again instead of saving anything:
 //  - tileContraction: one pass over the latents for a tile of 4 or 8 examples x 4 or 8 pixels with
 //    every term's accumulator live;
@@ -71,8 +71,8 @@ export const constantTerm = (o: SilentElboOperands): SilentElboTerm | undefined 
   o.terms.find((t) => t.name === constantPartial[o.form].name);
 
 /**
- * The per-pixel closed forms of the math note; `d[slot]` = d(value)/d(contraction), slots
- * in silentElboTerms order. The only copy of the formulas on this backend.
+ * The per-pixel closed forms of docs/silent-elbo.md (sections 2 and 3); `d[slot]` =
+ * d(value)/d(contraction), slots in silentElboTerms order. The only copy of the formulas on this backend.
  */
 export function pixelFunction(form: 'fixed' | 'learnable'): string {
   const slot = (name: string): number => SLOTS.indexOf(name);

@@ -1,4 +1,4 @@
-// The fused silent-ELBO forward (math note, "Cost and what fused means"): each invocation owns
+// The fused silent-ELBO forward (docs/silent-elbo.md, section 4, on "fused"): each invocation owns
 // 4 examples x 4 pixels and makes ONE pass over the latent dimension with every contraction's
 // accumulator live in registers (up to 10 terms x 4 vec4: tileContraction), then runs the
 // per-pixel epilogue (epilogueFunction) and writes the example's partial sum over its 4 pixels.

@@ -10,9 +10,9 @@
 //                             (A dY Aᵀ)_ξ (in vec4 blocks of 4 channels), 36 GEMMs
 //                             dUᵀ_ξ[c, o] = V_ξ · dM_ξ (K = tiles), inverse transform
 //                             dw[o][c] = Gᵀ dU G. V is the forward's own
-//                             (KeptInputTransforms) when the forward kept it: the Gaussian
-//                             training step went 478-524 -> 433-454 ms (medians of 8 steps,
-//                             two alternating runs each, lavapipe).
+//                             (KeptInputTransforms) when the forward kept it, which saves a
+//                             transform per layer and step (docs/performance-log.md,
+//                             "Winograd F(4x4, 3x3) against implicit GEMM on lavapipe").
 // The transforms run in float32 (the CPU's in float64); F(4,3)'s constants are mild and the
 // conformance tolerances hold. Tiles t count image-major, then tile row, then tile column, and
 // are padded to a multiple of 4 (Tp) with zero tiles, so the GEMMs read and write vec4 along t.
@@ -23,10 +23,9 @@
 // On lavapipe the gain is well short of the 4x fewer multiply-adds: every float a kernel moves
 // through a storage buffer costs ~8-17 instructions a lane (see GROUP), and Winograd moves each
 // tile's 36 values through V and M twice (written, then read), about as many accesses as the
-// implicit GEMM's gathers. bench/winograd.js on the Table-5 32 -> 32 layer (batch 64, 28x28),
-// both paths alternating in one process on a shared, loaded 2-core machine, medians of 15
-// rounds, implicit GEMM -> Winograd: forward 37.2 -> 29.1 ms, input gradient 39.2 -> 28.7,
-// filter gradient 45.6 -> 27.7 (before the filter gradient's GEMM read dM in vec4 blocks).
+// implicit GEMM's gathers. On the Table-5 32 -> 32 layer it is still faster in every pass
+// (docs/performance-log.md, "Winograd F(4x4, 3x3) against implicit GEMM on lavapipe";
+// bench/winograd.js reproduces it).
 import type { Conv2dGeometry } from '../../../engine/backend.js';
 import { OUT, TILE, transforms, XI, sandwichLines, winogradApplies, type Matrix } from '../../winograd-f4x3.js';
 import { linearGroup, type Dispatch } from '../queue.js';
@@ -42,11 +41,9 @@ export type WinogradPass = 'forward' | 'input' | 'filter';
  * and the largest binding, which the scratch buffers must fit (else the implicit GEMM runs).
  * `minChannels`: on top of the shared rule (8+ channels), the fewest input and output channels
  * for which Winograd pays here. The transforms cost per channel and the GEMMs save per pair of
- * channels; bench/winograd.js at batch 64, 28x28 (medians of 12-15 rounds, loaded machine),
- * implicit GEMM vs Winograd, forward / input / filter gradient: 8 -> 8 channels 15.7 / 15.7 /
- * 18.7 vs 20.2 / 21.0 / 24.8 ms; 16 -> 16 31.6 / 31.1 / 31.2 vs 40.0 / 49.2 / 35.9; 24 -> 24
- * 67.7 / 77.6 / 73.7 vs 67.7 / 61.8 / 48.2; 32 -> 32 see the header. (The tests lower it to 8
- * to run the kernels on small layers.)
+ * channels, so below 24 channels each side the implicit GEMMs were faster
+ * (docs/performance-log.md, "Winograd F(4x4, 3x3) against implicit GEMM on lavapipe").
+ * (The tests lower it to 8 to run the kernels on small layers.)
  */
 export const winogradDevice = { passes: new Set<WinogradPass>(['forward', 'input', 'filter']), maxBindingBytes: 1 << 27, minChannels: 24 };
 
