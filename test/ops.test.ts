@@ -41,6 +41,8 @@ const cases: Record<string, Case[]> = {
   scale: [{ inputs: () => [randn(4)], f: (x) => sg.scale(x!, -2.5) }],
   shift: [{ inputs: () => [randn(4)], f: (x) => sg.shift(x!, 0.7) }],
   pow: [{ inputs: () => [positive(4)], f: (x) => sg.pow(x!, 2.5) }],
+  // Finite differences see the identity forward; the factor itself is checked below.
+  scaleGradient: [{ inputs: () => [randn(3, 2)], f: (x) => sg.scaleGradient(sg.transpose(x!), 1) }],
   add: [{ inputs: () => [randn(2, 3, 4), randn(3, 1)], f: (a, b) => sg.add(a!, b!) }],
   sub: [{ inputs: () => [randn(4), randn(3, 1)], f: (a, b) => sg.sub(a!, b!) }],
   mul: [{ inputs: () => [randn(2, 1, 4), randn(3, 4)], f: (a, b) => sg.mul(a!, b!) }],
@@ -94,6 +96,16 @@ for (const [name, list] of Object.entries(cases)) {
     }
   });
 }
+
+test('scaleGradient passes values through and scales the gradient by its factor, 0 included', () => {
+  for (const factor of [0.25, 0, -2]) {
+    const x = sg.tensor([1, -2, 3], [3], { ...f64, requiresGrad: true });
+    const y = sg.scaleGradient(x, factor);
+    assert.equal([...y.dataSync()], [1, -2, 3]);
+    sg.backward(sg.sum(sg.mul(y, sg.tensor([2, 5, -1], [3], f64))));
+    assert.equal([...x.grad!.dataSync()], [2 * factor, 5 * factor, -1 * factor]);
+  }
+});
 
 test('errors name the op, the argument and the shapes', () => {
   const a = sg.zeros([2, 3]), b = sg.zeros([4]);

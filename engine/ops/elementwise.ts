@@ -65,6 +65,14 @@ export const shift = (x: Tensor, c: number): Tensor => shiftKernel(x, c);
 /** x ** p for a number p. */
 export const pow = (x: Tensor, p: number): Tensor => powKernel(x, p);
 
+/**
+ * x itself going forward, its gradient times `factor` coming back: Algorithm 1 (paper Eq. 8)
+ * weighs the encoder's silent and sampled gradients this way while each decoder keeps all of
+ * its own loss's gradient.
+ */
+export const scaleGradient = defineOp('scaleGradient', true, (x: Tensor, factor: number): Tensor =>
+  record(x.view(x.shape, x.strides, x.offset), 'scaleGradient', [x], (g) => [scale(g, factor)]));
+
 type BinaryGrad = (g: Tensor, a: Tensor, b: Tensor, out: Tensor) => [Tensor | null, Tensor | null];
 
 const binaryGrads: Record<BinaryOp, BinaryGrad | null> = {
