@@ -7,7 +7,9 @@
 import * as sg from '../engine/index.js';
 import type { Tensor } from '../engine/index.js';
 import { BernoulliDistribution, LearnableVarianceLinearDecoder, table5Encoder } from '../models/index.js';
+import { fitLearnableDecoder, type PixelStatistics } from '../models/decoders/fitted-init.js';
 import { MNIST_PIXELS, epochOrder, pixelBatch, type MnistSplit } from './data/mnist.js';
+export { pixelStatistics } from './data/images.js';
 
 /** The study runs on the CPU backend in float64, so rounding is ~1e-16 of what it measures. */
 export const dtype = 'float64' as const;
@@ -32,22 +34,6 @@ export interface TaylorBiasModelConfig {
 /** Labels of the model's random streams (experiments/taylor-bias.ts forks 3, 10 and 11). */
 const STREAM = { init: 1, training: 2 } as const;
 
-/** Per pixel, the mean and standard deviation of the dequantized training images y = (x_int + u) / 256. */
-export interface PixelStatistics { mean: Float64Array; std: Float64Array }
-
-export function pixelStatistics(split: MnistSplit): PixelStatistics {
-  const sum = new Float64Array(MNIST_PIXELS), squares = new Float64Array(MNIST_PIXELS);
-  for (let n = 0; n < split.count; n++)
-    for (let j = 0; j < MNIST_PIXELS; j++) {
-      const v = split.images[n * MNIST_PIXELS + j]! / 256;
-      sum[j]! += v;
-      squares[j]! += v * v;
-    }
-  // u ~ U[0, 1) adds 1/512 to the mean and 1 / (12 * 256^2) to the variance.
-  const mean = sum.map((s) => s / split.count + 1 / 512);
-  const std = squares.map((q, j) => Math.sqrt(Math.max(0, q / split.count - (sum[j]! / split.count) ** 2) + 1 / (12 * 256 * 256)));
-  return { mean, std };
-}
 
 export class TaylorBiasModel {
   readonly encoder: sg.nn.Sequential;
@@ -80,15 +66,7 @@ export class TaylorBiasModel {
     // there, 400 steps give a model whose d latents all vary across images (results.md shows it).
     if (config.decoderInit === 'fitted') {
       if (!pixels) throw new Error('TaylorBiasModel: the fitted decoder init needs the training images\' pixel statistics');
-      const sigma = pixels.std.map((s) => Math.max(s, config.sigmaFloor));
-      const perPixel = (values: Float64Array, shape: number[]): Tensor => sg.tensor(values, shape, { dtype, backend });
-      const { mean: u, precision: a } = this.decoder;
-      sg.noGrad(() => {
-        u.bias!.assign(perPixel(pixels.mean, [MNIST_PIXELS]));
-        a.bias!.assign(perPixel(sigma.map((s) => 1 / s), [MNIST_PIXELS]));
-        u.weight.assign(sg.mul(u.weight, perPixel(sigma.map((s) => s * Math.sqrt((3 * d) / MNIST_PIXELS)), [MNIST_PIXELS, 1])));
-        a.weight.assign(sg.mul(a.weight, perPixel(sigma.map((s) => 1 / s / (2 * Math.sqrt(d))), [MNIST_PIXELS, 1])));
-      });
+      fitLearnableDecoder(this.decoder, pixels, config.sigmaFloor);
     }
     // As experiments/vae.ts (paper App. B.3): AdamW with betas (0.9, 0.95).
     this.optimizer = new sg.AdamW([...this.encoder.parameters(), ...this.decoder.parameters()], {

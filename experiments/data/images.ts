@@ -162,3 +162,21 @@ export function epochOrder(count: number, seed: number, epoch: number): Uint32Ar
   }
   return order;
 }
+
+/**
+ * Per-value mean and standard deviation over a set's images, on the dequantized scale
+ * y = (x_int + u) / 256: u ~ U[0, 1) adds 1/512 to each mean and 1 / (12 * 256^2) to each variance.
+ */
+export function pixelStatistics(set: ImageSet): { mean: Float64Array; std: Float64Array } {
+  const size = set.channels * set.height * set.width;
+  const sum = new Float64Array(size), squares = new Float64Array(size);
+  for (let n = 0; n < set.count; n++)
+    for (let j = 0; j < size; j++) {
+      const v = set.images[n * size + j]! / 256;
+      sum[j]! += v;
+      squares[j]! += v * v;
+    }
+  const mean = sum.map((s) => s / set.count + 1 / 512);
+  const std = squares.map((q, j) => Math.sqrt(Math.max(0, q / set.count - (sum[j]! / set.count) ** 2) + 1 / (12 * 256 * 256)));
+  return { mean, std };
+}
