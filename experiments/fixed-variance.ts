@@ -284,7 +284,7 @@ function searchTable(results: Results): string[] {
     const cells = rates.map((lr) => {
       const runs = m!.runs.filter((r) => r.lr === lr);
       const bpds = runs.map((r) => (r.diverged ? NaN : r.epochs[results.config.epochs]?.validation?.bpd ?? NaN));
-      const text = runs.some((r) => r.diverged) ? 'diverged' : bpds.some(Number.isNaN) ? '-' : meanAndStd(bpds).mean.toFixed(3);
+      const text = runs.some((r) => r.diverged) ? 'diverged' : bpds.length === 0 || bpds.some(Number.isNaN) ? '-' : meanAndStd(bpds).mean.toFixed(3);
       return lr === m!.chosenLr ? `**${text}**` : text;
     });
     return `| ${m!.label} | ${cells.join(' | ')} |`;
