@@ -64,9 +64,18 @@ export class FixedVarianceVae {
     });
   }
 
+  get optimizers(): readonly sg.AdamW[] {
+    return [this.optimizer];
+  }
+
   /** Every tensor a checkpoint must hold, by name. */
   namedState(): Map<string, Tensor> {
     return new Map([...this.encoder.stateDict('encoder.'), ...this.decoder.stateDict('decoder.')]);
+  }
+
+  loadNamedState(state: ReadonlyMap<string, Tensor>): void {
+    this.encoder.loadStateDict(withoutPrefix(state, 'encoder.'));
+    this.decoder.loadStateDict(withoutPrefix(state, 'decoder.'));
   }
 
   /** The latent distribution for a batch of images x [B, 784]. */
@@ -193,6 +202,11 @@ export interface TestMetrics {
 
 const ACTIVE_VARIANCE = 0.01;
 const DETERMINISTIC_VARIANCE = 1e-3;
+
+/** The entries whose name starts with `prefix`, named without it (one child module's state). */
+export function withoutPrefix(state: ReadonlyMap<string, Tensor>, prefix: string): Map<string, Tensor> {
+  return new Map([...state].filter(([name]) => name.startsWith(prefix)).map(([name, t]) => [name.slice(prefix.length), t]));
+}
 
 /** x = (x_int + u) / 256 with u ~ U[0, 1) from the stream (paper App. B.1). */
 export function dequantized(split: MnistSplit, indices: Uint32Array, stream: sg.RandomStream, backend: sg.Backend): Tensor {
