@@ -46,24 +46,9 @@ export class TaylorBiasModel {
     const d = config.latentDim;
     this.encoder = table5Encoder({ channels: config.channels, outputs: d, stream: init, dtype, backend });
     this.decoder = new LearnableVarianceLinearDecoder({ latentDim: d, pixels: MNIST_PIXELS, stream: init, dtype, backend });
-    // The decoder's own init (PyTorch's U(+-1/sqrt(d)) everywhere, b_a = 1) collapses within ~20
-    // training steps (measured at lr 5e-4): every latent goes to p ~ 0 for every image, so every
-    // gradient w.r.t. the logits is ~0 and there is nothing left to compare. Two things drive it.
-    // The biases start far from the data, so their gradient has a large part shared by all images,
-    // and a latent held at 0 or 1 for every image turns its column of W into more bias, which Adam
-    // moves as fast as the bias itself. And PyTorch's W_mu columns (||W_mu[:,i]||^2 ~ k / (3d) = 26)
-    // make a latent's uncertainty cost 0.5 A^2 26 p(1-p) nats. (A uniform b_a = 10, sigma^2 = 0.01,
-    // with W_mu shrunk by experiments/vae.ts's 'scaled' rule collapses too, to p ~ 1, in 20 steps.)
-    // So 'fitted' starts the biases where the shared gradient vanishes, at the best decoder that
-    // ignores z: b_mu = the training images' per-pixel mean, b_a = 1/std. The std is floored
-    // (--sigma-floor, 0.05): the background's own std is the dequantization noise, 0.0011 (b_a =
-    // 887), where Adam's fixed-size steps on W_mu (~lr each) cost (lr b_a)^2 a pixel, and every
-    // latent switched off instead (measured). The weights are PyTorch's draws in each pixel's
-    // units: W_mu[j,:] times sigma_j sqrt(3d/k), so a latent's column costs E sum_j b_a_j^2
-    // W_mu[j,i]^2 = 1, at most 0.125 nats of variance at init (the 'scaled' rule, per pixel), and
-    // W_a[j,:] times b_a_j / (2 sqrt(d)), so A = W_a z + b_a stays within 50% of b_a_j at every
-    // state: positive, and varying with z, which is what the Taylor term approximates. From
-    // there, 400 steps give a model whose d latents all vary across images (results.md shows it).
+    // The decoder's own init saturates every posterior within ~20 steps, leaving nothing to
+    // compare; 'fitted' starts it at the best decoder that ignores z (docs/learnable-variance.md,
+    // "How the linear decoder starts").
     if (config.decoderInit === 'fitted') {
       if (!pixels) throw new Error('TaylorBiasModel: the fitted decoder init needs the training images\' pixel statistics');
       fitLearnableDecoder(this.decoder, pixels, config.sigmaFloor);

@@ -1,5 +1,6 @@
 // Where a learnable-variance linear decoder starts: at the best decoder that ignores z, so the
-// part of the gradient that every image shares is zero at the first step (docs/learnable-variance.md).
+// part of the gradient that every image shares is zero at the first step
+// (docs/learnable-variance.md, "How the linear decoder starts").
 import * as sg from '../../engine/index.js';
 import type { LearnableVarianceLinearDecoder } from './linear-gaussian.js';
 
