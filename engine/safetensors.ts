@@ -2,14 +2,22 @@
 // an 8-byte little-endian header length, a JSON header naming each tensor's dtype, shape and
 // byte range, then the raw little-endian data. Written atomically: a crash mid-save leaves
 // the previous file intact.
+//
+// Tensors are F32 or F64. Integer state tagged with markInt64 (BatchNorm's num_batches_tracked)
+// is written as I64, as PyTorch stores it; I64 entries load as float tensors holding the same
+// whole numbers (float64 where the backend has it, else float32), tagged again.
 import { closeSync, fsyncSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
 import type { Backend } from './backend.js';
 import type { DType, FloatArray } from './dtype.js';
-import { tensor } from './ops/core.js';
+import { isInt64, markInt64 } from './nn/int64.js';
+import { getDefaultBackend, tensor } from './ops/core.js';
 import type { Tensor } from './tensor.js';
 
 const codes: Record<DType, string> = { float32: 'F32', float64: 'F64' };
 const dtypes: Record<string, DType> = { F32: 'float32', F64: 'float64' };
+const INT64 = 'I64';
+/** The largest whole number each float type holds exactly (and every one below it). */
+const exactIntegers: Record<DType, number> = { float32: 2 ** 24, float64: Number.MAX_SAFE_INTEGER };
 
 interface HeaderEntry { dtype: string; shape: number[]; data_offsets: [number, number] }
 
@@ -29,23 +37,43 @@ export function writeFileAtomic(path: string, chunks: readonly Uint8Array[]): vo
   renameSync(temporary, path);
 }
 
+/** The little-endian int64 bytes of whole-number values (integer state, markInt64). */
+function int64Bytes(name: string, values: FloatArray): Uint8Array {
+  const out = new BigInt64Array(values.length);
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i]!;
+    if (!Number.isSafeInteger(v)) throw new Error(`saveSafetensors: '${name}' is int64 state but holds ${v}, not a whole number`);
+    out[i] = BigInt(v);
+  }
+  return new Uint8Array(out.buffer);
+}
+
 export async function saveSafetensors(path: string, state: ReadonlyMap<string, Tensor>, metadata: Record<string, string> = {}): Promise<void> {
-  const header: Record<string, HeaderEntry | Record<string, string>> = { __metadata__: metadata };
-  const blobs: Uint8Array[] = [];
-  let offset = 0;
+  const entries: { name: string; code: string; shape: number[]; bytes: Uint8Array; width: number }[] = [];
   for (const [name, t] of state) {
     const values: FloatArray = await t.data();
-    const bytes = new Uint8Array(values.buffer, values.byteOffset, values.byteLength);
-    header[name] = { dtype: codes[t.dtype], shape: [...t.shape], data_offsets: [offset, offset + bytes.length] };
-    blobs.push(bytes);
-    offset += bytes.length;
+    const code = isInt64(t) ? INT64 : codes[t.dtype];
+    const bytes = code === INT64 ? int64Bytes(name, values) : new Uint8Array(values.buffer, values.byteOffset, values.byteLength);
+    entries.push({ name, code, shape: [...t.shape], bytes, width: code === 'F32' ? 4 : 8 });
   }
+  // The data section starts 8-byte aligned; laying out the 8-byte types first keeps every
+  // tensor aligned for its type, as the reference writer does (it sorts by alignment). The
+  // header keeps the state's order: readers locate data by data_offsets alone.
+  const layout = [...entries].sort((a, b) => b.width - a.width);
+  const offsets = new Map<string, [number, number]>();
+  let offset = 0;
+  for (const e of layout) {
+    offsets.set(e.name, [offset, offset + e.bytes.length]);
+    offset += e.bytes.length;
+  }
+  const header: Record<string, HeaderEntry | Record<string, string>> = { __metadata__: metadata };
+  for (const e of entries) header[e.name] = { dtype: e.code, shape: e.shape, data_offsets: offsets.get(e.name)! };
   let json = JSON.stringify(header);
   json += ' '.repeat((8 - (json.length % 8)) % 8); // keep the data 8-byte aligned, as the reference writer does
   const jsonBytes = new TextEncoder().encode(json);
   const length = new Uint8Array(8);
   new DataView(length.buffer).setBigUint64(0, BigInt(jsonBytes.length), true);
-  writeFileAtomic(path, [length, jsonBytes, ...blobs]);
+  writeFileAtomic(path, [length, jsonBytes, ...layout.map((e) => e.bytes)]);
 }
 
 export interface LoadedSafetensors {
@@ -80,17 +108,29 @@ export function loadSafetensors(path: string, backend?: Backend): LoadedSafetens
       continue;
     }
     const entry = raw as HeaderEntry;
-    const dtype = dtypes[entry.dtype];
-    if (!dtype) throw corrupt(`'${name}' has dtype ${entry.dtype}; silentgrad reads F32 and F64`);
+    const integer = entry.dtype === INT64;
+    const fileDtype = Object.hasOwn(dtypes, entry.dtype) ? dtypes[entry.dtype] : undefined;
+    if (!fileDtype && !integer) throw corrupt(`'${name}' has dtype ${entry.dtype}; silentgrad reads F32, F64 and I64`);
     const [begin, end] = entry.data_offsets;
     const count = entry.shape.reduce((n, d) => n * d, 1);
-    const width = dtype === 'float32' ? 4 : 8;
+    const width = fileDtype === 'float32' ? 4 : 8;
     if (end > dataLength) throw corrupt(`'${name}' needs bytes ${begin}..${end} but the data section has ${dataLength}`);
-    if (end - begin !== count * width) throw corrupt(`'${name}' has ${end - begin} bytes for shape [${entry.shape}] of ${dtype}`);
+    if (end - begin !== count * width) throw corrupt(`'${name}' has ${end - begin} bytes for shape [${entry.shape}] of ${entry.dtype}`);
     const bytes = file.subarray(dataStart + begin, dataStart + end);
     const aligned = new Uint8Array(bytes); // copy: typed arrays need aligned offsets
-    const values = dtype === 'float32' ? new Float32Array(aligned.buffer) : new Float64Array(aligned.buffer);
-    tensors.set(name, tensor(values, entry.shape, backend ? { dtype, backend } : { dtype }));
+    if (!integer) {
+      const values = fileDtype === 'float32' ? new Float32Array(aligned.buffer) : new Float64Array(aligned.buffer);
+      tensors.set(name, tensor(values, entry.shape, backend ? { dtype: fileDtype, backend } : { dtype: fileDtype }));
+      continue;
+    }
+    const target = backend ?? getDefaultBackend();
+    const dtype: DType = target.supports('float64') ? 'float64' : 'float32';
+    const values = Array.from(new BigInt64Array(aligned.buffer), (v) => {
+      if (v > BigInt(exactIntegers[dtype]) || v < -BigInt(exactIntegers[dtype]))
+        throw new Error(`safetensors: ${path}: '${name}' holds the integer ${v}, beyond what ${dtype} on ${target.name} represents exactly`);
+      return Number(v);
+    });
+    tensors.set(name, markInt64(tensor(values, entry.shape, { dtype, backend: target })));
   }
   return { tensors, metadata };
 }

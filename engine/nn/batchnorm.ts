@@ -1,5 +1,7 @@
 // BatchNorm2d as PyTorch defines it: batch statistics in training (biased variance for the
-// normalisation, unbiased for the running estimate), running statistics in eval.
+// normalisation, unbiased for the running estimate), running statistics in eval. Its state is
+// PyTorch's too: weight, bias, running_mean, running_var and num_batches_tracked, the count of
+// training batches, which checkpoints store as int64 (./int64.ts).
 import { noGrad } from '../autograd.js';
 import type { Backend } from '../backend.js';
 import type { DType } from '../dtype.js';
@@ -8,11 +10,16 @@ import { add, div, mul, scale, shift, sqrt, square, sub } from '../ops/elementwi
 import { mean } from '../ops/reduce.js';
 import { reshape } from '../ops/shape.js';
 import type { Tensor } from '../tensor.js';
+import { markInt64 } from './int64.js';
 import { Module } from './module.js';
 
 export interface BatchNormOptions {
   eps?: number;
-  momentum?: number;
+  /**
+   * The newest batch's weight in the running statistics (default 0.1). null averages every
+   * batch so far equally, weight 1 / num_batches_tracked, as PyTorch's momentum=None does.
+   */
+  momentum?: number | null;
   dtype?: DType;
   backend?: Backend;
 }
@@ -22,17 +29,21 @@ export class BatchNorm2d extends Module {
   readonly bias: Tensor;
   readonly runningMean: Tensor;
   readonly runningVar: Tensor;
+  /** Training batches seen, a scalar holding a whole number (int64 in checkpoints). */
+  readonly numBatchesTracked: Tensor;
   readonly eps: number;
-  readonly momentum: number;
+  readonly momentum: number | null;
   constructor(readonly channels: number, o: BatchNormOptions = {}) {
     super();
     const opts = { dtype: o.dtype ?? 'float32', backend: o.backend ?? getDefaultBackend() };
     this.eps = o.eps ?? 1e-5;
-    this.momentum = o.momentum ?? 0.1;
+    this.momentum = o.momentum === undefined ? 0.1 : o.momentum;
     this.weight = this.registerParameter('weight', full([channels], 1, opts));
     this.bias = this.registerParameter('bias', full([channels], 0, opts));
     this.runningMean = this.registerBuffer('running_mean', full([channels], 0, opts));
     this.runningVar = this.registerBuffer('running_var', full([channels], 1, opts));
+    // Counted on the device, so a training step never waits for a read-back.
+    this.numBatchesTracked = this.registerBuffer('num_batches_tracked', markInt64(full([], 0, opts)));
   }
 
   forward(x: Tensor): Tensor {
@@ -45,7 +56,14 @@ export class BatchNorm2d extends Module {
       variance = mean(square(sub(x, mu)), [0, 2, 3], true);
       const n = x.size / this.channels;
       noGrad(() => {
-        const blend = (running: Tensor, batch: Tensor): Tensor => add(scale(running, 1 - this.momentum), scale(reshape(batch, [this.channels]), this.momentum));
+        this.numBatchesTracked.assign(shift(this.numBatchesTracked, 1));
+        const { momentum } = this;
+        const blend = (running: Tensor, batchStatistic: Tensor): Tensor => {
+          const batch = reshape(batchStatistic, [this.channels]);
+          return momentum === null
+            ? add(running, div(sub(batch, running), this.numBatchesTracked))
+            : add(scale(running, 1 - momentum), scale(batch, momentum));
+        };
         this.runningMean.assign(blend(this.runningMean, mu));
         this.runningVar.assign(blend(this.runningVar, scale(variance, n / Math.max(n - 1, 1))));
       });

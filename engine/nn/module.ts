@@ -2,6 +2,7 @@
 // as batch-norm running statistics), nest like PyTorch's, and name their state the same way
 // ("0.weight", "encoder.conv1.bias") so safetensors files read naturally in PyTorch.
 import { noGrad } from '../autograd.js';
+import { tensor } from '../ops/core.js';
 import { clone } from '../ops/shape.js';
 import type { Tensor } from '../tensor.js';
 
@@ -47,7 +48,11 @@ export abstract class Module {
     return state;
   }
 
-  /** Copy values in by name; every name must be present with the same shape. */
+  /**
+   * Copy values in by name; every name must be present with the same shape. A value of another
+   * dtype or on another backend is converted to the model's (as PyTorch's copy_ does), through
+   * the host: a file's F32 weights load into a float64 model, its I64 counters into float32.
+   */
   loadStateDict(state: ReadonlyMap<string, Tensor>): void {
     const own = this.stateDict();
     for (const [name, target] of own) {
@@ -55,7 +60,15 @@ export abstract class Module {
       if (!source) throw new Error(`loadStateDict: missing '${name}' (expected shape [${target.shape}])`);
       if (source.shape.length !== target.shape.length || source.shape.some((d, i) => d !== target.shape[i]))
         throw new Error(`loadStateDict: '${name}' has shape [${source.shape}] but the model expects [${target.shape}]`);
-      target.assign(noGrad(() => clone(source)));
+      if (source.dtype === target.dtype && source.backend === target.backend) {
+        target.assign(noGrad(() => clone(source)));
+        continue;
+      }
+      const { readSync } = source.backend;
+      if (!readSync)
+        throw new Error(`loadStateDict: '${name}' is ${source.dtype} on ${source.backend.name} but the model holds ${target.dtype} on ${target.backend.name}, `
+          + `and ${source.backend.name} cannot be read synchronously to convert it: load the file onto the model's backend`);
+      target.assign(tensor(readSync.call(source.backend, source), target.shape, { dtype: target.dtype, backend: target.backend }));
     }
     const unexpected = [...state.keys()].filter((k) => !own.has(k));
     if (unexpected.length) throw new Error(`loadStateDict: unexpected entries ${unexpected.join(', ')}`);

@@ -4,13 +4,23 @@
 import * as sg from '../../engine/index.js';
 import type { LatentMoments, RandomStream, Tensor } from '../../engine/index.js';
 
-export interface ReconstructionModel extends sg.nn.Module {
+/** A decoder that scores sampled z: all the sampling estimators need (linear or nonlinear). */
+export interface LikelihoodModel extends sg.nn.Module {
   /** log p(x | z) per example, [B]. */
   logLikelihood(z: Tensor, x: Tensor): Tensor;
-  /** E_q[log p(x | z)] per example, [B], in closed form from q's moments. */
-  expectedLogLikelihood(moments: LatentMoments, x: Tensor): Tensor;
   /** The decoder mean for given z, [B, k] (reconstructions, MSE). */
   decode(z: Tensor): Tensor;
+}
+
+/** A decoder whose expected log-likelihood under q has a closed form: what Silent Gradients needs. */
+export interface ReconstructionModel extends LikelihoodModel {
+  /** E_q[log p(x | z)] per example, [B], in closed form from q's moments. */
+  expectedLogLikelihood(moments: LatentMoments, x: Tensor): Tensor;
+}
+
+/** Whether a decoder has the closed-form expectation (the linear decoders here do). */
+export function hasExpectedLogLikelihood(decoder: LikelihoodModel): decoder is ReconstructionModel {
+  return 'expectedLogLikelihood' in decoder && typeof decoder.expectedLogLikelihood === 'function';
 }
 
 export interface DecoderOptions {

@@ -3,12 +3,12 @@
 // term (paper App. B.3); the decoder gets the ordinary gradient of log p(x|z).
 import * as sg from '../../engine/index.js';
 import type { RandomStream, Tensor } from '../../engine/index.js';
-import type { ReconstructionModel } from '../decoders/linear-gaussian.js';
+import type { LikelihoodModel } from '../decoders/linear-gaussian.js';
 import type { LatentDistribution } from '../latents/family.js';
 import { BernoulliDistribution, BernoulliLatent } from '../latents/bernoulli.js';
-import type { Estimator, EstimatorOutput } from './estimator.js';
+import type { EstimatorOutput, SamplingEstimator } from './estimator.js';
 
-export class Reinforce implements Estimator {
+export class Reinforce implements SamplingEstimator {
   readonly name = 'reinforce';
   readonly family = new BernoulliLatent();
   /** The running baseline, kept on the device so no step waits for a read-back. */
@@ -18,7 +18,7 @@ export class Reinforce implements Estimator {
     if (!(decay >= 0 && decay < 1)) throw new Error(`Reinforce: decay must be in [0, 1), got ${decay}`);
   }
 
-  loss(q: LatentDistribution, x: Tensor, decoder: ReconstructionModel, stream: RandomStream): EstimatorOutput {
+  loss(q: LatentDistribution, x: Tensor, decoder: LikelihoodModel, stream: RandomStream): EstimatorOutput {
     if (!(q instanceof BernoulliDistribution)) throw new Error('Reinforce: needs Bernoulli latents');
     const z = q.sample(stream);
     const reconstruction = decoder.logLikelihood(z, x); // gradient reaches the decoder only
