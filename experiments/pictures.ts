@@ -16,7 +16,7 @@ const NON_FINITE_PIXEL: Rgb = [255, 0, 255];
 
 export interface GridRow {
   label: string;
-  /** n*h*w pixel intensities in [0, 1], one image after another. */
+  /** n*c*h*w pixel intensities in [0, 1], one image after another, each channel-major. */
   images: Float32Array;
 }
 
@@ -27,6 +27,8 @@ export interface GridOptions {
   gap?: number;
   /** Font scale of the row labels (default 2 if a cell is at least 40 px tall, else 1). */
   labelScale?: number;
+  /** 1 (grey, the default) or 3 (red, green, blue planes). */
+  channels?: 1 | 3;
 }
 
 export interface GridLayout {
@@ -50,14 +52,15 @@ function intensityToByte(value: number): number {
 export function writeImageGrid(path: string, rows: readonly GridRow[], h: number, w: number, options: GridOptions = {}): GridLayout {
   const scale = options.scale ?? 2;
   const gap = options.gap ?? 2;
+  const channels = options.channels ?? 1;
   const cellWidth = w * scale;
   const cellHeight = h * scale;
   const labelScale = options.labelScale ?? (cellHeight >= 40 ? 2 : 1);
   const counts = rows.map((row, r) => {
-    if (row.images.length % (h * w) !== 0) {
-      throw new RangeError(`writeImageGrid: row ${r} (${row.label}) has ${row.images.length} values, not a multiple of ${h}x${w}`);
+    if (row.images.length % (channels * h * w) !== 0) {
+      throw new RangeError(`writeImageGrid: row ${r} (${row.label}) has ${row.images.length} values, not a multiple of ${channels}x${h}x${w}`);
     }
-    return row.images.length / (h * w);
+    return row.images.length / (channels * h * w);
   });
   const columns = Math.max(1, ...counts);
   const margin = 4 * labelScale;
@@ -70,25 +73,24 @@ export function writeImageGrid(path: string, rows: readonly GridRow[], h: number
     imageOrigin: (row, column) => ({ x: left + column * (cellWidth + gap), y: gap + row * (cellHeight + gap) }),
   };
   const canvas = new Canvas(layout.width, layout.height, WHITE);
-  // Strided views: the canvas as [y, x, channel] and each row's images as [image, y, x].
+  // Strided views: the canvas as [y, x, channel] and each row's images as [image, channel, y, x].
   const pixels = ndarray(canvas.rgba, [layout.height, layout.width, 4]);
   rows.forEach((row, r) => {
     const origin = layout.imageOrigin(r, 0);
     canvas.text(row.label, margin, origin.y + (cellHeight - textHeight(labelScale)) / 2, BLACK, labelScale);
-    const images = ndarray(row.images, [counts[r], h, w]);
+    const images = ndarray(row.images, [counts[r]!, channels, h, w]);
     for (let i = 0; i < counts[r]; i++) {
       const { x, y } = layout.imageOrigin(r, i);
       const cell = pixels.lo(y, x, 0).hi(cellHeight, cellWidth, 4);
-      const image = images.pick(i, null, null);
+      const image = images.pick(i, null, null, null);
       // Upscale by visiting the cell as scale^2 interleaved sub-grids, each aligned with the image.
       for (let dy = 0; dy < scale; dy++) {
         for (let dx = 0; dx < scale; dx++) {
           const subgrid = cell.lo(dy, dx, 0).step(scale, scale, 1);
           for (let iy = 0; iy < h; iy++) {
             for (let ix = 0; ix < w; ix++) {
-              const value = image.get(iy, ix);
-              const byte = intensityToByte(value);
-              const colour: Rgb = Number.isFinite(value) ? [byte, byte, byte] : NON_FINITE_PIXEL;
+              const values = [0, 1, 2].map((c) => image.get(channels === 3 ? c : 0, iy, ix));
+              const colour: Rgb = values.every(Number.isFinite) ? [intensityToByte(values[0]!), intensityToByte(values[1]!), intensityToByte(values[2]!)] : NON_FINITE_PIXEL;
               for (let channel = 0; channel < 3; channel++) subgrid.set(iy, ix, channel, colour[channel]);
             }
           }
