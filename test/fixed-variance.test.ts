@@ -3,10 +3,11 @@
 // and that bad flags get one-line errors.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { killAfterCheckpoint } from './kill-run.js';
 
 const script = join(import.meta.dirname, '..', 'experiments', 'fixed-variance.js');
 const tiny = ['--epochs', '2', '--train-size', '256', '--test-size', '100', '--channels', '4', '--latent-dim', '16', '--backend', 'cpu'];
@@ -59,15 +60,7 @@ test('a run killed after its first checkpoint resumes to the same numbers', asyn
   const reference = join(dir, 'reference');
   assert.is(run([...tiny, ...methods, '--out', reference]).status, 0);
   const out = join(dir, 'killed');
-  const child = spawn(process.execPath, [script, ...tiny, ...methods, '--out', out], { stdio: 'ignore' });
-  const checkpoint = join(out, 'checkpoints', 'reparam_lr0.0005_seed0.safetensors');
-  await new Promise<void>((resolve, reject) => {
-    const poll = setInterval(() => {
-      if (existsSync(checkpoint)) { clearInterval(poll); child.kill('SIGKILL'); resolve(); }
-    }, 5);
-    child.on('exit', () => { clearInterval(poll); reject(new Error('the run finished before it could be killed')); });
-  });
-  await new Promise((resolve) => child.on('exit', resolve));
+  await killAfterCheckpoint(script, [...tiny, ...methods, '--out', out], join(out, 'checkpoints', 'reparam_lr0.0005_seed0.safetensors'));
   const resumed = run([...tiny, ...methods, '--out', out, '--resume']);
   assert.is(resumed.status, 0, resumed.stderr);
   assert.match(resumed.stdout, /reparam_lr0.0005_seed0: resumed after epoch 1/);
