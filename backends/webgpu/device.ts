@@ -23,6 +23,8 @@ export interface GpuContext {
   readonly software: boolean;
   /** The device has the 'subgroups' feature with subgroups of at least 8 lanes (lavapipe: 8). */
   readonly subgroups8: boolean;
+  /** Why each Dawn backend tried before this one gave no adapter (e.g. no Vulkan loader). */
+  readonly passedOver: readonly string[];
 }
 
 function isSoftware(adapter: GPUAdapter): boolean {
@@ -53,7 +55,31 @@ function describeInfo(adapter: GPUAdapter, kind: AdapterKind): string {
   return `${kind}: ${parts.join(', ')}`;
 }
 
+/**
+ * Whether the Vulkan loader can be loaded, tried as Dawn tries it: dlopen('libvulkan.so.1').
+ * Without it Dawn prints "Warning: Couldn't load Vulkan: libvulkan.so.1: cannot open shared
+ * object file" (and a source line) to stderr from native code, where no JavaScript can filter
+ * it, before giving no adapter; asking first lets the Vulkan attempt be skipped with that reason
+ * in our own words. process.dlopen is Node's dlopen: a library that loads but is no Node addon
+ * throws "Module did not self-register" (and is closed again), one that cannot load throws
+ * dlerror()'s message, which names the file. Anything else counts as loadable, so Dawn decides.
+ */
+export function vulkanLoaderError(): string | null {
+  if (process.platform !== 'linux') return null;
+  try {
+    process.dlopen({ exports: {} }, 'libvulkan.so.1');
+    return null;
+  } catch (e) {
+    const message = e instanceof Error ? e.message : String(e);
+    return /libvulkan\.so\.1: /.test(message) && !/self-register/.test(message) ? message : null;
+  }
+}
+
 async function tryAdapter(kind: AdapterKind): Promise<{ adapter: GPUAdapter } | { reason: string }> {
+  if (kind === 'vulkan') {
+    const missing = vulkanLoaderError();
+    if (missing) return { reason: `Vulkan: not tried, no Vulkan loader (${missing}); .ci/install-system-deps.sh installs it with Mesa's lavapipe` };
+  }
   try {
     if (kind === 'opengl') {
       // EGL needs no display server this way; must be set before Dawn loads EGL.
@@ -106,6 +132,25 @@ function softwareThreads(): void {
   process.env.LP_NUM_THREADS ??= String(2 * availableParallelism());
 }
 
+/** Dawn's cap on dynamic-offset buffers per pipeline layout (kMaxDynamic*BuffersPerPipelineLayout). */
+const DAWN_DYNAMIC_BUFFER_CAP = 16;
+
+/**
+ * While it discovers an adapter, Dawn lowers two limits the driver reports above its own cap and
+ * says so on stderr, from native code ("Warning: maxDynamicUniformBuffersPerPipelineLayout
+ * artificially reduced from 1000000 to 16 to fit dynamic offset allocation limit.", and the same
+ * for storage buffers): lavapipe reports 1000000, llvmpipe's OpenGL 90 and 80, and GPU drivers do
+ * too. It does so for whatever limits we then request (our requiredLimits copy the already
+ * lowered values), no Dawn toggle turns it off, and JavaScript cannot filter a native write to
+ * stderr. So one line of ours follows it, saying that it needs no action. The adapter's limits
+ * show the cap, not the driver's figure, so a limit at exactly the cap is taken as lowered.
+ */
+function explainLimitWarnings(adapter: GPUAdapter): void {
+  const { maxDynamicUniformBuffersPerPipelineLayout: uniform, maxDynamicStorageBuffersPerPipelineLayout: storage } = adapter.limits;
+  if (uniform !== DAWN_DYNAMIC_BUFFER_CAP && storage !== DAWN_DYNAMIC_BUFFER_CAP) return;
+  console.error(`silentgrad: Dawn's "artificially reduced ... to ${DAWN_DYNAMIC_BUFFER_CAP}" warnings are its own cap on dynamic-offset buffer bindings, which silentgrad does not use: nothing to act on`);
+}
+
 async function openDevice(): Promise<GpuContext | { reason: string }> {
   // Mesa warns when this is unset; any writable directory will do.
   process.env.XDG_RUNTIME_DIR ??= '/tmp';
@@ -125,12 +170,13 @@ async function openDevice(): Promise<GpuContext | { reason: string }> {
     // Subgroups (Vulkan/lavapipe has them, OpenGL compatibility mode does not) let the GEMM
     // share loads between the 8 lanes of a SIMD register (kernels/gemm.ts).
     const subgroups8 = adapter.features.has('subgroups') && (adapter.info.subgroupMinSize ?? 0) >= 8;
+    explainLimitWarnings(adapter);
     const device = await adapter.requestDevice({ requiredLimits: adapterLimits(adapter), requiredFeatures: subgroups8 ? ['subgroups'] : [] });
     const software = isSoftware(adapter);
     // A software adapter's speed depends on its thread count (softwareThreads), so say it: the
     // setting itself, since Mesa caps it (at 32 in Mesa 25) rather than reporting what it used.
     const info = `${describeInfo(adapter, kind)}${software ? `, LP_NUM_THREADS=${process.env.LP_NUM_THREADS}` : ''}`;
-    return { device, adapter, kind, info, software, subgroups8 };
+    return { device, adapter, kind, info, software, subgroups8, passedOver: reasons };
   }
   return { reason: `no WebGPU adapter (${reasons.join('; ')})` };
 }
