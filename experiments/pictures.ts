@@ -58,7 +58,7 @@ export function writeImageGrid(path: string, rows: readonly GridRow[], h: number
   const labelScale = options.labelScale ?? (cellHeight >= 40 ? 2 : 1);
   const counts = rows.map((row, r) => {
     if (row.images.length % (channels * h * w) !== 0) {
-      throw new RangeError(`writeImageGrid: row ${r} (${row.label}) has ${row.images.length} values, not a multiple of ${channels}x${h}x${w}`);
+      throw new RangeError(`writeImageGrid: row ${r} (${row.label}) has ${row.images.length} values, not a multiple of ${channels > 1 ? `${channels}x` : ''}${h}x${w}`);
     }
     return row.images.length / (channels * h * w);
   });

@@ -93,7 +93,7 @@ function opCases({ d, stream, randn, positive, awayFromZero }: ReturnType<typeof
     reciprocal: unaryCase(sg.reciprocal, positive), relu: unaryCase(sg.relu, awayFromZero), step: unaryCase(sg.step, awayFromZero),
     sigmoid: unaryCase((x) => sg.sigmoid(sg.scale(x, 8))), softplus: unaryCase((x) => sg.softplus(sg.scale(x, 8))),
     logSigmoid: unaryCase((x) => sg.logSigmoid(sg.scale(x, 8))), tanh: unaryCase((x) => sg.tanh(sg.scale(x, 3))),
-    scale: unaryCase((x) => sg.scale(x, -2.5)), shift: unaryCase((x) => sg.shift(x, 0.7)),
+    scale: unaryCase((x) => sg.scale(x, -2.5)), shift: unaryCase((x) => sg.shift(x, 0.7)), scaleGradient: unaryCase((x) => sg.scaleGradient(x, -0.5)),
     pow: [...unaryCase((x) => sg.pow(x, 2.5), positive), ...unaryCase((x) => sg.pow(x, 3)), ...unaryCase((x) => sg.pow(x, 0))],
     add: binaryCase(sg.add), sub: binaryCase(sg.sub), mul: [...binaryCase(sg.mul), { inputs: () => [randn(3, 70, 50), randn(70, 1)], f: (a, b) => sg.mul(a!, b!) }], div: binaryCase(sg.div, positive),
     maximum: binaryCase(sg.maximum), minimum: binaryCase(sg.minimum), greater: binaryCase(sg.greater), keepWherePositive: binaryCase(sg.keepWherePositive),

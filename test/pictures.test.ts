@@ -70,6 +70,25 @@ test('image grid rejects rows whose length is not whole images', () => {
   assert.throws(() => writeImageGrid(join(dir, 'bad.png'), [{ label: 'x', images: new Float32Array(10) }], 28, 28), /multiple of 28x28/);
 });
 
+test('colour images: three channel-major planes become each pixel\'s red, green and blue', () => {
+  // Two 2x2 images; image i's pixel (y, x) has red = i/4 + y/8, green = x/4, blue = 1/2.
+  const images = new Float32Array(2 * 3 * 4);
+  for (let i = 0; i < 2; i++) for (let y = 0; y < 2; y++) for (let x = 0; x < 2; x++) {
+    const base = i * 12 + y * 2 + x;
+    images[base] = i / 4 + y / 8;
+    images[base + 4] = x / 4;
+    images[base + 8] = 0.5;
+  }
+  const path = join(dir, 'colour.png');
+  const layout = writeImageGrid(path, [{ label: 'RGB', images }], 2, 2, { scale: 1, channels: 3 });
+  const png = readPng(path);
+  for (let i = 0; i < 2; i++) for (let y = 0; y < 2; y++) for (let x = 0; x < 2; x++) {
+    const origin = layout.imageOrigin(0, i);
+    assert.equal(pixelAt(png, origin.x + x, origin.y + y), [Math.floor((i / 4 + y / 8) * 256), Math.floor((x / 4) * 256), 128], `image ${i} (${y}, ${x})`);
+  }
+  assert.throws(() => writeImageGrid(path, [{ label: 'short', images: new Float32Array(11) }], 2, 2, { channels: 3 }), /multiple of 3x2x2/);
+});
+
 test('non-finite pixels are drawn magenta rather than hidden', () => {
   const images = new Float32Array(4).fill(0.5);
   images[1] = Number.NaN;
