@@ -1,8 +1,7 @@
 // The data sets beyond MNIST (Fashion-MNIST, CIFAR-10, ImageNet 32x32) on small files written
 // here in each release's real format: every byte read back, and every broken file reported by a
 // message naming it and saying where to get the data.
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { deflateRawSync, gzipSync } from 'node:zlib';
 import { test } from 'uvu';
@@ -12,27 +11,9 @@ import { DEBIAN_FASHION_MNIST_DIR, fashionMnistFilePaths, loadFashionMnist } fro
 import { labelBatch, pixelBatch, selectRange } from '../experiments/data/images.js';
 import { IMAGENET32_FOLDERS, imagenet32FilePaths, loadImagenet32 } from '../experiments/data/imagenet32.js';
 import { crc32 } from '../experiments/data/npz.js';
+import { errorMessage, withTempDir } from './temp-files.js';
 
-/** Runs `body` with a fresh temporary folder, removed afterwards. */
-function withDir(body: (dir: string) => void): void {
-  const dir = mkdtempSync(join(tmpdir(), 'silentgrad-datasets-'));
-  try {
-    body(dir);
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-}
-
-function errorMessage(action: () => unknown): string {
-  try {
-    action();
-  } catch (error) {
-    assert.instance(error, Error);
-    return (error as Error).message;
-  }
-  assert.unreachable('expected an error');
-  return '';
-}
+const withDir = (body: (dir: string) => void): void => withTempDir('silentgrad-datasets-', body);
 
 /** Asserts the message names the file and matches every pattern. */
 function assertError(action: () => unknown, path: string, ...patterns: RegExp[]): void {

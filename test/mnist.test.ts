@@ -1,9 +1,9 @@
-import { copyFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { copyFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { dataDirFromArgs, defaultMnistDir, epochOrder, labelBatch, loadMnist, mnistFilePaths, pixelBatch } from '../experiments/data/mnist.js';
+import { errorMessage, withTempDir } from './temp-files.js';
 
 const train = loadMnist('train');
 const testSplit = loadMnist('test');
@@ -22,26 +22,7 @@ function withPadding(header: Uint8Array, totalBytes: number): Uint8Array {
   return bytes;
 }
 
-/** Runs `body` with a fresh temporary data directory, removed afterwards. */
-function withFixtureDir(body: (dir: string) => void): void {
-  const dir = mkdtempSync(join(tmpdir(), 'silentgrad-mnist-'));
-  try {
-    body(dir);
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-}
-
-function errorMessage(action: () => unknown): string {
-  try {
-    action();
-  } catch (error) {
-    assert.instance(error, Error);
-    return (error as Error).message;
-  }
-  assert.unreachable('expected an error');
-  return '';
-}
+const withFixtureDir = (body: (dir: string) => void): void => withTempDir('silentgrad-mnist-', body);
 
 test('the real files load with the MNIST split sizes', () => {
   assert.is(train.count, 60000);
