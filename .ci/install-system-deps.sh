@@ -11,13 +11,15 @@
 #              vendor library (libegl-mesa0) and the llvmpipe DRI driver (libgl1-mesa-dri) do
 #              the rendering. These come from the same suite as the Vulkan driver so that one
 #              Mesa version is installed.
+#   - Data:    Fashion-MNIST (dataset-fashion-mnist, 30 MB), which the learnable-variance study
+#              reads from /usr/share/datasets/fashion-mnist; its loader's test reads the real files.
 #
 # Idempotent: exits within a second when everything is already installed.
 # Must run as root (or with sudo available). Reads the Debian mirror URI from the existing
 # deb822 sources file instead of hard-coding a host.
 set -euo pipefail
 
-PACKAGES=(mesa-vulkan-drivers libvulkan1 libegl1 libegl-dev libegl-mesa0 libgl1-mesa-dri)
+PACKAGES=(mesa-vulkan-drivers libvulkan1 libegl1 libegl-dev libegl-mesa0 libgl1-mesa-dri dataset-fashion-mnist)
 MIN_MESA_MAJOR=25
 SOURCES_FILE=/etc/apt/sources.list.d/debian.sources
 BACKPORTS_FILE=/etc/apt/sources.list.d/backports.sources
