@@ -174,7 +174,7 @@ async function main(): Promise<void> {
   console.log(`silentgrad learnable-variance study: ${reason}`);
   console.log(`${config.methods.length} methods x ${config.epochs} epochs on ${train.count} ${config.dataset} training images, tested on ${test.count} ` +
     `with ${config.evalSamples} draws of z; d = ${config.latentDim}, ${config.channels} channels, batch ${config.batchSize}, lr ${config.lr}; ` +
-    `silent weight max(0, 1 - epoch x ${config.annealRate}), encoder frozen from epoch ${config.cutoffEpoch}` +
+    `silent weight max(0, 1 - epoch x ${+config.annealRate.toPrecision(3)}), encoder frozen from epoch ${config.cutoffEpoch}` +
     `${values.paper ? ' (--paper)' : ' (pass --paper for the paper\'s configuration)'}`);
   console.log(`writing to ${out}`);
 
@@ -246,7 +246,7 @@ function tables(results: Results): string {
   return [
     `Learnable-variance VAEs on ${c.dataset} (paper Sec. 4): ${c.trainSize ?? 'all'} training images, tested on ${c.testSize ?? 'all'} with ${c.evalSamples} draws of z; ` +
     `${c.seeds > 1 ? `mean +- std over ${c.seeds} seeds` : `seed ${c.seed}`}; ${results.backend}.`,
-    `d = ${c.latentDim}, ${c.channels} channels, batch ${c.batchSize}, lr ${c.lr}, lambda ${c.annealRate}, encoder frozen from epoch ${c.cutoffEpoch}, after epoch ${c.epochs}.`,
+    `d = ${c.latentDim}, ${c.channels} channels, batch ${c.batchSize}, lr ${c.lr}, lambda ${+c.annealRate.toPrecision(3)}, encoder frozen from epoch ${c.cutoffEpoch}, after epoch ${c.epochs}.`,
     '',
     ...table('Table 3: test BPD (encoder and nonlinear decoder)', 'bpd', (e) => e.bpd, 3),
     ...table('Table 4: KL (nats per image)', 'kl', (e) => e.kl, 2),
