@@ -7,7 +7,7 @@ import type { Tensor } from '../engine/index.js';
 import {
   BernoulliLatent, GaussianLatent, GumbelSoftmax, LearnableVarianceLinearDecoder, Reinforce, Reparameterization,
   table5Encoder, table6Decoder, table7Encoder, table8Decoder,
-  type Estimator, type LatentDistribution, type LatentFamily, type NonlinearGaussianDecoder,
+  type Estimator, type ImageShape, type LatentDistribution, type LatentFamily, type NonlinearGaussianDecoder,
 } from '../models/index.js';
 import { fitLearnableDecoder, type PixelStatistics } from '../models/decoders/fitted-init.js';
 import { epochOrder, pixelBatch, type ImageSet } from './data/images.js';
@@ -61,9 +61,6 @@ export interface LearnableVaeConfig {
   /** The linear decoder's smallest starting standard deviation (models/decoders/fitted-init.ts). */
   sigmaFloor: number;
 }
-
-/** The shape of one image: 1 x 28 x 28 (MNIST, Fashion-MNIST) or 3 x 32 x 32 (CIFAR-10, ImageNet32). */
-export interface ImageShape { channels: number; height: number; width: number }
 
 const STREAM = { init: 1, training: 2, evaluation: 3 } as const;
 
