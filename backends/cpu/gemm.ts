@@ -20,10 +20,49 @@
 // faster (docs/performance-log.md, "CPU GEMM: the 3x4 micro-kernel and module-level panels").
 // Each thread (worker_threads) has its own module instance, so its own panels.
 //
+// Float32 products can instead run the WebAssembly SIMD kernel of wasm/gemm-f32.ts (same
+// blocking, float32 accumulation), chosen by SILENTGRAD_CPU_KERNELS=js|wasm; the default is wasm
+// where the engine validates it, since it measured several times faster (docs/performance-log.md,
+// "CPU GEMM: float32 micro-kernel in WebAssembly SIMD"). This file stays the readable reference
+// and runs every float64 product and every product below SMALL. Workers import this module too,
+// so they read the same variable and compile their own kernel.
+//
 // `gemmStrided` exposes the leading dimensions so callers (conv, the parallel splitter) can
 // address sub-blocks of larger matrices without copying.
 
+import { gemmStridedF32Wasm, wasmGemmAvailable } from './wasm/gemm-f32.js';
+
 export type FloatArray = Float32Array | Float64Array;
+
+/** Which kernels float32 products use: the TypeScript one here, or the generated WebAssembly. */
+export type CpuKernels = 'js' | 'wasm';
+
+function kernelsFromEnvironment(): CpuKernels {
+  const v = typeof process === 'undefined' ? undefined : process.env.SILENTGRAD_CPU_KERNELS; // a page has no process
+  if (v === 'js') return 'js';
+  if (v === 'wasm') {
+    if (!wasmGemmAvailable()) throw new Error('SILENTGRAD_CPU_KERNELS=wasm: this engine does not validate WebAssembly SIMD');
+    return 'wasm';
+  }
+  if (v !== undefined && v !== '') throw new Error(`SILENTGRAD_CPU_KERNELS must be js or wasm, got ${JSON.stringify(v)}`);
+  return wasmGemmAvailable() ? 'wasm' : 'js';
+}
+
+let cpuKernels: CpuKernels = kernelsFromEnvironment();
+
+/** The kernels float32 products use on this thread. */
+export function getCpuKernels(): CpuKernels {
+  return cpuKernels;
+}
+
+/**
+ * Switch this thread's float32 kernels (tests and benchmarks). Worker threads keep what
+ * SILENTGRAD_CPU_KERNELS chose; set the variable before the pool starts to change theirs.
+ */
+export function setCpuKernels(kernels: CpuKernels): void {
+  if (kernels === 'wasm' && !wasmGemmAvailable()) throw new Error('setCpuKernels: WebAssembly SIMD is not available');
+  cpuKernels = kernels;
+}
 
 const MR = 3;
 const NR = 4;
@@ -107,6 +146,10 @@ export function gemmStrided(
   }
   if (M * N * K <= SMALL) {
     gemmSmall(M, N, K, A, aOffset, lda, transA, B, bOffset, ldb, transB, C, cOffset, ldc, accumulate);
+    return;
+  }
+  if (cpuKernels === 'wasm' && A instanceof Float32Array && B instanceof Float32Array && C instanceof Float32Array) {
+    gemmStridedF32Wasm(M, N, K, A, aOffset, lda, transA, B, bOffset, ldb, transB, C, cOffset, ldc, accumulate);
     return;
   }
   for (let jc = 0; jc < N; jc += NC) {

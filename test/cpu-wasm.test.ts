@@ -1,0 +1,179 @@
+// The WebAssembly emitter (backends/cpu/wasm/) and the float32 SIMD GEMM generated with it,
+// against the TypeScript reference kernel of backends/cpu/gemm.ts.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { gemmStrided, getCpuKernels, setCpuKernels, type FloatArray } from '../backends/cpu/gemm.js';
+import { allocShared, warmUp, workerPieces } from '../backends/cpu/parallel.js';
+import { parallelGemm } from '../backends/cpu/parallel-gemm.js';
+import {
+  readSignedLeb128, readUnsignedLeb128, signedLeb128, unsignedLeb128,
+} from '../backends/cpu/wasm/encoding.js';
+import { DEFAULT_TILE, emitGemmModule, gemmStridedF32Wasm, wasmGemmAvailable } from '../backends/cpu/wasm/gemm-f32.js';
+import { ModuleBuilder } from '../backends/cpu/wasm/module.js';
+import { Op, ValType } from '../backends/cpu/wasm/opcodes.js';
+
+const initialKernels = getCpuKernels();
+
+let seed = 987654321;
+function rand(): number {
+  seed ^= seed << 13; seed ^= seed >>> 17; seed ^= seed << 5;
+  return (seed >>> 0) / 2 ** 31 - 1;
+}
+function randomF32(n: number, shared = false): Float32Array {
+  const a = shared ? allocShared('float32', n) as Float32Array : new Float32Array(n);
+  for (let i = 0; i < n; i++) a[i] = rand();
+  return a;
+}
+function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
+  return m;
+}
+/** The TypeScript kernel's product (float64 accumulation), whatever the current setting. */
+function reference(run: () => void): void {
+  const before = getCpuKernels();
+  setCpuKernels('js');
+  try { run(); } finally { setCpuKernels(before); }
+}
+
+test('unsigned LEB128: edge cases and round trips', () => {
+  assert.equal(unsignedLeb128(0), [0x00]);
+  assert.equal(unsignedLeb128(127), [0x7f]);
+  assert.equal(unsignedLeb128(128), [0x80, 0x01]);
+  assert.equal(unsignedLeb128(0x105), [0x85, 0x02]); // f32x4.relaxed_madd's sub-opcode
+  assert.equal(unsignedLeb128(16384), [0x80, 0x80, 0x01]);
+  assert.equal(unsignedLeb128(0xffffffff), [0xff, 0xff, 0xff, 0xff, 0x0f]);
+  for (const v of [0, 1, 63, 64, 127, 128, 255, 16383, 16384, 2 ** 21 - 1, 2 ** 21, 2 ** 31 - 1, 2 ** 31, 2 ** 32 - 1]) {
+    const bytes = unsignedLeb128(v);
+    assert.equal(readUnsignedLeb128(bytes), { value: v, length: bytes.length }, `u32 ${v}`);
+  }
+  for (const bad of [-1, 2 ** 32, 1.5, NaN]) assert.throws(() => unsignedLeb128(bad), RangeError);
+});
+
+test('signed LEB128: edge cases and round trips', () => {
+  assert.equal(signedLeb128(0), [0x00]);
+  assert.equal(signedLeb128(63), [0x3f]);
+  assert.equal(signedLeb128(64), [0xc0, 0x00]);
+  assert.equal(signedLeb128(-1), [0x7f]);
+  assert.equal(signedLeb128(-64), [0x40]);
+  assert.equal(signedLeb128(-65), [0xbf, 0x7f]);
+  assert.equal(signedLeb128(-(2 ** 31)), [0x80, 0x80, 0x80, 0x80, 0x78]);
+  for (const v of [0, 1, -1, 63, 64, -64, -65, 127, 128, -128, -129, 8191, 8192, -8193, 2 ** 31 - 1, -(2 ** 31)]) {
+    const bytes = signedLeb128(v);
+    assert.equal(readSignedLeb128(bytes), { value: v, length: bytes.length }, `i32 ${v}`);
+  }
+  for (const bad of [2 ** 31, -(2 ** 31) - 1, 0.5]) assert.throws(() => signedLeb128(bad), RangeError);
+});
+
+test('the module builder makes valid modules that run', () => {
+  assert.ok(WebAssembly.validate(new ModuleBuilder().encode()), 'empty module');
+  const m = new ModuleBuilder();
+  const f = m.addFunction('addScaled', [ValType.i32, ValType.i32], [ValType.i32]);
+  const t = f.local(ValType.i32);
+  // t = a·(-70) (a constant whose signed LEB128 takes two bytes); return t + b
+  f.get(f.param(0)).i32(-70).op(Op.i32_mul).set(t).get(t).get(f.param(1)).op(Op.i32_add);
+  const bytes = m.encode();
+  assert.ok(WebAssembly.validate(bytes));
+  const instance = new WebAssembly.Instance(new WebAssembly.Module(bytes));
+  const addScaled = instance.exports.addScaled as (a: number, b: number) => number;
+  assert.is(addScaled(3, 5), -205);
+  // A stack left unbalanced is rejected by the engine, an unclosed block by the builder.
+  const bad = new ModuleBuilder();
+  bad.addFunction('f', [], [ValType.i32]);
+  assert.not.ok(WebAssembly.validate(bad.encode()));
+  const open = new ModuleBuilder();
+  const g = open.addFunction('g', [], []);
+  assert.throws(() => g.block(() => { open.encode(); }));
+});
+
+test('GEMM modules validate for every tile shape, with and without an imported memory size', () => {
+  assert.ok(wasmGemmAvailable(), 'this Node has WebAssembly SIMD');
+  for (const mr of [1, 3, 4, 6, 8]) {
+    for (const nr of [4, 8, 16]) assert.ok(WebAssembly.validate(emitGemmModule({ mr, nr }, 2, false)), `${mr}x${nr}`);
+  }
+  assert.throws(() => emitGemmModule({ mr: 4, nr: 6 }, 1, false), RangeError);
+});
+
+// [M, N, K]: the brief's odd shapes plus ones crossing the KC, MC and NC block edges.
+const shapes: [number, number, number][] = [
+  [1, 1, 1], [7, 13, 5], [64, 784, 200], [65, 17, 33], [3, 1030, 7], [130, 9, 300], [5, 5, 513],
+];
+
+test('Wasm GEMM equals the TypeScript GEMM: shapes x transposes x accumulate', () => {
+  for (const [M, N, K] of shapes) {
+    for (const tA of [false, true]) {
+      for (const tB of [false, true]) {
+        for (const acc of [false, true]) {
+          for (const tile of [DEFAULT_TILE, { mr: 3, nr: 16 }]) {
+            const A = randomF32(M * K), B = randomF32(K * N), C0 = randomF32(M * N);
+            const want = C0.slice(), got = C0.slice();
+            const lda = tA ? M : K, ldb = tB ? K : N;
+            reference(() => gemmStrided(M, N, K, A, 0, lda, tA, B, 0, ldb, tB, want, 0, N, acc));
+            gemmStridedF32Wasm(M, N, K, A, 0, lda, tA, B, 0, ldb, tB, got, 0, N, acc, tile);
+            const d = maxAbsDiff(got, want);
+            assert.ok(d <= 1e-6 * (K + 4), `${M}x${N}x${K} tA=${tA} tB=${tB} acc=${acc} ${tile.mr}x${tile.nr}: ${d}`);
+          }
+        }
+      }
+    }
+  }
+});
+
+test('Wasm GEMM through gemmStrided on strided views leaves the rest of C alone', () => {
+  setCpuKernels('wasm');
+  const M = 37, N = 45, K = 29, pad = 3, off = 5;
+  for (const tA of [false, true]) {
+    for (const tB of [false, true]) {
+      const lda = (tA ? M : K) + pad, ldb = (tB ? K : N) + pad, ldc = N + pad;
+      const A = randomF32(off + (tA ? K : M) * lda), B = randomF32(off + (tB ? N : K) * ldb);
+      const C0 = randomF32(off + M * ldc);
+      const want = C0.slice(), got = C0.slice();
+      reference(() => gemmStrided(M, N, K, A, off, lda, tA, B, off, ldb, tB, want, off, ldc, false));
+      gemmStrided(M, N, K, A, off, lda, tA, B, off, ldb, tB, got, off, ldc, false);
+      for (let i = 0; i < got.length; i++) {
+        const inC = i >= off && (i - off) % ldc < N && i - off < M * ldc;
+        if (inC) assert.ok(Math.abs(got[i]! - want[i]!) <= 1e-4, `element ${i}`);
+        else assert.is(got[i], C0[i], `element ${i} outside C changed`);
+      }
+    }
+  }
+});
+
+test('empty dims, and float64 stays on the TypeScript kernel', () => {
+  setCpuKernels('wasm');
+  const C = new Float32Array([7, 7, 7, 7]);
+  gemmStrided(0, 2, 3, new Float32Array(0), 0, 3, false, new Float32Array(6), 0, 2, false, C, 0, 2, false);
+  gemmStrided(2, 0, 3, new Float32Array(6), 0, 3, false, new Float32Array(0), 0, 0, false, C, 0, 2, false);
+  assert.equal([...C], [7, 7, 7, 7]);
+  gemmStrided(2, 2, 0, new Float32Array(0), 0, 0, false, new Float32Array(0), 0, 2, false, C, 0, 2, true);
+  assert.equal([...C], [7, 7, 7, 7], 'K = 0 accumulating adds nothing');
+  gemmStrided(2, 2, 0, new Float32Array(0), 0, 0, false, new Float32Array(0), 0, 2, false, C, 0, 2, false);
+  assert.equal([...C], [0, 0, 0, 0], 'K = 0 overwriting zero-fills');
+
+  const M = 40, N = 50, K = 60;
+  const A = Float64Array.from(randomF32(M * K)), B = Float64Array.from(randomF32(K * N));
+  const want = new Float64Array(M * N), got = new Float64Array(M * N);
+  reference(() => gemmStrided(M, N, K, A, 0, K, false, B, 0, N, false, want, 0, N, false));
+  gemmStrided(M, N, K, A, 0, K, false, B, 0, N, false, got, 0, N, false);
+  assert.equal([...got], [...want], 'float64 products are bit-identical to the TypeScript kernel');
+});
+
+test('the worker threads run the Wasm kernel too (split product bit-identical to one thread)', async () => {
+  if (getCpuKernels() !== 'wasm' || process.env.SILENTGRAD_CPU_KERNELS === 'js') return; // the workers follow the variable
+  await warmUp();
+  const M = 96, N = 200, K = 300;
+  const A = randomF32(M * K, true), B = randomF32(K * N, true);
+  const split: FloatArray = allocShared('float32', M * N), whole = new Float32Array(M * N);
+  gemmStrided(M, N, K, A, 0, K, false, B, 0, N, false, whole, 0, N, false);
+  // A worker that is busy or not yet scheduled leaves its pieces to the caller: a few tries.
+  const before = workerPieces();
+  for (let i = 0; i < 50 && workerPieces() === before; i++) {
+    parallelGemm(M, N, K, A, 0, false, B, 0, false, split, 0, false);
+    assert.equal([...split], [...whole]);
+  }
+  assert.ok(workerPieces() > before, 'a worker ran part of the product');
+});
+
+test.after(() => setCpuKernels(initialKernels));
+
+test.run();
