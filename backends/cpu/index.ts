@@ -8,6 +8,7 @@ import { arrayFor, type DType, type FloatArray } from '../../engine/dtype.js';
 import { referenceDraw } from '../../engine/random.js';
 import { contiguousStrides } from '../../engine/tensor.js';
 import { adamw } from './adamw.js';
+import { getCpuKernels } from './gemm.js';
 import { conv2dBackwardFilter, conv2dBackwardInput, conv2dForward } from './conv.js';
 import { allocShared, threadCount } from './parallel.js';
 import { parallelGemm } from './parallel-gemm.js';
@@ -60,7 +61,7 @@ export class CpuBackend implements Backend {
   private readonly pool = new ArrayPool(64 * 1024 * 1024);
 
   describe(): string {
-    return `cpu: TypeScript kernels over typed arrays, ${threadCount()} thread(s)`;
+    return `cpu: TypeScript kernels over typed arrays, float32 GEMM in ${getCpuKernels() === 'wasm' ? 'WebAssembly SIMD' : 'TypeScript'}, ${threadCount()} thread(s)`;
   }
 
   supports(): boolean {
