@@ -11,7 +11,7 @@ import {
 } from '../models/index.js';
 import { fitLearnableDecoder, type PixelStatistics } from '../models/decoders/fitted-init.js';
 import { epochOrder, pixelBatch, type ImageSet } from './data/images.js';
-import { withoutPrefix } from './vae.js';
+import { DivergedError, withoutPrefix } from './vae.js';
 
 /** Table 3's rows: a latent family, the estimator the nonlinear decoder trains with, and SG or not. */
 export const methodNames = ['none-sg-gaussian', 'reparam', 'reparam-sg', 'none-sg-bernoulli', 'gumbel', 'gumbel-sg', 'reinforce', 'reinforce-sg'] as const;
@@ -90,12 +90,9 @@ export class LearnableVae {
     const mnistLike = shape.channels === 1 && shape.height === 28 && shape.width === 28;
     this.encoder = mnistLike ? table5Encoder({ channels, outputs, stream: init, backend }) : table7Encoder({ channels, outputs, stream: init, backend });
     this.decoder = mnistLike ? table6Decoder({ latentDim, channels, stream: init, backend }) : table8Decoder({ latentDim, channels, stream: init, backend });
-    this.linear = null;
+    this.linear = this.spec.withSg ? new LearnableVarianceLinearDecoder({ latentDim, pixels: this.pixels, stream: init, backend }) : null;
+    if (this.linear) fitLearnableDecoder(this.linear, pixels, config.sigmaFloor);
     const adamW = (params: Tensor[]) => new sg.AdamW(params, { lr: config.lr, betas: [0.9, 0.95], weightDecay: config.weightDecay });
-    if (this.spec.withSg) {
-      this.linear = new LearnableVarianceLinearDecoder({ latentDim, pixels: this.pixels, stream: init, backend });
-      fitLearnableDecoder(this.linear, pixels, config.sigmaFloor);
-    }
     this.encoderOptimizer = adamW(this.encoder.parameters());
     this.decoderOptimizer = adamW(this.decoder.parameters());
     this.linearOptimizers = this.linear ? [adamW(this.linear.mean.parameters()), adamW(this.linear.precision.parameters())] : [];
@@ -185,7 +182,7 @@ export class LearnableVae {
     const mean = (await lossSum.item()) / steps;
     lossSum.dispose();
     if (!Number.isFinite(mean))
-      throw new Error(`${this.method}: the training loss became ${mean} in epoch ${epoch}; the run diverged (try a lower --lr than ${this.config.lr})`);
+      throw new DivergedError(`${this.method}: the training loss became ${mean} in epoch ${epoch}; the run diverged (try a lower --lr than ${this.config.lr}); the last good checkpoint is the previous epoch's`);
     return mean;
   }
 

@@ -48,11 +48,12 @@ function kernelsFromEnvironment(): CpuKernels {
   return wasmGemmAvailable() ? 'wasm' : 'js';
 }
 
-let cpuKernels: CpuKernels = kernelsFromEnvironment();
+// Read on first use, not at load, so a bad value is reported where the caller can print one line.
+let cpuKernels: CpuKernels | null = null;
 
 /** The kernels float32 products use on this thread. */
 export function getCpuKernels(): CpuKernels {
-  return cpuKernels;
+  return (cpuKernels ??= kernelsFromEnvironment());
 }
 
 /**
@@ -148,7 +149,7 @@ export function gemmStrided(
     gemmSmall(M, N, K, A, aOffset, lda, transA, B, bOffset, ldb, transB, C, cOffset, ldc, accumulate);
     return;
   }
-  if (cpuKernels === 'wasm' && A instanceof Float32Array && B instanceof Float32Array && C instanceof Float32Array) {
+  if (getCpuKernels() === 'wasm' && A instanceof Float32Array && B instanceof Float32Array && C instanceof Float32Array) {
     gemmStridedF32Wasm(M, N, K, A, aOffset, lda, transA, B, bOffset, ldb, transB, C, cOffset, ldc, accumulate);
     return;
   }

@@ -12,7 +12,8 @@ export interface PixelStatistics { mean: Float64Array; std: Float64Array }
  * weights are PyTorch's draws in each pixel's units: W_mu[j,:] times sigma_j sqrt(3d / k), so
  * each latent's column costs E sum_j b_a_j^2 W_mu[j,i]^2 = 1 (the per-pixel form of the
  * 'scaled' rule, docs/discrete-collapse.md), and W_a[j,:] times b_a_j / (2 sqrt(d)), so
- * A = W_a z + b_a stays within 50% of b_a_j for every z in [0, 1]^d: positive, yet varying.
+ * A = W_a z + b_a stays within 50% of b_a_j for every Bernoulli z in [0, 1]^d (for Gaussian z,
+ * unbounded, only typically): positive, yet varying.
  * The floor keeps the background (whose only spread is dequantization noise, std 0.0011) from
  * starting at a precision where Adam's fixed-size steps on W_mu cost (lr b_a)^2 a pixel.
  */

@@ -31,7 +31,10 @@ export class Reinforce implements SamplingEstimator {
     const baseline = this.baseline ?? (batch > 1 ? sg.scale(sg.sub(sg.sum(reward), reward), 1 / (batch - 1)) : sg.fullLike(reward, 0));
     const advantage = sg.sub(reward, baseline);
     // d/d(encoder) of -mean(advantage * log q(z|x)) is the score-function estimate of -d E[log p].
-    const surrogate = sg.neg(sg.mean(sg.mul(advantage, q.logProb(z))));
+    // Its value is taken back out (s - detach(s)), so the loss reads as the -ELBO estimate that
+    // the other estimators report, with the same gradient.
+    const score = sg.neg(sg.mean(sg.mul(advantage, q.logProb(z))));
+    const surrogate = sg.sub(score, sg.detach(score));
     const kl = q.kl();
     const loss = sg.add(sg.mean(sg.sub(kl, reconstruction)), surrogate);
     this.updateBaseline(batchMean);
