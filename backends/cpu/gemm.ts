@@ -30,6 +30,7 @@
 // `gemmStrided` exposes the leading dimensions so callers (conv, the parallel splitter) can
 // address sub-blocks of larger matrices without copying.
 
+import { packContiguous, packStrided } from './pack.js';
 import { gemmStridedF32Wasm, wasmGemmAvailable } from './wasm/gemm-f32.js';
 
 export type FloatArray = Float32Array | Float64Array;
@@ -158,12 +159,12 @@ export function gemmStrided(
     for (let pc = 0; pc < K; pc += KC) {
       const kc = Math.min(KC, K - pc);
       const add = accumulate || pc > 0;
-      if (transB) packStrided(B, bOffset + jc * ldb + pc, ldb, nc, kc, NR, B_PANEL);
-      else packContiguous(B, bOffset + pc * ldb + jc, ldb, nc, kc, NR, B_PANEL);
+      if (transB) packStrided(panels, B, bOffset + jc * ldb + pc, ldb, nc, kc, NR, B_PANEL);
+      else packContiguous(panels, B, bOffset + pc * ldb + jc, ldb, nc, kc, NR, B_PANEL);
       for (let ic = 0; ic < M; ic += MC) {
         const mc = Math.min(MC, M - ic);
-        if (transA) packContiguous(A, aOffset + pc * lda + ic, lda, mc, kc, MR, 0);
-        else packStrided(A, aOffset + ic * lda + pc, lda, mc, kc, MR, 0);
+        if (transA) packContiguous(panels, A, aOffset + pc * lda + ic, lda, mc, kc, MR, 0);
+        else packStrided(panels, A, aOffset + ic * lda + pc, lda, mc, kc, MR, 0);
         for (let jr = 0; jr < nc; jr += NR) {
           const nr = Math.min(NR, nc - jr);
           const ib = B_PANEL + jr * kc;
@@ -177,52 +178,6 @@ export function gemmStrided(
   }
 }
 
-
-/**
- * Pack `count` lanes × kc of a matrix whose lanes are strided rows (lane l, step p at
- * src[off + l*ld + p]) into `panels` from `at`, in panels of w lanes, k-major:
- * panels[at + panel*kc*w + p*w + l]. Used for A (not transposed) and B (transposed).
- * One lane at a time, so the inner loop reads one row straight through instead of walking the
- * w lanes (3 or 4 trips) at every step. Alternating with the lanes-per-step version in one
- * process, medians of 12 rounds: products with B transposed alone in the process 1.44x
- * (64x400x6272) and 1.51x (64x108x25088), 512³ 1.08x; mixed with float64 products, as in
- * bench/gemm-ab.js, between 0.93x and 1.11x for most shapes across runs. Missing lanes of the
- * last panel are zero.
- */
-function packStrided(src: FloatArray, off: number, ld: number, count: number, kc: number, w: number, at: number): void {
-  const dst = panels;
-  for (let l0 = 0; l0 < count; l0 += w) {
-    const lanes = Math.min(w, count - l0);
-    const panel = at + l0 * kc;
-    for (let l = 0; l < w; l++) {
-      let d = panel + l;
-      if (l >= lanes) {
-        for (let p = 0; p < kc; p++, d += w) dst[d] = 0;
-        continue;
-      }
-      for (let s = off + (l0 + l) * ld, end = s + kc; s < end; s++, d += w) dst[d] = src[s]!;
-    }
-  }
-}
-
-/**
- * Pack `count` lanes × kc where lanes are contiguous within a row and k steps by `ld`
- * (lane l, step p at src[off + p*ld + l]). Used for A (transposed) and B (not transposed).
- */
-function packContiguous(src: FloatArray, off: number, ld: number, count: number, kc: number, w: number, at: number): void {
-  const dst = panels;
-  let d = at;
-  for (let l0 = 0; l0 < count; l0 += w) {
-    const lanes = Math.min(w, count - l0);
-    let s = off + l0;
-    for (let p = 0; p < kc; p++) {
-      for (let l = 0; l < lanes; l++) dst[d + l] = src[s + l]!;
-      for (let l = lanes; l < w; l++) dst[d + l] = 0;
-      d += w;
-      s += ld;
-    }
-  }
-}
 
 /** One MR×NR tile: C[ci..] (+)= Apanel · Bpanel over kc steps; only mr×nr of it is stored. */
 function micro3x4(

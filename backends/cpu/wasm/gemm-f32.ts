@@ -15,6 +15,7 @@
 // memory. Copying the operands into that memory is the price of this first step; operating on
 // the caller's SharedArrayBuffer directly (a shared WebAssembly.Memory that the backend
 // allocates tensors from) would remove the copy-in of C and let the workers share one module.
+import { packContiguous, packStrided } from '../pack.js';
 import { ModuleBuilder, type Local } from './module.js';
 import { Op, SimdOp, ValType } from './opcodes.js';
 
@@ -195,37 +196,6 @@ export function gemmStridedF32Wasm(
           else C.set(mem.subarray(src, src + nc), dst);
         }
       }
-    }
-  }
-}
-
-/** gemm.ts's packStrided into float32: lane l, step p at src[off + l·ld + p]; panels of w lanes. */
-function packStrided(dst: Float32Array, src: Float32Array, off: number, ld: number, count: number, kc: number, w: number, at: number): void {
-  for (let l0 = 0; l0 < count; l0 += w) {
-    const lanes = Math.min(w, count - l0);
-    const panel = at + l0 * kc;
-    for (let l = 0; l < w; l++) {
-      let d = panel + l;
-      if (l >= lanes) {
-        for (let p = 0; p < kc; p++, d += w) dst[d] = 0;
-        continue;
-      }
-      for (let s = off + (l0 + l) * ld, end = s + kc; s < end; s++, d += w) dst[d] = src[s]!;
-    }
-  }
-}
-
-/** gemm.ts's packContiguous into float32: lane l, step p at src[off + p·ld + l]. */
-function packContiguous(dst: Float32Array, src: Float32Array, off: number, ld: number, count: number, kc: number, w: number, at: number): void {
-  let d = at;
-  for (let l0 = 0; l0 < count; l0 += w) {
-    const lanes = Math.min(w, count - l0);
-    let s = off + l0;
-    for (let p = 0; p < kc; p++) {
-      for (let l = 0; l < lanes; l++) dst[d + l] = src[s + l]!;
-      for (let l = lanes; l < w; l++) dst[d + l] = 0;
-      d += w;
-      s += ld;
     }
   }
 }
