@@ -17,7 +17,8 @@ import { loadMnist, pixelBatch, type MnistSplit } from './data/mnist.js';
 import { chooseLearningRate, meanAndStd } from './lr-search.js';
 import { writeImageGrid, writeLineChart } from './pictures.js';
 import { flagOr, readVaeConfig, vaeFlags, type FlagValues, type VaeRunConfig } from './vae-flags.js';
-import { DivergedError, FixedVarianceVae, methods, type MethodName, type TestMetrics } from './vae.js';
+import { DivergedError } from './training.js';
+import { FixedVarianceVae, methods, type MethodName, type TestMetrics } from './vae.js';
 
 // ---- Settings: the paper's (App. B.3) and this machine's default ----------------------------
 

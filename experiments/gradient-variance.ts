@@ -17,7 +17,8 @@ import { epochOrder, loadMnist, type MnistSplit } from './data/mnist.js';
 import { writeBarChart } from './pictures.js';
 import { gitCommit, prepareRunFolder, progressBar } from './run-helpers.js';
 import { flagOr, readVaeConfig, vaeFlags, type FlagValues, type VaeRunConfig } from './vae-flags.js';
-import { FixedVarianceVae, dequantized, methods, type MethodName } from './vae.js';
+import { dequantized } from './training.js';
+import { FixedVarianceVae, methods, type MethodName } from './vae.js';
 
 // ---- Settings: the paper's and this machine's default ----------------------------------------
 

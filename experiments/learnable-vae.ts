@@ -10,8 +10,9 @@ import {
   type Estimator, type ImageShape, type LatentDistribution, type LatentFamily, type NonlinearGaussianDecoder,
 } from '../models/index.js';
 import { fitLearnableDecoder, type PixelStatistics } from '../models/decoders/fitted-init.js';
-import { epochOrder, pixelBatch, type ImageSet } from './data/images.js';
-import { DivergedError, withoutPrefix } from './vae.js';
+import { pixelBatch, type ImageSet } from './data/images.js';
+import { dequantized, trainEpoch } from './training.js';
+import { withoutPrefix } from './vae.js';
 
 /** Table 3's rows: a latent family, the estimator the nonlinear decoder trains with, and SG or not. */
 export const methodNames = ['none-sg-gaussian', 'reparam', 'reparam-sg', 'none-sg-bernoulli', 'gumbel', 'gumbel-sg', 'reinforce', 'reinforce-sg'] as const;
@@ -165,31 +166,17 @@ export class LearnableVae {
     return sampled;
   }
 
-  /** One epoch over `train` in epochOrder(seed, epoch); returns the mean loss. */
+  /** One epoch over `train`; returns the nonlinear model's mean loss. */
   async trainEpoch(train: ImageSet, epoch: number, onStep: (step: number, steps: number) => void): Promise<number> {
     this.encoder.train(!this.encoderFrozen(epoch)); // a frozen encoder's batch-norm statistics stay put too
     this.decoder.train();
-    const order = epochOrder(train.count, this.config.seed, epoch);
-    const steps = Math.floor(train.count / this.config.batchSize);
-    let lossSum = sg.zeros([], { backend: this.backend }).keep();
-    for (let s = 0; s < steps; s++) {
-      const indices = order.subarray(s * this.config.batchSize, (s + 1) * this.config.batchSize);
-      const next = sg.tidy(() => sg.add(lossSum, sg.detach(this.step(this.dequantized(train, indices, this.trainingStream), epoch))));
-      lossSum.dispose();
-      lossSum = next.keep();
-      onStep(s + 1, steps);
-    }
-    const mean = (await lossSum.item()) / steps;
-    lossSum.dispose();
-    if (!Number.isFinite(mean))
-      throw new DivergedError(`${this.method}: the training loss became ${mean} in epoch ${epoch}; the run diverged (try a lower --lr than ${this.config.lr}); the last good checkpoint is the previous epoch's`);
-    return mean;
+    const settings = { ...this.config, backend: this.backend, label: this.method };
+    return trainEpoch(train, epoch, settings, (indices) => this.step(this.dequantized(train, indices, this.trainingStream), epoch), onStep);
   }
 
   /** x = (x_int + u) / 256, u ~ U[0, 1) (paper App. B.1), [B, D]. */
   dequantized(set: ImageSet, indices: Uint32Array, stream: sg.RandomStream): Tensor {
-    const x = sg.tensor(pixelBatch(set, indices), [indices.length, this.pixels], { backend: this.backend });
-    return sg.add(x, sg.scale(sg.uniform(x.shape, stream, { backend: this.backend }), 1 / 256));
+    return dequantized(set, indices, stream, this.backend);
   }
 
   /**

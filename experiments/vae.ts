@@ -7,7 +7,8 @@ import {
   BernoulliLatent, FixedVarianceLinearDecoder, GaussianLatent, GumbelSoftmax, Reinforce, Reparameterization,
   SilentGradients, table5Encoder, type DecoderInit, type Estimator, type LatentFamily,
 } from '../models/index.js';
-import { MNIST_PIXELS, epochOrder, pixelBatch, type MnistSplit } from './data/mnist.js';
+import { MNIST_PIXELS, pixelBatch, type MnistSplit } from './data/mnist.js';
+import { dequantized, trainEpoch } from './training.js';
 
 export const methodNames = ['silent-gaussian', 'reparam', 'silent-bernoulli', 'gumbel', 'reinforce'] as const;
 export type MethodName = (typeof methodNames)[number];
@@ -34,9 +35,6 @@ export const methods: Record<MethodName, { label: string; make: (c: VaeConfig) =
   gumbel: { label: 'Gumbel-Softmax', make: (c) => new GumbelSoftmax(c.gumbelTemperature) },
   reinforce: { label: 'REINFORCE', make: (c) => new Reinforce(c.reinforceDecay) },
 };
-
-/** Training stopped because the loss stopped being finite (a learning-rate search skips the rate). */
-export class DivergedError extends Error {}
 
 /** Labels of the independent random streams, so each consumer draws its own numbers. */
 const STREAM = { init: 1, training: 2, evaluation: 3 } as const;
@@ -88,29 +86,15 @@ export class FixedVarianceVae {
    * loss (the estimator's negative ELBO estimate). `onStep` sees the step count as it goes.
    */
   async trainEpoch(train: MnistSplit, epoch: number, onStep: (step: number, steps: number) => void): Promise<number> {
-    const order = epochOrder(train.count, this.config.seed, epoch);
-    const steps = Math.floor(train.count / this.config.batchSize); // drop the last partial batch, as PyTorch's drop_last
-    let lossSum = sg.zeros([], { backend: this.backend }).keep();
-    for (let step = 0; step < steps; step++) {
-      const indices = order.subarray(step * this.config.batchSize, (step + 1) * this.config.batchSize);
-      const next = sg.tidy(() => {
-        const x = dequantized(train, indices, this.trainingStream, this.backend);
-        const { loss } = this.estimator.loss(this.posterior(x), x, this.decoder, this.trainingStream);
-        sg.backward(loss);
-        this.optimizer.step();
-        this.optimizer.zeroGrad();
-        return sg.add(lossSum, sg.detach(loss));
-      });
-      lossSum.dispose();
-      lossSum = next.keep();
-      onStep(step + 1, steps);
-    }
-    const mean = (await lossSum.item()) / steps;
-    lossSum.dispose();
-    // Stop rather than write NaN metrics and checkpoints for the rest of the run.
-    if (!Number.isFinite(mean))
-      throw new DivergedError(`${this.method}: the training loss became ${mean} in epoch ${epoch}; the run diverged (try a lower --lr than ${this.config.lr}); the last good checkpoint is the previous epoch's`);
-    return mean;
+    const settings = { ...this.config, backend: this.backend, label: this.method };
+    return trainEpoch(train, epoch, settings, (indices) => {
+      const x = dequantized(train, indices, this.trainingStream, this.backend);
+      const { loss } = this.estimator.loss(this.posterior(x), x, this.decoder, this.trainingStream);
+      sg.backward(loss);
+      this.optimizer.step();
+      this.optimizer.zeroGrad();
+      return loss;
+    }, onStep);
   }
 
   /**
@@ -208,8 +192,3 @@ export function withoutPrefix(state: ReadonlyMap<string, Tensor>, prefix: string
   return new Map([...state].filter(([name]) => name.startsWith(prefix)).map(([name, t]) => [name.slice(prefix.length), t]));
 }
 
-/** x = (x_int + u) / 256 with u ~ U[0, 1) from the stream (paper App. B.1). */
-export function dequantized(split: MnistSplit, indices: Uint32Array, stream: sg.RandomStream, backend: sg.Backend): Tensor {
-  const x = sg.tensor(pixelBatch(split, indices), [indices.length, MNIST_PIXELS], { backend });
-  return sg.add(x, sg.scale(sg.uniform(x.shape, stream, { backend }), 1 / 256));
-}

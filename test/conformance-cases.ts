@@ -15,7 +15,8 @@ import * as sg from '../engine/index.js';
 import type { Backend, Tensor } from '../engine/index.js';
 import { binaryOps, reduceOps, unaryOps, type RandomKind } from '../engine/backend.js';
 import { epochOrder, loadMnist } from '../experiments/data/mnist.js';
-import { dequantized, FixedVarianceVae, type MethodName } from '../experiments/vae.js';
+import { dequantized } from '../experiments/training.js';
+import { FixedVarianceVae, type MethodName } from '../experiments/vae.js';
 
 type Floats = Float32Array | Float64Array;
 
