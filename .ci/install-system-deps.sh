@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the system packages the WebGPU backend needs on a Debian 12 (bookworm) machine
-# without a GPU, so that CI gets a real WebGPU adapter (see docs/webgpu-without-a-gpu.md):
+# without a GPU, so that CI gets a real WebGPU adapter (see docs/webgpu-without-a-gpu.md), and the
+# browser the demo's test uses:
 #
 #   - Vulkan:  Mesa's lavapipe (mesa-vulkan-drivers) and the Vulkan loader (libvulkan1) from
 #              bookworm-backports. Bookworm's own Mesa 22.3 lavapipe is rejected by Dawn
@@ -11,6 +12,8 @@
 #              vendor library (libegl-mesa0) and the llvmpipe DRI driver (libgl1-mesa-dri) do
 #              the rendering. These come from the same suite as the Vulkan driver so that one
 #              Mesa version is installed.
+#   - Browser: Debian's chromium, which the web demo's test drives headless (test/demo.test.ts)
+#              through puppeteer-core; nothing is downloaded by npm.
 #   - Data:    Fashion-MNIST (dataset-fashion-mnist, 30 MB), which the learnable-variance study
 #              reads from /usr/share/datasets/fashion-mnist; its loader's test reads the real files.
 #
@@ -19,7 +22,7 @@
 # deb822 sources file instead of hard-coding a host.
 set -euo pipefail
 
-PACKAGES=(mesa-vulkan-drivers libvulkan1 libegl1 libegl-dev libegl-mesa0 libgl1-mesa-dri dataset-fashion-mnist)
+PACKAGES=(mesa-vulkan-drivers libvulkan1 libegl1 libegl-dev libegl-mesa0 libgl1-mesa-dri dataset-fashion-mnist chromium)
 MIN_MESA_MAJOR=25
 SOURCES_FILE=/etc/apt/sources.list.d/debian.sources
 BACKPORTS_FILE=/etc/apt/sources.list.d/backports.sources

@@ -1,5 +1,6 @@
-// silentgrad's public engine API. Importing it makes the CPU backend the default; other
-// backends are chosen with setDefaultBackend (see backends/select.ts).
+// silentgrad's public engine API, the same in Node and in a browser. Importing it makes the CPU
+// backend the default; other backends are chosen with setDefaultBackend (see backends/select.ts).
+// Reading and writing checkpoint files is Node-only, so it lives apart in engine/safetensors.ts.
 import { cpuBackend } from '../backends/cpu/index.js';
 import { setDefaultBackend } from './ops/core.js';
 
@@ -16,6 +17,5 @@ export { gradcheck } from './gradcheck.js';
 export * as nn from './nn/index.js';
 export { AdamW, SGD, adamwDefaults } from './optim.js';
 export type { AdamWOptions, ParamGroup, SGDOptions } from './optim.js';
-export { loadSafetensors, saveSafetensors, writeFileAtomic } from './safetensors.js';
 export { setAnomalyMode } from './ops/core.js';
 export type { LatentMoments, LearnableDecoderWeights } from './ops/silent-elbo.js';

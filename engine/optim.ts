@@ -92,4 +92,13 @@ export class AdamW extends Optimizer<AdamWOptions> {
     this.state.get(param)?.v.dispose();
     this.state.set(param, { m: clone(saved.m).keep(), v: clone(saved.v).keep(), step: saved.step });
   }
+
+  /** Frees the moments (a GPU backend holds them in device memory until then). */
+  dispose(): void {
+    for (const { m, v } of this.state.values()) {
+      m.dispose();
+      v.dispose();
+    }
+    this.state.clear();
+  }
 }

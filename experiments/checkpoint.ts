@@ -4,6 +4,7 @@
 // PyTorch's state_dict names ("encoder.0.weight"), so the file loads with the safetensors library.
 import { existsSync } from 'node:fs';
 import * as sg from '../engine/index.js';
+import { loadSafetensors, saveSafetensors } from '../engine/safetensors.js';
 import type { Tensor } from '../engine/index.js';
 import { Reinforce, type Estimator } from '../models/index.js';
 
@@ -38,13 +39,13 @@ export async function saveCheckpoint<H>(path: string, model: Checkpointable, epo
   }
   if (model.estimator instanceof Reinforce && model.estimator.baselineValue) tensors.set('reinforce.baseline', model.estimator.baselineValue);
   const metadata: CheckpointMetadata<H> = { epoch, streamOffset: model.trainingStream.offset, optimizerSteps, history };
-  await sg.saveSafetensors(path, tensors, { silentgrad: JSON.stringify(metadata) });
+  await saveSafetensors(path, tensors, { silentgrad: JSON.stringify(metadata) });
 }
 
 /** Restores the model in place; returns the epoch the checkpoint ended and the saved history. */
 export function loadCheckpoint<H>(path: string, model: Checkpointable): { epoch: number; history: H } {
   if (!existsSync(path)) throw new Error(`--resume: no checkpoint at ${path}`);
-  const { tensors, metadata } = sg.loadSafetensors(path, model.backend);
+  const { tensors, metadata } = loadSafetensors(path, model.backend);
   let meta: CheckpointMetadata<H>;
   try {
     meta = JSON.parse(metadata.silentgrad ?? '') as CheckpointMetadata<H>;

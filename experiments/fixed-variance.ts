@@ -8,6 +8,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import * as sg from '../engine/index.js';
+import { writeFileAtomic } from '../engine/safetensors.js';
 import { selectBackend } from '../backends/select.js';
 import type { DecoderInit } from '../models/index.js';
 import { UsageError, helpText, nonNegativeInteger, parseFlags, positiveInteger, runMain, type FlagTable } from './cli.js';
@@ -236,8 +237,8 @@ function chosenRate(entry: MethodResults, config: RunConfig): number | null {
 }
 
 function writeResults(out: string, results: Results): void {
-  sg.writeFileAtomic(join(out, 'results.json'), [new TextEncoder().encode(JSON.stringify(results, null, 2))]);
-  sg.writeFileAtomic(join(out, 'results.md'), [new TextEncoder().encode(table2(results))]);
+  writeFileAtomic(join(out, 'results.json'), [new TextEncoder().encode(JSON.stringify(results, null, 2))]);
+  writeFileAtomic(join(out, 'results.md'), [new TextEncoder().encode(table2(results))]);
 }
 
 /** The chosen rate's finished runs, one per seed. */

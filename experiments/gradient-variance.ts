@@ -9,6 +9,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import * as sg from '../engine/index.js';
+import { writeFileAtomic } from '../engine/safetensors.js';
 import { selectBackend } from '../backends/select.js';
 import { gradientVariance, type GradientVarianceProbe } from '../models/gradient-variance.js';
 import { UsageError, helpText, parseFlags, positiveInteger, runMain, type FlagTable } from './cli.js';
@@ -179,8 +180,8 @@ async function measure(vae: FixedVarianceVae, train: MnistSplit, epoch: number, 
 const fmt = (v: number): string => (v === 0 ? '0' : v.toExponential(2));
 
 function writeResults(out: string, results: Results): void {
-  sg.writeFileAtomic(join(out, 'results.json'), [new TextEncoder().encode(JSON.stringify(results, null, 2))]);
-  sg.writeFileAtomic(join(out, 'results.md'), [new TextEncoder().encode(table1(results))]);
+  writeFileAtomic(join(out, 'results.json'), [new TextEncoder().encode(JSON.stringify(results, null, 2))]);
+  writeFileAtomic(join(out, 'results.md'), [new TextEncoder().encode(table1(results))]);
 }
 
 /** Table 1's layout, one block of columns per measured epoch, the paper's numbers beside ours. */

@@ -10,6 +10,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import * as sg from '../engine/index.js';
+import { writeFileAtomic } from '../engine/safetensors.js';
 import { backendNames, selectBackend, type BackendName } from '../backends/select.js';
 import { UsageError, helpText, listOf, nonNegativeInteger, oneOf, parseFlags, positiveInteger, positiveNumber, runMain, type FlagTable } from './cli.js';
 import { loadCheckpoint, saveCheckpoint } from './checkpoint.js';
@@ -217,8 +218,8 @@ async function main(): Promise<void> {
 }
 
 function writeResults(out: string, results: Results): void {
-  sg.writeFileAtomic(join(out, 'results.json'), [new TextEncoder().encode(JSON.stringify(results, null, 2))]);
-  sg.writeFileAtomic(join(out, 'results.md'), [new TextEncoder().encode(tables(results))]);
+  writeFileAtomic(join(out, 'results.json'), [new TextEncoder().encode(JSON.stringify(results, null, 2))]);
+  writeFileAtomic(join(out, 'results.md'), [new TextEncoder().encode(tables(results))]);
 }
 
 /** Tables 3, 4 and 9 in the paper's layout: Without SG | With SG per row, the paper's beside. */

@@ -31,6 +31,7 @@
 //   node experiments/taylor-bias.js --help
 import { join } from 'node:path';
 import * as sg from '../engine/index.js';
+import { saveSafetensors, writeFileAtomic } from '../engine/safetensors.js';
 import { MAX_ENUMERATED_LATENTS } from '../models/exact-expectation.js';
 import { NOISE_GROUPS, l2, measureGradients, methodLabels, methodNames, type MethodName } from '../models/gradient-deviation.js';
 import { UsageError, helpText, nonNegativeInteger, oneOf, parseFlags, positiveInteger, positiveNumber, runMain, type FlagTable } from './cli.js';
@@ -216,12 +217,12 @@ async function main(): Promise<void> {
     const trainLoss = trainModel(model, train, (step) => bar.update(step));
     bar.stop();
     console.log(`trained ${config.trainSteps} steps: -ELBO ${trainLoss.toFixed(1)} nats (mean of the last ${Math.min(50, config.trainSteps)} steps)`);
-    await sg.saveSafetensors(join(out, 'checkpoints', 'trained.safetensors'),
+    await saveSafetensors(join(out, 'checkpoints', 'trained.safetensors'),
       new Map([...model.encoder.stateDict('encoder.'), ...model.decoder.stateDict('decoder.')]), { silentgrad: JSON.stringify({ config }) });
     measure('trained', trainLoss);
   }
   results.seconds = (performance.now() - started) / 1000;
-  const write = (name: string, text: string): void => sg.writeFileAtomic(join(out, name), [new TextEncoder().encode(text)]);
+  const write = (name: string, text: string): void => writeFileAtomic(join(out, name), [new TextEncoder().encode(text)]);
   write('results.json', JSON.stringify(results, null, 2));
   write('results.md', report(results));
   writeChart(join(out, 'deviation.png'), results);

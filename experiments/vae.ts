@@ -7,7 +7,8 @@ import {
   BernoulliLatent, FixedVarianceLinearDecoder, GaussianLatent, GumbelSoftmax, Reinforce, Reparameterization,
   SilentGradients, table5Encoder, type DecoderInit, type Estimator, type LatentFamily,
 } from '../models/index.js';
-import { MNIST_PIXELS, pixelBatch, type MnistSplit } from './data/mnist.js';
+import { pixelBatch } from './data/images.js';
+import { MNIST_PIXELS, type MnistSplit } from './data/mnist-split.js';
 import { dequantized, trainEpoch } from './training.js';
 
 export const methodNames = ['silent-gaussian', 'reparam', 'silent-bernoulli', 'gumbel', 'reinforce'] as const;
@@ -76,6 +77,12 @@ export class FixedVarianceVae {
     this.decoder.loadStateDict(withoutPrefix(state, 'decoder.'));
   }
 
+  /** Frees the parameters and the optimiser's moments (the web demo resets models in place). */
+  dispose(): void {
+    for (const t of this.namedState().values()) t.dispose();
+    this.optimizer.dispose();
+  }
+
   /** The latent distribution for a batch of images x [B, 784]. */
   posterior(x: Tensor) {
     return this.family.distribution(this.encoder.forward(sg.reshape(x, [x.shape[0]!, 1, 28, 28])));
@@ -87,14 +94,20 @@ export class FixedVarianceVae {
    */
   async trainEpoch(train: MnistSplit, epoch: number, onStep: (step: number, steps: number) => void): Promise<number> {
     const settings = { ...this.config, backend: this.backend, label: this.method };
-    return trainEpoch(train, epoch, settings, (indices) => {
-      const x = dequantized(train, indices, this.trainingStream, this.backend);
-      const { loss } = this.estimator.loss(this.posterior(x), x, this.decoder, this.trainingStream);
-      sg.backward(loss);
-      this.optimizer.step();
-      this.optimizer.zeroGrad();
-      return loss;
-    }, onStep);
+    return trainEpoch(train, epoch, settings, (indices) => this.trainStep(train, indices), onStep);
+  }
+
+  /**
+   * One optimiser step on the images `indices` of `train`; returns the loss (call inside a
+   * tidy). The web demo (demo/) steps with this one at a time, in the order trainEpoch uses.
+   */
+  trainStep(train: MnistSplit, indices: Uint32Array): Tensor {
+    const x = dequantized(train, indices, this.trainingStream, this.backend);
+    const { loss } = this.estimator.loss(this.posterior(x), x, this.decoder, this.trainingStream);
+    sg.backward(loss);
+    this.optimizer.step();
+    this.optimizer.zeroGrad();
+    return loss;
   }
 
   /**

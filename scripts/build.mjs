@@ -5,13 +5,14 @@ import { build } from 'esbuild';
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 
-const roots = ['engine', 'backends', 'models', 'experiments', 'test', 'bench'];
+const roots = ['engine', 'backends', 'models', 'experiments', 'test', 'bench', 'demo'];
 
 function tsFiles(dir) {
   let found = [];
   for (const name of readdirSync(dir)) {
     const path = join(dir, name);
-    if (statSync(path).isDirectory()) found = found.concat(tsFiles(path));
+    // demo/dist holds the built page and copies of the sources it links to: not ours to compile.
+    if (statSync(path).isDirectory()) found = name === 'dist' ? found : found.concat(tsFiles(path));
     else if (name.endsWith('.ts') && !name.endsWith('.d.ts')) found.push(path);
   }
   return found;

@@ -4,6 +4,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as sg from '../engine/index.js';
+import { loadSafetensors, saveSafetensors } from '../engine/safetensors.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'silentgrad-st-'));
 
@@ -15,11 +16,11 @@ test('a safetensors round trip is exact, metadata included', async () => {
     ['scalar', sg.tensor([Math.PI], [])],
   ]);
   const path = join(dir, 'model.safetensors');
-  await sg.saveSafetensors(path, state, { epoch: '3' });
+  await saveSafetensors(path, state, { epoch: '3' });
   const bytes = readFileSync(path);
   const headerLength = Number(bytes.readBigUInt64LE(0));
   assert.is((8 + headerLength) % 8, 0, 'data section is 8-byte aligned');
-  const loaded = sg.loadSafetensors(path);
+  const loaded = loadSafetensors(path);
   assert.equal(loaded.metadata, { epoch: '3' });
   for (const [name, t] of state) {
     const back = loaded.tensors.get(name)!;
@@ -31,20 +32,20 @@ test('a safetensors round trip is exact, metadata included', async () => {
 
 test('truncated and corrupt files give errors that say what is wrong', async () => {
   const path = join(dir, 'good.safetensors');
-  await sg.saveSafetensors(path, new Map([['w', sg.ones([100])]]));
+  await saveSafetensors(path, new Map([['w', sg.ones([100])]]));
   const full = readFileSync(path);
   const truncated = join(dir, 'truncated.safetensors');
   writeFileSync(truncated, full.subarray(0, full.length - 10));
-  assert.throws(() => sg.loadSafetensors(truncated), /truncated\.safetensors is truncated or corrupt: 'w' needs bytes 0\.\.400 but the data section has 390/);
+  assert.throws(() => loadSafetensors(truncated), /truncated\.safetensors is truncated or corrupt: 'w' needs bytes 0\.\.400 but the data section has 390/);
   const tiny = join(dir, 'tiny.safetensors');
   writeFileSync(tiny, full.subarray(0, 5));
-  assert.throws(() => sg.loadSafetensors(tiny), /tiny\.safetensors is truncated or corrupt: 5 bytes/);
+  assert.throws(() => loadSafetensors(tiny), /tiny\.safetensors is truncated or corrupt: 5 bytes/);
   const garbled = join(dir, 'garbled.safetensors');
   const copy = Buffer.from(full);
   copy[9] = 0x7b; copy[10] = 0x7b;
   writeFileSync(garbled, copy);
-  assert.throws(() => sg.loadSafetensors(garbled), /not valid JSON/);
-  assert.throws(() => sg.loadSafetensors(join(dir, 'missing.safetensors')), /cannot read .*missing\.safetensors/);
+  assert.throws(() => loadSafetensors(garbled), /not valid JSON/);
+  assert.throws(() => loadSafetensors(join(dir, 'missing.safetensors')), /cannot read .*missing\.safetensors/);
 });
 
 test('a module state survives save and load', async () => {
@@ -58,8 +59,8 @@ test('a module state survives save and load', async () => {
   const x = sg.normal([2, 1, 4, 4], new sg.RandomStream(5));
   a.forward(x); // moves the batch-norm running statistics away from their initial values
   const path = join(dir, 'module.safetensors');
-  await sg.saveSafetensors(path, a.stateDict());
-  b.loadStateDict(sg.loadSafetensors(path).tensors);
+  await saveSafetensors(path, a.stateDict());
+  b.loadStateDict(loadSafetensors(path).tensors);
   a.eval(); b.eval();
   assert.equal([...b.forward(x).dataSync()], [...a.forward(x).dataSync()]);
   assert.equal([...a.stateDict().keys()], ['0.weight', '0.bias', '1.weight', '1.bias', '1.running_mean', '1.running_var', '1.num_batches_tracked', '3.weight', '3.bias']);
@@ -82,7 +83,7 @@ test('num_batches_tracked is written as I64 [] and batch norm round-trips throug
     const a = make(momentum);
     for (let step = 0; step < 5; step++) a.forward(batch(step));
     const path = join(dir, `bn-${momentum}.safetensors`);
-    await sg.saveSafetensors(path, a.stateDict());
+    await saveSafetensors(path, a.stateDict());
     const { header, dataStart, bytes } = readHeader(path);
     assert.equal(header['1.num_batches_tracked'], { dtype: 'I64', shape: [], data_offsets: header['1.num_batches_tracked']!.data_offsets });
     assert.is(bytes.readBigInt64LE(dataStart + header['1.num_batches_tracked']!.data_offsets[0]), 5n);
@@ -90,7 +91,7 @@ test('num_batches_tracked is written as I64 [] and batch norm round-trips throug
       if (name === '__metadata__') continue;
       assert.is(entry.data_offsets[0] % (entry.dtype === 'F32' ? 4 : 8), 0, `${name} is aligned for ${entry.dtype}`);
     }
-    const loaded = sg.loadSafetensors(path);
+    const loaded = loadSafetensors(path);
     const counter = loaded.tensors.get('1.num_batches_tracked')!;
     assert.ok(sg.nn.isInt64(counter), 'an I64 entry loads tagged, so saving it again writes I64');
     assert.equal([...counter.dataSync()], [5]);
@@ -109,7 +110,7 @@ test('num_batches_tracked is written as I64 [] and batch norm round-trips throug
     if (momentum === null) {
       // momentum=None averages all batches: the count decides the weight of the next one.
       const fresh = make(null);
-      fresh.loadStateDict(new Map([...sg.loadSafetensors(path).tensors].map(([n, t]) => [n, n.endsWith('num_batches_tracked') ? sg.nn.markInt64(sg.zeros([])) : t])));
+      fresh.loadStateDict(new Map([...loadSafetensors(path).tensors].map(([n, t]) => [n, n.endsWith('num_batches_tracked') ? sg.nn.markInt64(sg.zeros([])) : t])));
       fresh.forward(batch(10));
       assert.not.equal(runningMean(fresh), runningMean(a));
     }
@@ -119,16 +120,16 @@ test('num_batches_tracked is written as I64 [] and batch norm round-trips throug
 test('I64 entries: exact whole numbers in and out, clear errors for what floats cannot hold', async () => {
   const counts = sg.nn.markInt64(sg.tensor([0, 1, -2, 2 ** 40, 9], [5], { dtype: 'float64' }));
   const path = join(dir, 'ints.safetensors');
-  await sg.saveSafetensors(path, new Map([['counts', counts], ['w', sg.ones([3])]]));
+  await saveSafetensors(path, new Map([['counts', counts], ['w', sg.ones([3])]]));
   const { header, dataStart, bytes } = readHeader(path);
   assert.equal(header.counts, { dtype: 'I64', shape: [5], data_offsets: [0, 40] }, '8-byte entries come first');
   assert.equal(header.w, { dtype: 'F32', shape: [3], data_offsets: [40, 52] });
   assert.equal(Array.from({ length: 5 }, (_, i) => bytes.readBigInt64LE(dataStart + 8 * i)), [0n, 1n, -2n, 2n ** 40n, 9n]);
-  const back = sg.loadSafetensors(path).tensors.get('counts')!;
+  const back = loadSafetensors(path).tensors.get('counts')!;
   assert.equal([...back.dataSync()], [0, 1, -2, 2 ** 40, 9]);
   assert.is(back.dtype, 'float64', 'the CPU backend holds int64 state in float64, exact to 2^53');
   try {
-    await sg.saveSafetensors(join(dir, 'bad.safetensors'), new Map([['n', sg.nn.markInt64(sg.tensor([2.5], [1]))]]));
+    await saveSafetensors(join(dir, 'bad.safetensors'), new Map([['n', sg.nn.markInt64(sg.tensor([2.5], [1]))]]));
     assert.unreachable('a fraction is not int64 state');
   } catch (e) {
     assert.match((e as Error).message, /'n' is int64 state but holds 2\.5/);
@@ -138,11 +139,11 @@ test('I64 entries: exact whole numbers in and out, clear errors for what floats 
   huge.writeBigInt64LE(2n ** 60n, dataStart);
   const hugePath = join(dir, 'huge.safetensors');
   writeFileSync(hugePath, huge);
-  assert.throws(() => sg.loadSafetensors(hugePath), /'counts' holds the integer 1152921504606846976, beyond what float64/);
+  assert.throws(() => loadSafetensors(hugePath), /'counts' holds the integer 1152921504606846976, beyond what float64/);
   const unsupported = Buffer.from(bytes.toString('latin1').replace('"I64"', '"I32"'), 'latin1');
   const unsupportedPath = join(dir, 'i32.safetensors');
   writeFileSync(unsupportedPath, unsupported);
-  assert.throws(() => sg.loadSafetensors(unsupportedPath), /'counts' has dtype I32; silentgrad reads F32, F64 and I64/);
+  assert.throws(() => loadSafetensors(unsupportedPath), /'counts' has dtype I32; silentgrad reads F32, F64 and I64/);
 });
 
 /**
@@ -181,7 +182,7 @@ test('a file written by PyTorch (F32 weights, I64 num_batches_tracked) loads int
   };
   const path = join(dir, 'pytorch.safetensors');
   writeFileSync(path, pytorchStyleFile(values, 1234n));
-  const loaded = sg.loadSafetensors(path);
+  const loaded = loadSafetensors(path);
   assert.equal(loaded.metadata, { format: 'pt' });
   for (const dtype of ['float32', 'float64'] as const) {
     const model = new sg.nn.Sequential(

@@ -19,10 +19,13 @@
 // a worker imports the defining module itself, so any module can make its kernels parallel.
 // Work that is small, arrays that are not shared, a busy or still-starting worker, or a nested
 // call all fall back to running the whole range on the calling thread.
-import { availableParallelism } from 'node:os';
-import {
-  MessageChannel, type MessagePort, Worker, isMainThread, receiveMessageOnPort,
-} from 'node:worker_threads';
+import type { MessagePort, Worker } from 'node:worker_threads';
+
+// worker_threads exists only in Node. In a browser (demo/) there is no pool: every job runs on
+// the calling thread, and the import below is never evaluated.
+const node = typeof process !== 'undefined' && process.versions?.node !== undefined
+  ? { threads: await import('node:worker_threads'), os: await import('node:os') }
+  : null;
 
 export type FloatArray = Float32Array | Float64Array;
 
@@ -90,10 +93,14 @@ export function defineKernel(name: string, url: string, run: RangeKernel): Kerne
   return kernel;
 }
 
-/** A Float32Array or Float64Array on a fresh SharedArrayBuffer, so workers can address it. */
+/**
+ * A Float32Array or Float64Array on a fresh SharedArrayBuffer, so workers can address it; on a
+ * plain ArrayBuffer where there is none (a web page without cross-origin isolation).
+ */
 export function allocShared(dtype: 'float32' | 'float64', length: number): FloatArray {
-  if (dtype === 'float32') return new Float32Array(new SharedArrayBuffer(length * 4));
-  return new Float64Array(new SharedArrayBuffer(length * 8));
+  const Buffer = typeof SharedArrayBuffer === 'undefined' ? ArrayBuffer : SharedArrayBuffer;
+  if (dtype === 'float32') return new Float32Array(new Buffer(length * 4));
+  return new Float64Array(new Buffer(length * 8));
 }
 
 export function isShared(a: FloatArray): boolean {
@@ -108,19 +115,21 @@ export type ToWorker =
   | { type: 'free'; id: number }
   | { type: 'kernel'; index: number; name: string; url: string };
 
+type NodeThreads = typeof import('node:worker_threads');
+
 class WorkerHandle {
   readonly ctrl: Int32Array;
   readonly job: Float64Array;
   private readonly port: MessagePort;
   readonly worker: Worker;
 
-  constructor(url: URL, kernelList: readonly Kernel[], next: SharedArrayBuffer) {
+  constructor(private readonly threads: NodeThreads, url: URL, kernelList: readonly Kernel[], next: SharedArrayBuffer) {
     const sab = new SharedArrayBuffer(CTRL_BYTES);
     this.ctrl = new Int32Array(sab, 0, INT_SLOTS);
     this.job = new Float64Array(sab, INT_SLOTS * 4, JOB_DOUBLES);
-    const { port1, port2 } = new MessageChannel();
+    const { port1, port2 } = new threads.MessageChannel();
     this.port = port1;
-    this.worker = new Worker(url, {
+    this.worker = new threads.Worker(url, {
       workerData: {
         silentgradPool: true,
         ctrl: sab,
@@ -144,7 +153,7 @@ class WorkerHandle {
 
   /** Error text a failed worker left on the channel, if any. */
   error(): string {
-    const m = receiveMessageOnPort(this.port) as { message: { error?: string } } | undefined;
+    const m = this.threads.receiveMessageOnPort(this.port) as { message: { error?: string } } | undefined;
     return m?.message.error ?? 'unknown error';
   }
 }
@@ -166,8 +175,9 @@ let threads = 0;
  */
 export function threadCount(): number {
   if (threads === 0) {
+    if (!node) return (threads = 1);
     const env = Number(process.env.SILENTGRAD_THREADS);
-    const n = Number.isFinite(env) && env >= 1 ? Math.floor(env) : availableParallelism();
+    const n = Number.isFinite(env) && env >= 1 ? Math.floor(env) : node.os.availableParallelism();
     threads = Math.max(1, Math.min(n, 16));
   }
   return threads;
@@ -176,14 +186,14 @@ export function threadCount(): number {
 function getPool(): Pool | null {
   if (pool || poolDisabled) return pool;
   const n = threadCount() - 1;
-  if (n < 1 || !isMainThread) {
+  if (!node || n < 1 || !node.threads.isMainThread) {
     poolDisabled = true;
     return null;
   }
   const url = new URL('./parallel-worker.js', import.meta.url);
   const next = new Int32Array(new SharedArrayBuffer(4));
   const workers: WorkerHandle[] = [];
-  for (let i = 0; i < n; i++) workers.push(new WorkerHandle(url, kernels, next.buffer as SharedArrayBuffer));
+  for (let i = 0; i < n; i++) workers.push(new WorkerHandle(node.threads, url, kernels, next.buffer as SharedArrayBuffer));
   const p: Pool = {
     workers,
     next,

@@ -1,0 +1,118 @@
+// The web demo (demo/) in a real headless browser: Debian's Chromium, driven by puppeteer-core.
+// The page trains both models of a pair for a few epochs; the test reads the test BPD it shows,
+// checks the curves are finite and falling, and that a seed gives the Node study's numbers on
+// the same backend. Without a browser the test is skipped with a message, except under CI=true.
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import puppeteer, { type Browser } from 'puppeteer-core';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { buildDemo } from '../demo/build.js';
+import { serveDemo } from '../demo/serve.js';
+
+const CHROMIUM_PATHS = ['/usr/bin/chromium', '/usr/bin/chromium-browser', '/usr/bin/google-chrome'];
+const chromium = process.env.CHROMIUM_PATH ?? CHROMIUM_PATHS.find((p) => existsSync(p));
+const study = fileURLToPath(new URL('../experiments/fixed-variance.js', import.meta.url));
+/** A few dozen steps of each model: 3 epochs of 512 images in batches of 64. */
+const RUN = { train: 512, test: 200, epochs: 3 };
+
+interface Evaluation { model: string; epoch: number; bpd: number }
+interface PageRun { evaluations: Evaluation[]; backend: string; seconds: number; steps: number; screenshot: string }
+
+const dir = mkdtempSync(join(tmpdir(), 'silentgrad-demo-'));
+let browser: Browser | null = null;
+let url = '';
+let close = (): void => {};
+
+test.before(async () => {
+  if (!chromium) return;
+  await buildDemo({ outDir: join(dir, 'dist'), trainCount: RUN.train, testCount: RUN.test });
+  const served = await serveDemo(join(dir, 'dist'), 0);
+  url = served.url;
+  close = () => served.server.close();
+  browser = await puppeteer.launch({ executablePath: chromium, headless: true, args: ['--no-sandbox', '--enable-unsafe-webgpu'] });
+});
+
+test.after(async () => {
+  await browser?.close();
+  close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+/** Opens the page with `query`, lets it train to the end, and reads what it shows. */
+async function runPage(query: string, name: string): Promise<PageRun> {
+  const page = await browser!.newPage();
+  const errors: string[] = [];
+  page.on('pageerror', (e) => errors.push(String(e)));
+  await page.setViewport({ width: 1320, height: 1000 });
+  const started = Date.now();
+  await page.goto(`${url}?${query}&train=${RUN.train}&test=${RUN.test}&epochs=${RUN.epochs}&autostart=1`);
+  await page.waitForFunction(() => ['done', 'error'].includes(document.body.dataset.state ?? ''), { timeout: 600_000 });
+  const seconds = (Date.now() - started) / 1000;
+  const { state, error, backend, evaluations, steps } = await page.evaluate(() => ({
+    state: document.body.dataset.state,
+    error: document.body.dataset.error,
+    backend: document.body.dataset.backend ?? '',
+    evaluations: [...document.querySelectorAll<HTMLTableRowElement>('#evaluations tbody tr')]
+      .map((r) => ({ model: r.dataset.model!, epoch: Number(r.dataset.epoch), bpd: Number(r.dataset.bpd) })),
+    steps: Number(document.querySelector('#table tbody td:nth-child(2)')?.textContent),
+  }));
+  const screenshot = join(tmpdir(), `silentgrad-demo-${name}.png`);
+  await page.screenshot({ path: screenshot, fullPage: true });
+  await page.close();
+  assert.is(state, 'done', `the page stopped with: ${error ?? errors.join('; ')}`);
+  assert.equal(errors, []);
+  return { evaluations, backend, seconds, steps, screenshot };
+}
+
+/** Each model's test BPD by epoch, from the page's table. */
+function curves(run: PageRun): Map<string, number[]> {
+  const byModel = new Map<string, number[]>();
+  for (const e of run.evaluations) {
+    const curve = byModel.get(e.model) ?? [];
+    curve[e.epoch] = e.bpd;
+    byModel.set(e.model, curve);
+  }
+  return byModel;
+}
+
+function assertLearning(run: PageRun): void {
+  const byModel = curves(run);
+  assert.is(byModel.size, 2, 'two models side by side');
+  for (const [model, curve] of byModel) {
+    assert.is(curve.length, RUN.epochs + 1, `${model}: an evaluation before training and after each epoch`);
+    assert.ok(curve.every(Number.isFinite), `${model}: finite BPD ${curve}`);
+    for (let e = 1; e < curve.length; e++) assert.ok(curve[e]! < curve[e - 1]!, `${model}: test BPD should fall every epoch: ${curve.join(', ')}`);
+  }
+  console.log(`  demo on ${run.backend}: ${run.steps} steps of each model in ${run.seconds.toFixed(1)} s; screenshot ${run.screenshot}`);
+}
+
+if (!chromium) {
+  const message = `no Chromium found (looked for ${CHROMIUM_PATHS.join(', ')}; CHROMIUM_PATH overrides): install Debian's chromium package to run the demo's browser test`;
+  if (process.env.CI === 'true') test('a browser for the demo test', () => assert.unreachable(message));
+  else console.warn(`demo.test: skipped: ${message}`);
+} else {
+  test('the page trains Silent Gradients and reparameterization on the CPU backend, and matches the Node study', async () => {
+    const run = await runPage('backend=cpu&pair=continuous', 'cpu');
+    assertLearning(run);
+    assert.match(run.backend, /^CPU backend/);
+    // The study on the same images, seed and backend: the page's numbers to float32 tolerance.
+    const out = join(dir, 'study');
+    const result = spawnSync(process.execPath, [study, '--backend', 'cpu', '--methods', 'silent-gaussian,reparam', '--train-size', String(RUN.train),
+      '--test-size', String(RUN.test), '--epochs', String(RUN.epochs), '--out', out], { encoding: 'utf8' });
+    assert.is(result.status, 0, result.stderr);
+    const results = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8')) as { methods: Record<string, { label: string; runs: { epochs: { bpd: number }[] }[] }> };
+    const page = curves(run);
+    for (const method of Object.values(results.methods)) {
+      const node = method.runs[0]!.epochs.map((e) => e.bpd);
+      const shown = page.get(method.label);
+      assert.ok(shown, `the page shows ${method.label}`);
+      node.forEach((bpd, epoch) => assert.ok(Math.abs(bpd - shown![epoch]!) < 1e-4, `${method.label} epoch ${epoch}: page ${shown![epoch]} vs Node ${bpd}`));
+    }
+  });
+}
+
+test.run();
