@@ -1,40 +1,10 @@
 // Reverse-mode autodiff in one screen (micrograd's shape, without its recursion): ops call
-// record() to remember how to send a gradient back; backward() walks the graph in reverse
-// topological order, accumulating gradients where a tensor fed several ops.
+// record() (graph.ts) to remember how to send a gradient back; backward() walks the graph in
+// reverse topological order, accumulating gradients where a tensor fed several ops.
+import { detach, noGrad } from './graph.js';
 import { add } from './ops/elementwise.js';
 import { fullLike } from './ops/core.js';
-import type { GradNode, Tensor } from './tensor.js';
-
-let gradEnabled = true;
-
-export function isGradEnabled(): boolean {
-  return gradEnabled;
-}
-
-/** Run fn without recording a graph (evaluation, optimiser updates). */
-export function noGrad<T>(fn: () => T): T {
-  const previous = gradEnabled;
-  gradEnabled = false;
-  try {
-    return fn();
-  } finally {
-    gradEnabled = previous;
-  }
-}
-
-/** Attach a backward rule to `out` if any input needs a gradient. Returns `out`. */
-export function record(out: Tensor, op: string, inputs: readonly Tensor[], backward: GradNode['backward']): Tensor {
-  if (gradEnabled && inputs.some((t) => t.requiresGrad)) {
-    out.requiresGrad = true;
-    out.node = { op, inputs, backward };
-  }
-  return out;
-}
-
-/** The same values, cut from the graph. */
-export function detach(t: Tensor): Tensor {
-  return t.view(t.shape, t.strides, t.offset);
-}
+import type { Tensor } from './tensor.js';
 
 /** Inputs before outputs, found iteratively so deep graphs cannot overflow the stack. */
 function topologicalOrder(root: Tensor): Tensor[] {

@@ -1,6 +1,7 @@
 // Central finite differences in float64 against the analytic gradient: the test every
 // differentiable op (and the fused silent-ELBO op) must pass.
-import { backward, noGrad } from './autograd.js';
+import { backward } from './autograd.js';
+import { noGrad } from './graph.js';
 import { mul, sum, tensor } from './ops/index.js';
 import type { Tensor } from './tensor.js';
 

@@ -7,7 +7,8 @@ import { setDefaultBackend } from './ops/core.js';
 setDefaultBackend(cpuBackend);
 
 export * from './ops/index.js';
-export { backward, detach, isGradEnabled, noGrad, record } from './autograd.js';
+export { backward } from './autograd.js';
+export { detach, isGradEnabled, noGrad, record } from './graph.js';
 export { Tensor, tidy, sizeOf } from './tensor.js';
 export type { Backend, Storage, View } from './backend.js';
 export type { DType, FloatArray } from './dtype.js';

@@ -1,6 +1,6 @@
 // Optimisers with PyTorch's update rules and per-parameter groups (the paper trains parts of
 // the model with separate optimisers and learning rates).
-import { noGrad } from './autograd.js';
+import { noGrad } from './graph.js';
 import { zeros } from './ops/core.js';
 import { scale, sub } from './ops/elementwise.js';
 import { clone } from './ops/shape.js';

@@ -2,7 +2,7 @@
 // normalisation, unbiased for the running estimate), running statistics in eval. Its state is
 // PyTorch's too: weight, bias, running_mean, running_var and num_batches_tracked, the count of
 // training batches, which checkpoints store as int64 (./int64.ts).
-import { noGrad } from '../autograd.js';
+import { noGrad } from '../graph.js';
 import type { Backend } from '../backend.js';
 import type { DType } from '../dtype.js';
 import { full, getDefaultBackend, shapeString } from '../ops/core.js';

@@ -1,7 +1,7 @@
 // Modules hold named parameters (tensors that train) and buffers (state that does not, such
 // as batch-norm running statistics), nest like PyTorch's, and name their state the same way
 // ("0.weight", "encoder.conv1.bias") so safetensors files read naturally in PyTorch.
-import { noGrad } from '../autograd.js';
+import { noGrad } from '../graph.js';
 import { tensor } from '../ops/core.js';
 import { clone } from '../ops/shape.js';
 import type { Tensor } from '../tensor.js';

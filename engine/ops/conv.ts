@@ -1,7 +1,7 @@
 // The convolution family: three kernels (forward, gradient w.r.t. input, gradient w.r.t.
 // filter), NCHW layout, square stride and padding. ConvTranspose2d's forward IS the
 // input-gradient kernel, so the two ops' backward rules are each other's forward.
-import { record } from '../autograd.js';
+import { record } from '../graph.js';
 import type { Conv2dGeometry } from '../backend.js';
 import type { Tensor } from '../tensor.js';
 import { checkCompatible, checkRank, defineOp, empty, shapeString } from './core.js';

@@ -1,6 +1,6 @@
 // Pointwise ops: the forward is one backend kernel, the gradient rule sits right below it in
 // the table, written with engine ops (so every backend differentiates them for free).
-import { record } from '../autograd.js';
+import { record } from '../graph.js';
 import type { BinaryOp, UnaryOp } from '../backend.js';
 import type { Tensor } from '../tensor.js';
 import { checkCompatible, defineOp, emptyLike, fullLike } from './core.js';

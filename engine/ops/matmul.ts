@@ -1,6 +1,6 @@
 // Matrix products. A transposed operand is passed to the kernel as a flag, not copied, so
 // x Wᵀ (linear layers) and the transposed products of the backward cost no extra memory.
-import { record } from '../autograd.js';
+import { record } from '../graph.js';
 import type { Tensor } from '../tensor.js';
 import { checkCompatible, checkRank, defineOp, empty, shapeString } from './core.js';
 import { add } from './elementwise.js';

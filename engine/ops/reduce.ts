@@ -1,5 +1,5 @@
 // Reductions over axes. sum is the one differentiable primitive; mean and the rest compose it.
-import { record } from '../autograd.js';
+import { record } from '../graph.js';
 import type { Tensor } from '../tensor.js';
 import { defineOp, emptyLike, shapeString } from './core.js';
 import { scale } from './elementwise.js';

@@ -1,6 +1,6 @@
 // Movement ops. Most are free views onto the same storage (reshape of a contiguous tensor,
 // permute, expand, slice); a copy happens only when a kernel needs contiguous memory.
-import { record } from '../autograd.js';
+import { record } from '../graph.js';
 import { Tensor, contiguousStrides, sizeOf } from '../tensor.js';
 import { checkCompatible, defineOp, emptyLike, shapeString, zeros } from './core.js';
 import { sumAxes } from './reduce.js';

@@ -6,7 +6,7 @@
 //
 // Forward and backward are backend kernels (one primitive each, not a chain of ops); the
 // backward below is registered with record() exactly like every other op's.
-import { isGradEnabled, record } from '../autograd.js';
+import { isGradEnabled, record } from '../graph.js';
 import type { SilentElboGradients, SilentElboOperands, SilentElboTerm, View } from '../backend.js';
 import type { Tensor } from '../tensor.js';
 import { checkCompatible, defineOp, empty, shapeString } from './core.js';
