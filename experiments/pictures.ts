@@ -109,16 +109,20 @@ interface Ticks {
   format(value: number): string;
 }
 
-/** Round tick values (1, 2 or 5 times a power of ten) covering [min, max] with about `target` ticks. */
-export function niceTicks(min: number, max: number, target = 6): Ticks {
+/**
+ * Round tick values (1, 2 or 5 times a power of ten) covering [min, max] with about `target`
+ * ticks; whole numbers only when `integer` (an axis of epochs has no epoch 0.5).
+ */
+export function niceTicks(min: number, max: number, target = 6, integer = false): Ticks {
   if (!(max > min)) {
-    const pad = min === 0 ? 1 : Math.abs(min) * 0.1;
-    return niceTicks(min - pad, max + pad, target);
+    const pad = min === 0 || integer ? 1 : Math.abs(min) * 0.1;
+    return niceTicks(min - pad, max + pad, target, integer);
   }
   const raw = (max - min) / target;
   const magnitude = 10 ** Math.floor(Math.log10(raw));
   const normalized = raw / magnitude;
-  const step = (normalized < 1.5 ? 1 : normalized < 3 ? 2 : normalized < 7 ? 5 : 10) * magnitude;
+  const round = (normalized < 1.5 ? 1 : normalized < 3 ? 2 : normalized < 7 ? 5 : 10) * magnitude;
+  const step = integer ? Math.max(1, round) : round;
   const low = Math.floor(min / step + 1e-9) * step;
   const high = Math.ceil(max / step - 1e-9) * step;
   const values: number[] = [];
@@ -196,7 +200,7 @@ export function writeLineChart(path: string, spec: LineChartSpec): void {
   const all = runsBySeries.flat();
   const xs = all.flatMap((run) => run.x);
   const ys = all.flatMap((run) => run.y);
-  const xTicks = xs.length ? niceTicks(Math.min(...xs), Math.max(...xs)) : niceTicks(0, 1);
+  const xTicks = xs.length ? niceTicks(Math.min(...xs), Math.max(...xs), 6, xs.every(Number.isInteger)) : niceTicks(0, 1);
   const yTicks = ys.length ? niceTicks(Math.min(...ys), Math.max(...ys)) : niceTicks(0, 1);
 
   const width = spec.width ?? 860;

@@ -162,6 +162,14 @@ test('nice ticks are round numbers covering the data', () => {
   assert.ok(flat.low < 5 && flat.high > 5);
 });
 
+test('an axis of whole numbers (epochs) gets whole-number ticks only', () => {
+  assert.equal(niceTicks(0, 3).values.map(String), ['0', '0.5', '1', '1.5', '2', '2.5', '3']);
+  const epochs = niceTicks(0, 3, 6, true);
+  assert.equal(epochs.values.map(epochs.format), ['0', '1', '2', '3']);
+  const one = niceTicks(1, 1, 6, true);
+  assert.equal(one.values.map(one.format), ['0', '1', '2']);
+});
+
 test.after(() => rmSync(dir, { recursive: true, force: true }));
 
 test.run();
