@@ -9,6 +9,7 @@ import type { DType, LatentMoments, Tensor } from '../engine/index.js';
 import { BernoulliLatent, GaussianLatent, LaplaceLatent } from '../models/index.js';
 import { HostRng } from './host-rng.js';
 import { compositeExpectedLogLikelihoodFixed, compositeExpectedLogLikelihoodLearnable } from '../models/composite-elbo.js';
+import { pixelExpression, pixelForms, type PixelForm } from '../engine/ops/silent-elbo-pixel.js';
 
 const LOG_2PI = Math.log(2 * Math.PI);
 
@@ -448,6 +449,34 @@ test('backward: the Bernoulli logits gradient equals that of the exactly enumera
       assertCloseScaled(host(viaOp.grad!), host(viaEnumeration.grad!), 1e-9, `${form} logits gradient [${B},${d},${k}]`);
     }
   }
+});
+
+/** An expression of the per-pixel table, in JavaScript, at the inputs `at`. */
+function evaluatePixel(form: PixelForm, expression: string, at: Record<string, number>): number {
+  const names = Object.keys(at);
+  const body = [...form.lets.map(([name, e]) => `const ${name} = ${pixelExpression(e, 'js')};`), `return ${pixelExpression(expression, 'js')};`];
+  return (new Function(...names, body.join('\n')) as (...values: number[]) => number)(...names.map((n) => at[n]!));
+}
+
+test('per-pixel table: each partial is the derivative of the value, and the constant term enters linearly', () => {
+  const rng = new HostRng(57);
+  for (const [name, form] of Object.entries(pixelForms))
+    for (let trial = 0; trial < 4; trial++) {
+      // Positive contractions keep E[A^2] = Abar^2 + Saa away from 0.
+      const at: Record<string, number> = { x: rng.uniform(), sigma2: 0.2 + rng.uniform() };
+      for (const t of sg.silentElboTerms) at[t.name] = 0.1 + rng.uniform();
+      const value = (shift: string, h: number): number => evaluatePixel(form, form.value, { ...at, [shift]: at[shift]! + h });
+      for (const t of sg.silentElboTerms) {
+        const h = 1e-5, numeric = (value(t.name, h) - value(t.name, -h)) / (2 * h);
+        const partial = form.partials[t.name];
+        const analytic = partial ? evaluatePixel(form, partial, at) : 0;
+        assert.ok(Math.abs(numeric - analytic) <= 1e-7 * (1 + Math.abs(analytic)), `${name} d/d${t.name}: ${analytic} vs finite difference ${numeric}`);
+      }
+      // The constant term's partial reads sigma2 alone (a Function of nothing else would throw).
+      const c = form.constant;
+      const coefficient = (new Function('sigma2', `return ${pixelExpression(form.partials[c]!, 'js')};`) as (s: number) => number)(at.sigma2!);
+      assertClose([value(c, 0)], [value(c, -at[c]!) + coefficient * at[c]!], 1e-12, `${name}: ${c} enters as ${coefficient} x ${c}`);
+    }
 });
 
 // ---- 4. fused vs composite ----------------------------------------------------------------------

@@ -1,12 +1,13 @@
 // The fused silent-ELBO kernels on the CPU. Every contraction sum_i u^p a^q moment_i is one
 // GEMM of the moment matrix (B x d) with an elementwise power of the weights (k x d), except
-// the one term whose coefficient is the same for every pixel (pixelIndependent, below), so the
+// the one term whose coefficient is the same for every pixel (compile, below), so the
 // blocked, two-core GEMM does the heavy lifting; the per-pixel epilogue (the closed forms of
-// docs/silent-elbo.md) runs in one loop that also writes the partial
-// derivatives the backward needs. Nothing of size B x d x k is ever formed.
+// docs/silent-elbo.md, generated from engine/ops/silent-elbo-pixel.ts) runs in one loop that
+// also writes the partial derivatives the backward needs. Nothing of size B x d x k is ever formed.
 import type { SilentElboGradients, SilentElboOperands, SilentElboTerm, Storage, View } from '../../engine/backend.js';
 import type { FloatArray } from '../../engine/dtype.js';
 import { silentElboTerms } from '../../engine/ops/silent-elbo.js';
+import { pixelExpression, pixelForms, type PixelForm } from '../../engine/ops/silent-elbo-pixel.js';
 import { allocShared } from './parallel.js';
 
 export type Gemm = (M: number, N: number, K: number, A: FloatArray, aOffset: number, transA: boolean,
@@ -63,16 +64,39 @@ function scratchPieces(sizes: readonly number[]): Float64Array[] {
   return sizes.map((n) => scratch.subarray(offset, (offset += n)));
 }
 
+const SLOTS = silentElboTerms.map((t) => t.name);
+const UBAR = SLOTS.indexOf('Ubar'), ABAR = SLOTS.indexOf('Abar');
+
 /**
- * A term that enters every pixel's value as coefficient x contraction, with one coefficient
- * for all pixels, needs no GEMM: summed over pixels it is coefficient x (m_b . colsum_j of its
- * weight power), and its gradients broadcast the same column sums. Suu in the fixed form
- * (coefficient -1/(2 sigma2)), Kuuaa in the learnable one (-1/2 of E[D^2 A^2]); the epilogues
- * below leave them out. Halves the fixed form's GEMMs, and saves 3 of the learnable form's 30.
+ * Per-pixel value and partials: reads the contractions v[slot] (biases included, silentElboTerms
+ * order, absent ones 0), writes d(value)/d(contraction) into dv[slot], returns the pixel's term.
  */
-const pixelIndependent: Record<SilentElboOperands['form'], { name: string; coefficient: (sigma2: number) => number }> = {
-  fixed: { name: 'Suu', coefficient: (sigma2) => -0.5 / sigma2 },
-  learnable: { name: 'Kuuaa', coefficient: () => -0.5 },
+type Epilogue = (x: number, v: Float64Array, dv: Float64Array, sigma2: number) => number;
+
+/**
+ * The form's closed form (engine/ops/silent-elbo-pixel.ts) as JavaScript, built once. Its
+ * pixel-independent term (PixelForm.constant: Suu fixed, Kuuaa learnable) enters every pixel's
+ * value as coefficient x contraction with one coefficient for all pixels, so it needs no GEMM:
+ * summed over pixels it is coefficient x (m_b . colsum_j of its weight power), and its gradients
+ * broadcast the same column sums. The epilogue therefore reads it as 0 and skips its partial.
+ * Halves the fixed form's GEMMs, and saves 3 of the learnable form's 30.
+ */
+function compile(form: PixelForm): { epilogue: Epilogue; coefficient: (sigma2: number) => number } {
+  const js = (expression: string): string => pixelExpression(expression, 'js');
+  const body = [
+    ...SLOTS.map((name, slot) => `const ${name} = ${name === form.constant ? '0' : `v[${slot}]`};`),
+    ...form.lets.map(([name, expression]) => `const ${name} = ${js(expression)};`),
+    ...Object.entries(form.partials).filter(([name]) => name !== form.constant)
+      .map(([name, expression]) => `dv[${SLOTS.indexOf(name)}] = ${js(expression)};`),
+    `return ${js(form.value)};`,
+  ];
+  return {
+    epilogue: new Function('x', 'v', 'dv', 'sigma2', body.join('\n')) as Epilogue,
+    coefficient: new Function('sigma2', `return ${js(form.partials[form.constant]!)};`) as (sigma2: number) => number,
+  };
+}
+const compiled: Record<SilentElboOperands['form'], ReturnType<typeof compile>> = {
+  fixed: compile(pixelForms.fixed), learnable: compile(pixelForms.learnable),
 };
 
 /** colsum[i] = sum_j power[j, i] over the k x d weight power. */
@@ -94,12 +118,11 @@ interface Context {
 function context(o: SilentElboOperands, data: DataOf): Context {
   const [B, d] = o.mean.shape as [number, number];
   const k = o.x.shape[1]!;
-  const rule = pixelIndependent[o.form];
-  const term = o.terms.find((t) => t.name === rule.name);
+  const term = o.terms.find((t) => t.name === pixelForms[o.form].constant);
   return {
     B, d, k, data,
     terms: o.terms.filter((t) => t !== term),
-    summed: term ? { term, coefficient: rule.coefficient(o.sigma2) } : null,
+    summed: term ? { term, coefficient: compiled[o.form].coefficient(o.sigma2) } : null,
     moment: (t) => (t.moment === 'mean' ? o.mean : o[t.moment]!),
     u: data(o.wMu.storage), uOff: o.wMu.offset,
     a: o.wA ? data(o.wA.storage) : null, aOff: o.wA?.offset ?? 0,
@@ -114,55 +137,6 @@ function contract(c: Context, gemm: Gemm, sums: Float64Array, powers: Powers): v
   });
 }
 
-// Slots of the contractions in silentElboTerms order; absent terms stay 0.
-const [UBAR, ABAR, SUU, SAA, SUA, TUAA, TUUA, TAAA, , KAAAA] = silentElboTerms.map((_, n) => n) as number[] as
-  [number, number, number, number, number, number, number, number, number, number];
-
-/**
- * Per-pixel value and partials: reads the contractions v[slot] (biases included), writes
- * d(value)/d(contraction) into dv[slot], returns the pixel's log-likelihood term.
- */
-type Epilogue = (x: number, v: Float64Array, dv: Float64Array, sigma2: number) => number;
-
-const LOG_2PI = Math.log(2 * Math.PI);
-
-/** Fixed variance: -((x - Ubar)^2 + Suu) / (2 s2) - log(2 pi s2) / 2, less the Suu part (summed apart). */
-const fixedEpilogue: Epilogue = (x, v, dv, sigma2) => {
-  const residual = x - v[UBAR]!;
-  dv[UBAR] = residual / sigma2;
-  return -(residual * residual) / (2 * sigma2) - 0.5 * (LOG_2PI + Math.log(sigma2));
-};
-
-/**
- * Learnable variance: E[D^2 A^2], E[A^2], Var[A^2] and the Taylor log term
- * (docs/silent-elbo.md, section 3), less the Kuuaa part of E[D^2 A^2] (summed apart).
- */
-const learnableEpilogue: Epilogue = (x, v, dv) => {
-  const D = x - v[UBAR]!, A = v[ABAR]!;
-  const Suu = v[SUU]!, Saa = v[SAA]!, Sua = v[SUA]!, Tuaa = v[TUAA]!, Tuua = v[TUUA]!, Taaa = v[TAAA]!;
-  const D2 = D * D, A2 = A * A;
-  const eDA = D2 * A2 + D2 * Saa + A2 * Suu - 4 * D * A * Sua - 2 * D * Tuaa + 2 * A * Tuua
-    + Suu * Saa + 2 * Sua * Sua;
-  const eA2 = A2 + Saa;
-  const varA2 = 4 * A2 * Saa + 4 * A * Taaa + v[KAAAA]! + 2 * Saa * Saa;
-  const logTerm = Math.log(eA2) - varA2 / (2 * eA2 * eA2);
-  // d logTerm / d E[A^2] and d logTerm / d Var[A^2]
-  const dLogdE = 1 / eA2 + varA2 / (eA2 * eA2 * eA2);
-  const dLogdV = -1 / (2 * eA2 * eA2);
-  const dEdD = 2 * D * A2 + 2 * D * Saa - 4 * A * Sua - 2 * Tuaa;
-  const dEdA = 2 * D2 * A + 2 * A * Suu - 4 * D * Sua + 2 * Tuua;
-  dv[UBAR] = 0.5 * dEdD; // D = x - Ubar
-  dv[ABAR] = -0.5 * dEdA + 0.5 * (dLogdE * 2 * A + dLogdV * (8 * A * Saa + 4 * Taaa));
-  dv[SUU] = -0.5 * (A2 + Saa);
-  dv[SAA] = -0.5 * (D2 + Suu) + 0.5 * (dLogdE + dLogdV * (4 * A2 + 4 * Saa));
-  dv[SUA] = 2 * D * A - 2 * Sua;
-  dv[TUAA] = D;
-  dv[TUUA] = -A;
-  dv[TAAA] = 2 * A * dLogdV;
-  dv[KAAAA] = 0.5 * dLogdV;
-  return -0.5 * eDA + 0.5 * logTerm - 0.5 * LOG_2PI;
-};
-
 export function silentElboForward(o: SilentElboOperands, out: Storage, partialsStorage: Storage | null, data: DataOf, gemm: Gemm): void {
   const c = context(o, data);
   const { B, d, k, terms } = c;
@@ -170,13 +144,13 @@ export function silentElboForward(o: SilentElboOperands, out: Storage, partialsS
   const [sums, powerScratch, colsum] = scratchPieces([terms.length * B * k, names.length * k * d, d]);
   const powers = weightPowers(c, names, powerScratch!);
   contract(c, gemm, sums!, powers);
-  const slots = terms.map((t) => silentElboTerms.findIndex((s) => s.name === t.name));
+  const slots = terms.map((t) => SLOTS.indexOf(t.name));
   const x = data(o.x.storage), xOff = o.x.offset;
   const bMu = data(o.bMu.storage), bMuOff = o.bMu.offset;
   const bA = o.bA ? data(o.bA.storage) : null, bAOff = o.bA?.offset ?? 0;
   const result = data(out);
   const partials = partialsStorage ? data(partialsStorage) : null;
-  const epilogue = o.form === 'fixed' ? fixedEpilogue : learnableEpilogue;
+  const { epilogue } = compiled[o.form];
   const v = new Float64Array(silentElboTerms.length), dv = new Float64Array(silentElboTerms.length);
   const plane = B * k;
   for (let b = 0; b < B; b++) {

@@ -1,10 +1,12 @@
-// The fused silent-ELBO kernels as gpu.js templates (math: backends/cpu/silent-elbo.ts and
-// docs/silent-elbo.md). Forward: one kernel contracts every term into
-// sums[term][b][j] (the weight power u^p a^q formed on the fly, never stored), one sums each
-// row's pixel terms into out[b], one writes the partials d(pixel)/d(contraction) in the same
-// [term][b][j] layout as the CPU. Backward: one kernel per requested gradient. WebAssembly
-// mode has no kernel maps, hence one output per kernel.
+// The fused silent-ELBO kernels as gpu.js templates (math: docs/silent-elbo.md; the per-pixel
+// closed forms generated from engine/ops/silent-elbo-pixel.ts). Forward: one kernel contracts
+// every term into sums[term][b][j] (the weight power u^p a^q formed on the fly, never stored),
+// one sums each row's pixel terms into out[b], one writes the partials d(pixel)/d(contraction)
+// in the same [term][b][j] layout as the CPU. Backward: one kernel per requested gradient.
+// WebAssembly mode has no kernel maps, hence one output per kernel.
 import type { SilentElboOperands } from '../../engine/backend.js';
+import { silentElboTerms } from '../../engine/ops/silent-elbo.js';
+import { letsFor, pixelExpression, pixelForms } from '../../engine/ops/silent-elbo-pixel.js';
 import type { Constants } from './runtime.js';
 import type { Template } from './templates.js';
 
@@ -23,7 +25,8 @@ export function elboConstants(o: SilentElboOperands): Constants {
 
 const momentArray = { mean: 'mean', c2: 'c2', c3: 'c3', k4: 'k4' } as const;
 const momentOffset = { mean: 'mo', c2: 'c2o', c3: 'c3o', k4: 'k4o' } as const;
-const ARGS = 'mean, c2, c3, k4, wMu, wA, bMu, bA, x';
+// The data array is X: x is the pixel's value in the per-pixel expressions.
+const ARGS = 'mean, c2, c3, k4, wMu, wA, bMu, bA, X';
 
 /** sums[t][b][j] = sum_i u_ji^p a_ji^q moment_t[b, i]. */
 export function contractions(o: SilentElboOperands): Template {
@@ -36,57 +39,41 @@ export function contractions(o: SilentElboOperands): Template {
   };
 }
 
-/** Kernel code defining every contraction (0 when absent, biases added) for pixel (b, j) at `at`. */
-function pixel(o: SilentElboOperands): string {
+const js = (expression: string): string => pixelExpression(expression, 'js');
+
+/**
+ * Kernel code defining x and every contraction (0 when absent, biases added) for pixel (b, j)
+ * at `at`, then the intermediates that `expressions` (of engine/ops/silent-elbo-pixel.ts) read.
+ */
+function pixel(o: SilentElboOperands, expressions: readonly string[]): string {
   const read = (name: string): string => {
     const n = o.terms.findIndex((t) => t.name === name);
     return n < 0 ? '0.0' : `sums[${n}.0 * this.constants.plane + at]`;
   };
-  const names = ['Suu', 'Saa', 'Sua', 'Tuaa', 'Tuua', 'Taaa', 'Kuuaa', 'Kaaaa'];
-  return `const Ubar = ${read('Ubar')} + bMu[this.constants.bmo + j];\n`
-    + `const Abar = ${read('Abar')}${o.bA ? ' + bA[this.constants.bao + j]' : ''};\n`
-    + names.map((n) => `const ${n} = ${read(n)};\n`).join('')
-    + 'const xv = x[this.constants.xo + at];\n';
+  const bias = (name: string): string => (name === 'Ubar' ? ' + bMu[this.constants.bmo + j]'
+    : name === 'Abar' && o.bA ? ' + bA[this.constants.bao + j]' : '');
+  return `const x = X[this.constants.xo + at];\n`
+    + silentElboTerms.map(({ name }) => `const ${name} = ${read(name)}${bias(name)};\n`).join('')
+    + letsFor(pixelForms[o.form], expressions).map(([name, e]) => `const ${name} = ${js(e)};\n`).join('');
 }
-
-// Learnable variance: E[D^2 A^2], E[A^2], Var[A^2] and the Taylor log term
-// (docs/silent-elbo.md, section 3).
-const learnableCommon = 'const D = xv - Ubar;\nconst A = Abar;\nconst D2 = D * D;\nconst A2 = A * A;\n'
-  + 'const eDA = D2 * A2 + D2 * Saa + A2 * Suu - 4.0 * D * A * Sua - 2.0 * D * Tuaa + 2.0 * A * Tuua + Kuuaa + Suu * Saa + 2.0 * Sua * Sua;\n'
-  + 'const eA2 = A2 + Saa;\nconst varA2 = 4.0 * A2 * Saa + 4.0 * A * Taaa + Kaaaa + 2.0 * Saa * Saa;\n'
-  + 'const dLogdE = 1.0 / eA2 + varA2 / (eA2 * eA2 * eA2);\nconst dLogdV = -1.0 / (2.0 * eA2 * eA2);\n';
-const LOG_2PI = Math.log(2 * Math.PI);
-
-const values = {
-  fixed: `const residual = xv - Ubar;\npixelValue = -(residual * residual + Suu) / (2.0 * sigma2) - 0.5 * (${LOG_2PI} + Math.log(sigma2));\n`,
-  learnable: `${learnableCommon}pixelValue = -0.5 * eDA + 0.5 * (Math.log(eA2) - varA2 / (2.0 * eA2 * eA2)) - 0.5 * ${LOG_2PI};\n`,
-};
-
-const partialsByName: Record<'fixed' | 'learnable', Record<string, string>> = {
-  fixed: { Ubar: '(xv - Ubar) / sigma2', Suu: '-0.5 / sigma2' },
-  learnable: {
-    Ubar: '0.5 * (2.0 * D * A2 + 2.0 * D * Saa - 4.0 * A * Sua - 2.0 * Tuaa)',
-    Abar: '-0.5 * (2.0 * D2 * A + 2.0 * A * Suu - 4.0 * D * Sua + 2.0 * Tuua) + 0.5 * (dLogdE * 2.0 * A + dLogdV * (8.0 * A * Saa + 4.0 * Taaa))',
-    Suu: '-0.5 * (A2 + Saa)', Saa: '-0.5 * (D2 + Suu) + 0.5 * (dLogdE + dLogdV * (4.0 * A2 + 4.0 * Saa))',
-    Sua: '2.0 * D * A - 2.0 * Sua', Tuaa: 'D', Tuua: '-A', Taaa: '2.0 * A * dLogdV', Kuuaa: '-0.5', Kaaaa: '0.5 * dLogdV',
-  },
-};
 
 /** out[b] = sum_j pixel value (b, j). */
 export function rowValues(o: SilentElboOperands): Template {
+  const { value } = pixelForms[o.form];
   return {
-    source: `function(sums, ${ARGS}, sigma2) {\nconst b = this.thread.x;\nlet total = 0.0;\nlet pixelValue = 0.0;\n`
-      + `for (let j = 0; j < this.constants.k; j++) {\nconst at = b * this.constants.k + j;\n${pixel(o)}${values[o.form]}total += pixelValue;\n}\nreturn total;\n}`,
+    source: `function(sums, ${ARGS}, sigma2) {\nconst b = this.thread.x;\nlet total = 0.0;\n`
+      + `for (let j = 0; j < this.constants.k; j++) {\nconst at = b * this.constants.k + j;\n${pixel(o, [value])}total += ${js(value)};\n}\nreturn total;\n}`,
     constants: elboConstants(o),
   };
 }
 
 /** partials[t][b][j] = d(pixel value)/d(contraction t). */
 export function partials(o: SilentElboOperands): Template {
-  const branches = o.terms.map((t, n) => `if (t === ${n}.0) { return ${partialsByName[o.form][t.name] ?? '0.0'}; }\n`).join('');
+  const expressions = o.terms.map((t) => pixelForms[o.form].partials[t.name] ?? '0.0');
+  const branches = expressions.map((e, n) => `if (t === ${n}.0) { return ${js(e)}; }\n`).join('');
   return {
     source: `function(sums, ${ARGS}, sigma2) {\nconst t = Math.floor(this.thread.x / this.constants.plane);\nconst at = this.thread.x - t * this.constants.plane;\n`
-      + `const b = Math.floor(at / this.constants.k);\nconst j = at - b * this.constants.k;\n${pixel(o)}${o.form === 'learnable' ? learnableCommon : ''}${branches}return 0.0;\n}`,
+      + `const b = Math.floor(at / this.constants.k);\nconst j = at - b * this.constants.k;\n${pixel(o, expressions)}${branches}return 0.0;\n}`,
     constants: elboConstants(o),
   };
 }

@@ -1,8 +1,8 @@
 // The fused silent-ELBO op: the expected reconstruction log-likelihood of a linear decoder,
 // in closed form from the latent moments (paper Eq. 4 for fixed variance, Eq. 7 with the
 // second-order Taylor log term for learnable variance; the per-pixel forms implemented are
-// derived in docs/silent-elbo.md). Because no latent is sampled, the encoder's
-// gradient through it has zero estimator variance.
+// derived in docs/silent-elbo.md and written once, for every backend, in silent-elbo-pixel.ts).
+// Because no latent is sampled, the encoder's gradient through it has zero estimator variance.
 //
 // Forward and backward are backend kernels (one primitive each, not a chain of ops); the
 // backward below is registered with record() exactly like every other op's.
