@@ -1,7 +1,7 @@
 // Winograd's minimal filtering F(4x4, 3x3) (Lavin & Gray, "Fast Algorithms for Convolutional
 // Neural Networks", 2016) as data: the transform matrices, the tile sizes, which layers take it,
 // and a generator of straight-line code for L·X·Lᵀ. The CPU backend (cpu/winograd.ts, JavaScript
-// via new Function) and the WebGPU backend (webgpu/kernels/winograd.ts, WGSL) both build their
+// via new Function) and the WebGPU backend (webgpu/tuned/winograd.ts, WGSL) both build their
 // transforms from this one module, so the two cannot drift. No backend imports here.
 //
 // Each 4x4 block of output is computed from a 6x6 input tile as

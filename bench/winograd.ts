@@ -4,12 +4,13 @@
 //   node scripts/build.mjs && node bench/winograd.js [--rounds 15] [--layer N,C,H,W,O,pad] [--no-step]
 // Prints the median and minimum ms per variant. The default layer is the Table-5 encoder's
 // 32 -> 32 convolution at batch 64; --layer takes any the shared rule admits (8+ channels each
-// side), also below the backend's default bar of 24 (kernels/winograd.ts, which cites runs).
+// side), also below the backend's default bar of 24 (tuned/winograd.ts, which cites runs).
+// Each variant is a backend of its own on the one device, its tuning profile naming the passes.
 import * as sg from '../engine/index.js';
 import type { Tensor } from '../engine/index.js';
 import type { Conv2dGeometry } from '../engine/backend.js';
-import { createWebGpuBackend, webGpuUnavailableReason } from '../backends/webgpu/index.js';
-import { winogradDevice, type WinogradPass } from '../backends/webgpu/kernels/winograd.js';
+import { createWebGpuBackend, webGpuUnavailableReason, type WebGpuBackend } from '../backends/webgpu/index.js';
+import type { WinogradPass } from '../backends/webgpu/tuning.js';
 import { loadMnist } from '../experiments/data/mnist.js';
 import { FixedVarianceVae, type MethodName } from '../experiments/vae.js';
 import { UsageError, positiveInteger, scriptFlags } from '../experiments/cli.js';
@@ -31,10 +32,9 @@ sg.setDefaultBackend(gpu);
 console.log(`adapter: ${gpu.describe()}`);
 
 const allPasses: WinogradPass[] = ['forward', 'input', 'filter'];
-// Any layer the shared rule admits (8+ channels), below the backend's default bar of 24 too.
-const minChannels = winogradDevice.minChannels;
-winogradDevice.minChannels = 8;
-const use = (passes: readonly WinogradPass[]): void => { winogradDevice.passes = new Set(passes); };
+/** The tuned kernels with Winograd for `passes` only, on any layer the shared rule admits (8+ channels). */
+const withPasses = async (passes: readonly WinogradPass[]): Promise<WebGpuBackend> =>
+  (await createWebGpuBackend({ tuning: { ...gpu.tuning, kernels: 'tuned', winograd: { ...gpu.tuning.winograd, passes, minChannels: 8 } } }))!;
 const summary = (name: string, ms: number[]): string =>
   `${name.padEnd(34)} median ${median(ms).toFixed(1).padStart(7)} ms   min ${Math.min(...ms).toFixed(1).padStart(7)} ms`;
 
@@ -45,35 +45,39 @@ const geometry: Conv2dGeometry = {
   outHeight: H + 2 * p - 2, outWidth: W + 2 * p - 2,
 };
 const stream = new sg.RandomStream(1);
-const randn = (...shape: number[]): Tensor => sg.normal(shape, stream).keep();
-const x = randn(N, C, H, W), w = randn(O, C, 3, 3), dy = randn(N, O, geometry.outHeight, geometry.outWidth);
-const y = sg.zeros(dy.shape).keep(), dx = sg.zeros(x.shape).keep(), dw = sg.zeros(w.shape).keep();
-const passes: Record<WinogradPass, () => void> = {
-  forward: () => gpu.conv2d(x, w, geometry, y.storage),
-  input: () => gpu.conv2dBackwardInput(dy, w, geometry, dx.storage),
-  filter: () => gpu.conv2dBackwardFilter(x, dy, geometry, dw.storage),
-};
+const randn = (...shape: number[]): Tensor => sg.normal(shape, stream, { backend: sg.cpuBackend });
+const host = { x: randn(N, C, H, W), w: randn(O, C, 3, 3), dy: randn(N, O, geometry.outHeight, geometry.outWidth) };
+/** The layer's three passes on `backend`, on tensors of its own; `settle` waits for their outputs. */
+function layerOn(backend: WebGpuBackend): { passes: Record<WinogradPass, () => void>; settle: () => Promise<void> } {
+  const on = (t: Tensor): Tensor => sg.tensor(t.dataSync(), t.shape, { backend }).keep();
+  const [x, w, dy] = [on(host.x), on(host.w), on(host.dy)];
+  const [y, dx, dw] = [dy, x, w].map((t) => sg.zeros(t.shape, { backend }).keep()) as [Tensor, Tensor, Tensor];
+  return {
+    passes: {
+      forward: () => backend.conv2d(x, w, geometry, y.storage),
+      input: () => backend.conv2dBackwardInput(dy, w, geometry, dx.storage),
+      filter: () => backend.conv2dBackwardFilter(x, dy, geometry, dw.storage),
+    },
+    settle: async () => { for (const t of [y, dx, dw]) await sg.reshape(t, [-1]).view([1], [1], 0).data(); },
+  };
+}
 const REPS = 5;
-const settle = async (): Promise<void> => { for (const t of [y, dx, dw]) await sg.reshape(t, [-1]).view([1], [1], 0).data(); };
-/** ms per call of `run`, REPS calls then a read (the first, untimed call compiles). */
-async function time(run: () => void): Promise<number> {
+/** ms per call of `pass`, REPS calls then a read (the first, untimed call compiles). */
+async function time(layer: ReturnType<typeof layerOn>, pass: WinogradPass): Promise<number> {
   const t0 = performance.now();
-  for (let i = 0; i < REPS; i++) run();
-  await settle();
+  for (let i = 0; i < REPS; i++) layer.passes[pass]();
+  await layer.settle();
   return (performance.now() - t0) / REPS;
 }
 console.log(`layer N=${N} C=${C} ${H}x${W} O=${O} pad ${p}: ${rounds} rounds of ${REPS} calls`);
+const implicit = layerOn(await withPasses([]));
+const layers = new Map<WinogradPass, [string, ReturnType<typeof layerOn>][]>();
+for (const pass of allPasses) layers.set(pass, [['implicit GEMM', implicit], ['winograd', layerOn(await withPasses([pass]))]]);
+for (const [pass, variants] of layers) for (const [, layer] of variants) { layer.passes[pass](); await layer.settle(); }
 const times: Record<string, number[]> = {};
-for (const [pass, run] of Object.entries(passes) as [WinogradPass, () => void][])
-  for (const wino of [false, true]) { use(wino ? [pass] : []); run(); await settle(); }
-for (let r = 0; r < rounds; r++) {
-  for (const [pass, run] of Object.entries(passes) as [WinogradPass, () => void][]) {
-    for (const wino of [false, true]) {
-      use(wino ? [pass] : []);
-      (times[`${pass} ${wino ? 'winograd' : 'implicit GEMM'}`] ??= []).push(await time(run));
-    }
-  }
-}
+for (let r = 0; r < rounds; r++)
+  for (const [pass, variants] of layers)
+    for (const [name, layer] of variants) (times[`${pass} ${name}`] ??= []).push(await time(layer, pass));
 for (const [name, ms] of Object.entries(times)) console.log(summary(name, ms));
 
 // ---- the training step ---------------------------------------------------------------------
@@ -82,22 +86,20 @@ if (!values['no-step']) {
   const train = loadMnist('train', { limit: batchSize });
   const config = { latentDim: 200, channels: 32, sigma2: 0.01, lr: 1e-4, weightDecay: 0.01, batchSize, seed: 0, gumbelTemperature: 1, reinforceDecay: 0.99, decoderInit: 'scaled' as const };
   console.log(`training step (bench/train-step.js's), ${rounds} rounds`);
+  const variants: [string, WebGpuBackend][] = [['implicit GEMM', await withPasses([])], ['winograd', await withPasses(allPasses)]];
   for (const method of ['silent-gaussian', 'silent-bernoulli'] as MethodName[]) {
-    const vae = new FixedVarianceVae(method, config, gpu);
-    let epoch = 0;
-    const variants: [string, WinogradPass[]][] = [['implicit GEMM', []], ['winograd', allPasses]];
-    for (const [, v] of variants) { use(v); await vae.trainEpoch(train, ++epoch, () => {}); await vae.trainEpoch(train, ++epoch, () => {}); }
+    // One model per variant, the same seed: the same parameters on each backend.
+    const models = variants.map(([name, backend]) => ({ name, vae: new FixedVarianceVae(method, config, backend), epoch: 0 }));
+    const step = async (m: (typeof models)[number]): Promise<void> => { await m.vae.trainEpoch(train, ++m.epoch, () => {}); };
+    for (const m of models) { await step(m); await step(m); }
     const steps: Record<string, number[]> = {};
     for (let r = 0; r < rounds; r++) {
-      for (const [name, v] of variants) {
-        use(v);
+      for (const m of models) {
         const t0 = performance.now();
-        await vae.trainEpoch(train, ++epoch, () => {});
-        (steps[name] ??= []).push(performance.now() - t0);
+        await step(m);
+        (steps[m.name] ??= []).push(performance.now() - t0);
       }
     }
     for (const [name, ms] of Object.entries(steps)) console.log(summary(`${method} ${name}`, ms));
   }
 }
-use(allPasses);
-winogradDevice.minChannels = minChannels;

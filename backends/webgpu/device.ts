@@ -168,7 +168,7 @@ async function openDevice(): Promise<GpuContext | { reason: string }> {
     }
     const { adapter } = found;
     // Subgroups (Vulkan/lavapipe has them, OpenGL compatibility mode does not) let the GEMM
-    // share loads between the 8 lanes of a SIMD register (kernels/gemm.ts).
+    // share loads between the 8 lanes of a SIMD register (tuned/gemm.ts).
     const subgroups8 = adapter.features.has('subgroups') && (adapter.info.subgroupMinSize ?? 0) >= 8;
     explainLimitWarnings(adapter);
     const device = await adapter.requestDevice({ requiredLimits: adapterLimits(adapter), requiredFeatures: subgroups8 ? ['subgroups'] : [] });

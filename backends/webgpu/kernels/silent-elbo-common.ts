@@ -1,4 +1,4 @@
-// Pieces the silent-ELBO kernels share (silent-elbo-forward.ts, silent-elbo-backward.ts):
+// Pieces the silent-ELBO kernels share (silent-elbo.ts, tuned/silent-elbo-*.ts):
 // which operands a set of terms reads, WGSL for the weight powers u^p a^q (docs/silent-elbo.md,
 // section 4: every contraction is sum_i u_ji^p a_ji^q moment_bi), and the two
 // halves of the forward that the backward's passes run again instead of saving anything:
@@ -8,7 +8,9 @@
 //    with what to do with them (sum the values, or keep the partials in workgroup memory).
 import type { SilentElboOperands, SilentElboTerm } from '../../../engine/backend.js';
 import { silentElboTerms } from '../../../engine/ops/silent-elbo.js';
-import { laneShared, range } from './wgsl.js';
+import { pixelExpression, pixelForms, type PixelForm } from '../../../engine/ops/silent-elbo-pixel.js';
+import { laneShared } from '../tuned/wgsl.js';
+import { range } from './wgsl.js';
 
 export type Moment = SilentElboTerm['moment'];
 export const momentNames: readonly Moment[] = ['mean', 'c2', 'c3', 'k4'];
@@ -54,16 +56,18 @@ const SLOTS = silentElboTerms.map((t) => t.name);
 /** Slot of a term in pixel()'s arrays (silentElboTerms order). */
 export const slotOf = (t: SilentElboTerm): number => SLOTS.indexOf(t.name);
 
+const wgsl = (expression: string): string => pixelExpression(expression, 'wgsl');
+const constantOf = (f: PixelForm): { name: string; partial: string } => ({ name: f.constant, partial: wgsl(f.partials[f.constant]!) });
+
 /**
- * The one term per form whose partial is the same for every pixel: it enters the value only
- * as -Suu / (2 sigma2) (fixed) or -Kuuaa / 2 (learnable, inside -E[D^2 A^2] / 2), and no other
+ * The one term per form whose partial is the same for every pixel (PixelForm.constant: Suu
+ * fixed, Kuuaa learnable): it enters the value only as partial x contraction, and no other
  * partial reads it. The backward passes leave it out of the per-pixel work and contract it as
  * a column sum (over pixels of its weight power, or over the batch of g x its moment).
- * `partial` is WGSL in `sigma2`; pixelFunction writes the same expression.
+ * `partial` is WGSL in `sigma2`, the expression pixelFunction writes.
  */
 export const constantPartial: Record<SilentElboOperands['form'], { name: string; partial: string }> = {
-  fixed: { name: 'Suu', partial: '-0.5 / sigma2' },
-  learnable: { name: 'Kuuaa', partial: '-0.5' },
+  fixed: constantOf(pixelForms.fixed), learnable: constantOf(pixelForms.learnable),
 };
 
 /** The constant-partial term among the operands' terms, if present. */
@@ -71,46 +75,20 @@ export const constantTerm = (o: SilentElboOperands): SilentElboTerm | undefined 
   o.terms.find((t) => t.name === constantPartial[o.form].name);
 
 /**
- * The per-pixel closed forms of docs/silent-elbo.md (sections 2 and 3); `d[slot]` =
- * d(value)/d(contraction), slots in silentElboTerms order. The only copy of the formulas on this backend.
+ * The per-pixel closed forms of docs/silent-elbo.md (sections 2 and 3), generated from
+ * engine/ops/silent-elbo-pixel.ts: `d[slot]` = d(value)/d(contraction), slots in
+ * silentElboTerms order.
  */
 export function pixelFunction(form: 'fixed' | 'learnable'): string {
-  const slot = (name: string): number => SLOTS.indexOf(name);
+  const f = pixelForms[form];
   return `
 struct Pixel { value: f32, d: array<f32, ${SLOTS.length}> }
-const LOG_2PI = 1.8378770664093453;
 fn pixel(x: f32, v: array<f32, ${SLOTS.length}>, sigma2: f32) -> Pixel {
   var out: Pixel;
-  let Ubar = v[0]; let Abar = v[1]; let Suu = v[2]; let Saa = v[3]; let Sua = v[4];
-  let Tuaa = v[5]; let Tuua = v[6]; let Taaa = v[7]; let Kuuaa = v[8]; let Kaaaa = v[9];
-${form === 'fixed' ? `
-  // -((x - Ubar)^2 + Suu) / (2 s2) - log(2 pi s2) / 2
-  let residual = x - Ubar;
-  out.d[0] = residual / sigma2;
-  out.d[${slot(constantPartial.fixed.name)}] = ${constantPartial.fixed.partial};
-  out.value = -(residual * residual + Suu) / (2.0 * sigma2) - 0.5 * (LOG_2PI + log(sigma2));` : `
-  // E[D^2 A^2], E[A^2], Var[A^2] and the second-order Taylor log term (math note).
-  let D = x - Ubar; let A = Abar; let D2 = D * D; let A2 = A * A;
-  let eDA = D2 * A2 + D2 * Saa + A2 * Suu - 4.0 * D * A * Sua - 2.0 * D * Tuaa + 2.0 * A * Tuua
-    + Kuuaa + Suu * Saa + 2.0 * Sua * Sua;
-  let eA2 = A2 + Saa;
-  let varA2 = 4.0 * A2 * Saa + 4.0 * A * Taaa + Kaaaa + 2.0 * Saa * Saa;
-  let logTerm = log(eA2) - varA2 / (2.0 * eA2 * eA2);
-  let dLogdE = 1.0 / eA2 + varA2 / (eA2 * eA2 * eA2);
-  let dLogdV = -1.0 / (2.0 * eA2 * eA2);
-  let dEdD = 2.0 * D * A2 + 2.0 * D * Saa - 4.0 * A * Sua - 2.0 * Tuaa;
-  let dEdA = 2.0 * D2 * A + 2.0 * A * Suu - 4.0 * D * Sua + 2.0 * Tuua;
-  out.d[0] = 0.5 * dEdD;
-  out.d[1] = -0.5 * dEdA + 0.5 * (dLogdE * 2.0 * A + dLogdV * (8.0 * A * Saa + 4.0 * Taaa));
-  out.d[2] = -0.5 * (A2 + Saa);
-  out.d[3] = -0.5 * (D2 + Suu) + 0.5 * (dLogdE + dLogdV * (4.0 * A2 + 4.0 * Saa));
-  out.d[4] = 2.0 * D * A - 2.0 * Sua;
-  out.d[5] = D;
-  out.d[6] = -A;
-  out.d[7] = 2.0 * A * dLogdV;
-  out.d[${slot(constantPartial.learnable.name)}] = ${constantPartial.learnable.partial};
-  out.d[9] = 0.5 * dLogdV;
-  out.value = -0.5 * eDA + 0.5 * logTerm - 0.5 * LOG_2PI;`}
+  ${SLOTS.map((name, slot) => `let ${name} = v[${slot}];`).join(' ')}
+  ${f.lets.map(([name, expression]) => `let ${name} = ${wgsl(expression)};`).join('\n  ')}
+  ${Object.entries(f.partials).map(([name, expression]) => `out.d[${SLOTS.indexOf(name)}] = ${wgsl(expression)};`).join('\n  ')}
+  out.value = ${wgsl(f.value)};
   return out;
 }`;
 }

@@ -58,9 +58,6 @@ export class Params {
   }
 }
 
-/** Multiply-adds from which a kernel's sizes are baked into its shader (bakeWords). */
-export const BAKE_MIN_WORK = 1 << 20;
-
 /**
  * `source` with P[i] replaced by the literal words[i] for each i in `indices`: sizes become
  * WGSL constants, so LLVM folds index arithmetic, divides by constants and knows trip counts.
@@ -111,32 +108,3 @@ export function elementLoop(workgroup: number, per: string, count: string): stri
     let index = first + e * ${workgroup}u;
     if (index >= ${count}) { break; }`;
 }
-
-/** Lanes of a subgroup on lavapipe (the shared-load helpers need at least this many). */
-export const LANES = 8;
-
-/**
- * `slots` elements of `buffer` that every lane of a subgroup needs (the same for all lanes),
- * loaded once per subgroup instead of once per lane: lane l loads slots l, l + 8, ... and
- * subgroupBroadcast hands them round. On llvmpipe each lane's load costs ~10 instructions
- * (kernels/gemm.ts), a broadcast ~2. `base(q)` is slot q's element index (a WGSL u32
- * expression of q, evaluated once before the loop), `step` what the loop adds to it.
- * Needs `enable subgroups;`, a `lane` (subgroup_invocation_id) and every lane running the loop.
- */
-export function laneShared(tag: string, slots: number, buffer: string, base: (q: string) => string, step: string):
-  { setup: string; loads: string; value: (slot: number) => string } {
-  const loaders = range(ceilDiv(slots, LANES));
-  return {
-    setup: loaders.map((j) => `let ${tag}At_${j} = ${base(`min(${LANES * j}u + lane, ${slots - 1}u)`)};`).join(' '),
-    loads: loaders.map((j) => `let ${tag}_${j} = ${buffer}[${tag}At_${j} + ${step}];`).join(' '),
-    value: (slot) => `subgroupBroadcast(${tag}_${Math.floor(slot / LANES)}, ${slot % LANES}u)`,
-  };
-}
-
-/** WGSL picking values[i] for a u32 expression i (a select chain: no indexed local array). */
-export function pickU32(values: readonly number[], i: string): string {
-  return values.slice(1).reduce((acc, v, n) => `select(${acc}, ${v}u, ${i} == ${n + 1}u)`, `${values[0]!}u`);
-}
-
-/** The directives a shader using subgroup operations starts with. */
-export const SUBGROUP_DIRECTIVES = 'enable subgroups;\ndiagnostic(off, subgroup_uniformity);\n';

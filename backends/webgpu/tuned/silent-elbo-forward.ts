@@ -3,15 +3,16 @@
 // accumulator live in registers (up to 10 terms x 4 vec4: tileContraction), then runs the
 // per-pixel epilogue (epilogueFunction) and writes the example's partial sum over its 4 pixels.
 // Those row partials ([B, k/4]) are summed by the reduce kernel. This is the forward that
-// saves nothing (evaluation, or SILENTGRAD_SILENT_ELBO_FUSE=0); when the op will be
+// saves nothing (evaluation, or without TuningProfile.silentElbo.momentsInForward); when the op will be
 // differentiated the backend runs silentElboForwardSaving (silent-elbo-backward.ts) instead,
 // the moment pass on the same tile and epilogue.
 import type { SilentElboOperands, View } from '../../../engine/backend.js';
 import type { Dispatch } from '../queue.js';
-import { reduce } from './reduce.js';
-import { bufferName, epilogueFunction, momentsUsed, operandOffsets, pixelFunction, rowAccumulators, tileContraction, usesA } from './silent-elbo-common.js';
-import { gemmDevice } from './gemm.js';
-import { cachedSource, ceilDiv, entry, header, LANES, Params, range, SUBGROUP_DIRECTIVES, type BufferDecl } from './wgsl.js';
+import type { TuningProfile } from '../tuning.js';
+import { reduce } from '../kernels/reduce.js';
+import { bufferName, epilogueFunction, momentsUsed, operandOffsets, pixelFunction, rowAccumulators, tileContraction, usesA } from '../kernels/silent-elbo-common.js';
+import { cachedSource, ceilDiv, entry, header, Params, range, type BufferDecl } from '../kernels/wgsl.js';
+import { LANES, SUBGROUP_DIRECTIVES } from './wgsl.js';
 
 const WG = 8;
 
@@ -67,7 +68,7 @@ export function operandBuffers(o: SilentElboOperands, buffer: (v: View) => GPUBu
   return list.filter((v): v is View => v !== null).map(buffer);
 }
 
-export function silentElboForward(o: SilentElboOperands, inputs: readonly GPUBuffer[], out: GPUBuffer,
+export function silentElboForward(tuning: TuningProfile, o: SilentElboOperands, inputs: readonly GPUBuffer[], out: GPUBuffer,
   scratch: (floats: number) => GPUBuffer): Dispatch[] {
   const [B, d] = o.mean.shape as [number, number];
   const k = o.x.shape[1]!;
@@ -75,7 +76,7 @@ export function silentElboForward(o: SilentElboOperands, inputs: readonly GPUBuf
   if (B === 0) return [];
   const rowPart = scratch(B * groups);
   const params = new Params().u32(B, d, k, groups, ...operandOffsets(o)).f32(o.sigma2).build();
-  const share = gemmDevice.shareRows;
+  const share = tuning.sharedRows;
   const fused: Dispatch = {
     source: cachedSource(JSON.stringify(['silent ELBO forward', o.form, o.terms.map((t) => t.name), !!o.bA, share]), () => source(o, share)),
     buffers: [...inputs, rowPart],

@@ -13,7 +13,7 @@
 //    subgroups) and every latent and walks the batch in chunks; phase A's tile has the pixels
 //    shared and 4 examples per lane; phase B accumulates h_t per lane, and the chain rule runs
 //    once per chunk into the weight gradients; the bias gradients are sums of phase A's s.
-// Why 8 on the shared side (backwardTuning below): llvmpipe loads storage lane by lane, ~15
+// Why 8 on the shared side (SHARED_SIDE below): llvmpipe loads storage lane by lane, ~15
 // instructions per lane and element with its bounds check (read off the JIT code's
 // disassembly), while every accumulator spills whatever the tile (an update is load, mul, add,
 // blend, store). An 8-wide shared side fills the 8 loading lanes and feeds each of the lane's
@@ -30,50 +30,41 @@
 // are per shape already: baked in as literals (as gemm.ts does) they made the call slower
 // (both: docs/performance-log.md, "Silent-ELBO backward: an 8-wide shared side").
 //
-// The moment pass runs in the forward (fuseMoments, the default): g[b] only scales row b, so
+// The moment pass runs in the forward (TuningProfile.silentElbo.momentsInForward): g[b] only scales row b, so
 // the forward, when the op will be differentiated, computes the values and the contraction
 // with g = 1 and saves it, [moments, B, d], as big as the moment gradients; the backward
 // multiplies by g[b] and runs the weight pass, which also writes dL/dx. That is one recompute
 // instead of two, and measured faster than both passes in the backward (docs/performance-log.md,
-// "Silent-ELBO backward: the moment pass in the forward"). SILENTGRAD_SILENT_ELBO_FUSE=0 puts
-// the moment pass back in the backward (it then writes dL/dx) and saves nothing.
+// "Silent-ELBO backward: the moment pass in the forward"). Without it (SILENTGRAD_SILENT_ELBO_FUSE=0)
+// the moment pass is back in the backward (it then writes dL/dx) and the forward saves nothing.
 //
 // The chunked walk both passes make, and where a chunk's partials live between its phases, are
 // in silent-elbo-chunks.ts.
 import type { SilentElboOperands, SilentElboTerm, View } from '../../../engine/backend.js';
 import type { Dispatch } from '../queue.js';
+import type { Targets } from '../kernels/silent-elbo.js';
+import type { TuningProfile } from '../tuning.js';
 import {
   addLatents, chunkWalk, elementAt, gatherRow, layout, operandBindings, output, partials, recomputeRows, rowOut, scatterSums, shaderHead,
-  type Binding, type Layout, type Pass, type Targets,
+  type Binding, type Layout, type Pass,
 } from './silent-elbo-chunks.js';
 import {
   bufferName, constantPartial, constantTerm, epilogueFunction, four, momentsUsed, offsetOf, operandOffsets, power,
   SIGMA2, tileContraction, usesA, vec4Rows, type Moment,
-} from './silent-elbo-common.js';
-import { cachedSource, ceilDiv, elementLoop, elementsPerInvocation, entry, header, LANES, Params, range } from './wgsl.js';
+} from '../kernels/silent-elbo-common.js';
+import { cachedSource, ceilDiv, elementLoop, elementsPerInvocation, entry, header, Params, range } from '../kernels/wgsl.js';
+import { LANES } from './wgsl.js';
 
 /**
- * Knobs, mutable for probes and tests: `vec` lets phase B read the [*, d] operands as vec4 rows
- * where d and offsets allow (SILENTGRAD_SILENT_ELBO_VEC=0 turns it off); `maxLanes` caps the
- * workgroup without subgroups; `fuseMoments` runs the moment pass in the forward (see the header;
- * SILENTGRAD_SILENT_ELBO_FUSE=0 turns it off). `momentRows` and `weightPixels` (4, or LANES = 8)
- * size the shared side of each pass's tile with subgroups; 8 made both passes faster than 4,
- * and 16 slower (docs/performance-log.md, "Silent-ELBO backward: an 8-wide shared side").
- * `latentWalk`: phase B walks the latents with each lane keeping its own pixels or examples
- * (with subgroups, walksLatents), else latent groups.
+ * Rows of the moment pass's tile and pixels of the weight pass's, with shared rows: 8 made both
+ * passes faster than 4, and 16 slower (docs/performance-log.md, "Silent-ELBO backward: an 8-wide
+ * shared side").
  */
-export const backwardTuning = {
-  vec: process.env.SILENTGRAD_SILENT_ELBO_VEC !== '0',
-  maxLanes: 64,
-  fuseMoments: process.env.SILENTGRAD_SILENT_ELBO_FUSE !== '0',
-  momentRows: LANES,
-  weightPixels: LANES,
-  latentWalk: true,
-};
+const SHARED_SIDE = LANES;
 
 /**
  * What the moment pass computes: in the backward, g[b] x the contraction into the wanted
- * moments' gradients (and dL/dx); in the forward (fuseMoments), the values and the contraction
+ * moments' gradients (and dL/dx); in the forward (momentsInForward), the values and the contraction
  * of every moment with g = 1, saved [moment][b][i] for the backward to scale by g[b].
  */
 type MomentMode = { kind: 'backward'; g: Targets; gradOut: GPUBuffer } | { kind: 'forward'; out: GPUBuffer; saved: GPUBuffer };
@@ -92,15 +83,15 @@ type MomentMode = { kind: 'backward'; g: Targets; gradOut: GPUBuffer } | { kind:
  * fixed form) the latent-group walk carries little, and the per-latent reduce and stores made
  * the call slower (docs/performance-log.md, "Silent-ELBO backward: phase B walks the latents").
  */
-const walksLatents = (share: boolean, terms: number): boolean => share && backwardTuning.latentWalk && terms > 1;
+const walksLatents = (tuning: TuningProfile, terms: number): boolean => tuning.sharedRows && tuning.silentElbo.latentWalk && terms > 1;
 
 /**
  * The key a pass's generated WGSL is cached under (cachedSource): everything its source reads
- * but the buffers. The layout carries what d decides, the declarations which operands and
- * gradients are bound; the tuning knobs are mutable for probes.
+ * but the buffers. The layout carries what d and shared rows decide, the declarations which
+ * operands and gradients are bound, the profile whether phase B walks the latents.
  */
-const passKey = (title: string, o: SilentElboOperands, l: Layout, bindings: readonly Binding[]): string =>
-  JSON.stringify(['silent ELBO backward', title, o.form, o.terms.map((t) => t.name), l, backwardTuning, bindings.map((b) => b.decl)]);
+const passKey = (tuning: TuningProfile, title: string, o: SilentElboOperands, l: Layout, bindings: readonly Binding[]): string =>
+  JSON.stringify(['silent ELBO backward', title, o.form, o.terms.map((t) => t.name), l, tuning.silentElbo.latentWalk, bindings.map((b) => b.decl)]);
 
 /** What both passes read of the parameter words silentElboBackward and the forward write. */
 const PASS_WORDS = `let B = P[0]; let d = P[1]; let k = P[2]; let gOff = P[3]; let sigma2 = ${SIGMA2};`;
@@ -109,7 +100,7 @@ const PASS_WORDS = `let B = P[0]; let d = P[1]; let k = P[2]; let gOff = P[3]; l
  * Moment pass: grid of one workgroup per 8 examples (4 without subgroups). Phase A's tile is
  * the forward's, 8 rows tall, so it costs what the forward does.
  */
-function momentPass(o: SilentElboOperands, mode: MomentMode, buffer: (v: View) => GPUBuffer, vecOk: boolean): Pass | null {
+function momentPass(tuning: TuningProfile, o: SilentElboOperands, mode: MomentMode, buffer: (v: View) => GPUBuffer, vecOk: boolean): Pass | null {
   const [B, d] = o.mean.shape as [number, number];
   const constant = constantTerm(o);
   const forward = mode.kind === 'forward';
@@ -121,10 +112,10 @@ function momentPass(o: SilentElboOperands, mode: MomentMode, buffer: (v: View) =
   if (wanted.length === 0 && !wantX && !forward) return null;
   const stored = recomputed.filter((t) => t !== constant && wanted.includes(t.moment));
   const folded = constant && wanted.includes(constant.moment) ? constant : null;
-  const l = layout(d, stored.length, vecOk, backwardTuning.maxLanes);
+  const l = layout(tuning.sharedRows, d, stored.length, vecOk);
   const { share, vec, lanes, groups, slots, chunk, me } = l;
   // Rows of the workgroup's tile: 8 fill the subgroup's 8 loading lanes (shared rows only).
-  const R = share ? backwardTuning.momentRows : 4;
+  const R = share ? SHARED_SIDE : 4;
   const rowIds = range(R);
   const bindings = [
     ...operandBindings(o, momentsUsed(recomputed), vec, buffer, mode.kind === 'backward' ? mode.gradOut : null),
@@ -132,7 +123,7 @@ function momentPass(o: SilentElboOperands, mode: MomentMode, buffer: (v: View) =
       : [...wanted.map((m) => output(`G${bufferName[m]}`, mode.g[m]!, vec)), ...(wantX ? [output('GX', mode.g.x!, false)] : [])]),
   ];
   const title = forward ? 'moment sums in the forward' : 'moment gradients';
-  const source = cachedSource(passKey(title, o, l, bindings), () => {
+  const source = cachedSource(passKey(tuning, title, o, l, bindings), () => {
     // Where moment m's sums go: its gradient, or its rows of the saved [moment][b][i].
     const target = (m: Moment, row: string): [string, string] => forward ? ['Saved', `(${used.indexOf(m)}u * B + ${row})`] : [`G${bufferName[m]}`, row];
     const tile = tileContraction({ terms: recomputed, shared: share ? 'rows' : null, vec, rows: R });
@@ -171,7 +162,7 @@ function momentPass(o: SilentElboOperands, mode: MomentMode, buffer: (v: View) =
           }).join('\n          ')}
         }
       }`;
-    const phaseB = walksLatents(share, stored.length) ? latentWalk : `let cEnd = min(${chunk}u, k - c0);
+    const phaseB = walksLatents(tuning, stored.length) ? latentWalk : `let cEnd = min(${chunk}u, k - c0);
       for (var gg = 0u; gg < ${groups}u; gg++) {
         let i0 = (gg * ${lanes}u + ${me}) * 4u;
         ${share ? '' : 'if (i0 >= d) { break; }'}
@@ -222,7 +213,7 @@ function momentPass(o: SilentElboOperands, mode: MomentMode, buffer: (v: View) =
  * Weight pass: gradients of W_mu, W_a, b_mu, b_a. Grid: one workgroup per 8 pixels (4 without
  * subgroups). Phase A's tile has the pixels shared by the lanes and 4 examples per lane.
  */
-function weightPass(o: SilentElboOperands, g: Targets, wantX: boolean, buffer: (v: View) => GPUBuffer, gradOut: GPUBuffer, vecOk: boolean): Pass | null {
+function weightPass(tuning: TuningProfile, o: SilentElboOperands, g: Targets, wantX: boolean, buffer: (v: View) => GPUBuffer, gradOut: GPUBuffer, vecOk: boolean): Pass | null {
   const [, d] = o.mean.shape as [number, number];
   const k = o.x.shape[1]!;
   const needA = usesA(o.terms);
@@ -234,10 +225,10 @@ function weightPass(o: SilentElboOperands, g: Targets, wantX: boolean, buffer: (
   const chained = recomputed.filter(feeds);
   const stored = recomputed.filter((t) => feeds(t) || (wantBMu && t.name === 'Ubar') || (wantBA && t.name === 'Abar'));
   const folded = constant && feeds(constant) ? constant : null;
-  const l = layout(d, stored.length, vecOk, backwardTuning.maxLanes);
+  const l = layout(tuning.sharedRows, d, stored.length, vecOk);
   const { share, vec, lanes, groups, slots, chunk, me } = l;
   // Pixels of the workgroup's tile (shared rows only; workgroup memory holds 4).
-  const E = share ? backwardTuning.weightPixels : 4;
+  const E = share ? SHARED_SIDE : 4;
   const pixelIds = range(E), halves = range(E / 4);
   const bindings = [
     ...operandBindings(o, momentsUsed([...recomputed, ...(folded ? [folded] : [])]), vec, buffer, gradOut),
@@ -245,7 +236,7 @@ function weightPass(o: SilentElboOperands, g: Targets, wantX: boolean, buffer: (
     ...(wantBMu ? [output('GBMu', g.bMu!, false)] : []), ...(wantBA ? [output('GBA', g.bA!, false)] : []),
     ...(wantX ? [output('GX', g.x!, false)] : []),
   ];
-  const source = cachedSource(passKey('weight gradients', o, l, bindings), () => {
+  const source = cachedSource(passKey(tuning, 'weight gradients', o, l, bindings), () => {
     const tile = tileContraction({ terms: recomputed, shared: share ? 'pixels' : null, vec, pixels: E });
     const functions = epilogueFunction(o, 'recompute', recomputed, stored, 'g: f32', wantX ? 'GX[b * k + j] = -g * px.d[0];' : '');
     const kept = partials(l, stored.length, E);
@@ -303,7 +294,7 @@ function weightPass(o: SilentElboOperands, g: Targets, wantX: boolean, buffer: (
         ${kept.loop('bb', 'rEnd', biasTerms.map(({ n }) => n), biasTerms.map(({ n }) => halves.map((h) => `bias_${n}_${h} += ${kept.half(n, h)};`).join(' ')).join(' '))}
         if (${me} == 0u) { ${biasTerms.map(({ n, out }) => pixelIds.map((e) => `if (j0 + ${e}u < k) { if (bc == 0u) { ${out}[j0 + ${e}u] = bias_${n}_${e >> 2}[${e & 3}]; } else { ${out}[j0 + ${e}u] += bias_${n}_${e >> 2}[${e & 3}]; } }`).join(' ')).join(' ')} }
       }` : ''}
-      ${!(wantU || wantA) ? '' : walksLatents(share, chained.length) ? latentWalk : `for (var gg = 0u; gg < ${groups}u; gg++) {
+      ${!(wantU || wantA) ? '' : walksLatents(tuning, chained.length) ? latentWalk : `for (var gg = 0u; gg < ${groups}u; gg++) {
         let i0 = (gg * ${lanes}u + ${me}) * 4u;
         ${share ? '' : 'if (i0 >= d) { break; }'}
         ${vec ? '' : four.map((e) => `let i_${e} = min(i0 + ${e}u, d - 1u);`).join(' ')}
@@ -339,21 +330,21 @@ function weightPass(o: SilentElboOperands, g: Targets, wantX: boolean, buffer: (
 }
 
 /**
- * The forward that saves what the backward needs (fuseMoments): the values into `out` and the
+ * The forward that saves what the backward needs (momentsInForward): the values into `out` and the
  * moment contraction (g = 1) into `saved`, [moment][b][i] in momentsUsed order.
  */
-export function silentElboForwardSaving(o: SilentElboOperands, buffer: (v: View) => GPUBuffer, out: GPUBuffer, saved: GPUBuffer): Dispatch | null {
+export function silentElboForwardSaving(tuning: TuningProfile, o: SilentElboOperands, buffer: (v: View) => GPUBuffer, out: GPUBuffer, saved: GPUBuffer): Dispatch | null {
   const [B, d] = o.mean.shape as [number, number];
   if (B === 0) return null;
   const params = new Params().u32(B, d, o.x.shape[1]!, 0, ...operandOffsets(o)).f32(o.sigma2).build();
-  const p = momentPass(o, { kind: 'forward', out, saved }, buffer, backwardTuning.vec && vec4Rows(o))!;
+  const p = momentPass(tuning, o, { kind: 'forward', out, saved }, buffer, tuning.silentElbo.vec4Rows && vec4Rows(o))!;
   return { source: p.source, buffers: p.bindings.map((b) => b.buffer), params, groups: [p.groups, 1, 1] };
 }
 
 const SCALE_WORKGROUP = 64;
 
 /**
- * dL/dmoment[b, i] = g[b] x the forward's saved contraction (fuseMoments), every wanted moment
+ * dL/dmoment[b, i] = g[b] x the forward's saved contraction (momentsInForward), every wanted moment
  * in one dispatch: lavapipe spends ~0.35 ms on a dispatch whatever its size, so a multiply per
  * moment cost four of them. `P[14]` is the elements per invocation.
  */
@@ -379,18 +370,18 @@ ${entry([SCALE_WORKGROUP])} {
 
 /**
  * The backward's dispatches. `buffer` gives each operand view's buffer; `g` are the target
- * buffers (absent: not needed). With `saved` (fuseMoments), the forward already contracted the
+ * buffers (absent: not needed). With `saved` (momentsInForward), the forward already contracted the
  * moments (silentElboForwardSaving) and the moment gradients are that scaled by g; dL/dx then
  * comes from the weight pass.
  */
-export function silentElboBackward(o: SilentElboOperands, gradOut: { buffer: GPUBuffer; offset: number }, buffer: (v: View) => GPUBuffer, g: Targets, saved: GPUBuffer | null): Dispatch[] {
+export function silentElboBackward(tuning: TuningProfile, o: SilentElboOperands, gradOut: { buffer: GPUBuffer; offset: number }, buffer: (v: View) => GPUBuffer, g: Targets, saved: GPUBuffer | null): Dispatch[] {
   const [B, d] = o.mean.shape as [number, number];
   const k = o.x.shape[1]!;
   const params = new Params().u32(B, d, k, gradOut.offset, ...operandOffsets(o)).f32(o.sigma2).u32(elementsPerInvocation(B * d, SCALE_WORKGROUP)).build();
-  const vec = backwardTuning.vec && vec4Rows(o);
+  const vec = tuning.silentElbo.vec4Rows && vec4Rows(o);
   const passes = [
-    saved ? savedScaling(o, saved, g, gradOut.buffer) : momentPass(o, { kind: 'backward', g, gradOut: gradOut.buffer }, buffer, vec),
-    weightPass(o, g, !!saved && !!g.x, buffer, gradOut.buffer, vec),
+    saved ? savedScaling(o, saved, g, gradOut.buffer) : momentPass(tuning, o, { kind: 'backward', g, gradOut: gradOut.buffer }, buffer, vec),
+    weightPass(tuning, o, g, !!saved && !!g.x, buffer, gradOut.buffer, vec),
   ];
   return passes.filter((p): p is Pass => p !== null).map((p) => ({
     source: p.source, buffers: p.bindings.map((b) => b.buffer), params, groups: p.groups,

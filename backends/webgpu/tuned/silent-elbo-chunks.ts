@@ -3,7 +3,7 @@
 // them and keeping its partials, phase B contracting those partials into the gradients.
 //
 // Where a chunk's partials live between the phases:
-//  - With subgroups (lavapipe, gemmDevice.shareRows): a workgroup is one subgroup of 8 lanes and
+//  - With shared rows (lavapipe's subgroups, TuningProfile.sharedRows): a workgroup is one subgroup of 8 lanes and
 //    a chunk is one block of 32 pixels or examples; each lane keeps the partials it computed in
 //    registers. Phase B either fetches them with subgroupShuffle (an AVX2 permute per value on
 //    llvmpipe) as it walks latent groups, or leaves them in place and walks the latents, the
@@ -13,17 +13,16 @@
 //    time (the weight pass ~50 -> ~30 ms without its barriers).
 //  - Otherwise: workgroup memory (at most 16 KiB, WebGPU's default), a barrier after each phase,
 //    as many lanes and blocks per chunk as fit.
-import type { SilentElboGradients, SilentElboOperands, SilentElboTerm, View } from '../../../engine/backend.js';
-import { bufferName, four, halfName, pixelFunction, rowAccumulators, usesA, type Moment } from './silent-elbo-common.js';
-import { gemmDevice } from './gemm.js';
-import { ceilDiv, entry, header, LANES, range, SUBGROUP_DIRECTIVES, type BufferDecl } from './wgsl.js';
+import type { SilentElboOperands, SilentElboTerm, View } from '../../../engine/backend.js';
+import { bufferName, four, halfName, pixelFunction, rowAccumulators, usesA, type Moment } from '../kernels/silent-elbo-common.js';
+import { ceilDiv, entry, header, range, type BufferDecl } from '../kernels/wgsl.js';
+import { LANES, SUBGROUP_DIRECTIVES } from './wgsl.js';
 
 /** Floats of workgroup memory the partials may take: WebGPU's default 16 KiB limit. */
 const WORKGROUP_FLOATS = 4096;
 /** Phase A blocks (of 4 x lanes pixels or examples) per chunk at most, without subgroups. */
 const MAX_BLOCKS = 32;
 
-export type Targets = Partial<Record<keyof SilentElboGradients, GPUBuffer>>;
 export interface Binding { decl: BufferDecl; buffer: GPUBuffer }
 export interface Pass { source: string; bindings: Binding[]; groups: number }
 
@@ -40,15 +39,18 @@ export interface Layout {
   me: string;
 }
 
+/** Lanes of a workgroup at most, without shared rows. */
+const MAX_LANES = 64;
+
 /**
  * How a pass over d latents that keeps `stored` terms' partials splits its work: one subgroup and
- * registers with subgroups, else as many lanes (at most `maxLanes`) and blocks as workgroup memory holds.
+ * registers with shared rows, else as many lanes (at most MAX_LANES) and blocks as workgroup memory holds.
  */
-export function layout(d: number, stored: number, vec: boolean, maxLanes: number): Layout {
+export function layout(share: boolean, d: number, stored: number, vec: boolean): Layout {
   const slots = 4 * stored;
-  if (gemmDevice.shareRows) return { share: true, vec, lanes: LANES, blocks: 1, groups: ceilDiv(ceilDiv(d, 4), LANES), slots, chunk: 4 * LANES, me: 'lane' };
+  if (share) return { share: true, vec, lanes: LANES, blocks: 1, groups: ceilDiv(ceilDiv(d, 4), LANES), slots, chunk: 4 * LANES, me: 'lane' };
   const perLane = 4 * Math.max(slots, 1);
-  const lanes = Math.max(LANES, Math.min(maxLanes, Math.floor(WORKGROUP_FLOATS / perLane / LANES) * LANES));
+  const lanes = Math.max(LANES, Math.min(MAX_LANES, Math.floor(WORKGROUP_FLOATS / perLane / LANES) * LANES));
   const blocks = Math.max(1, Math.min(MAX_BLOCKS, Math.floor(WORKGROUP_FLOATS / (perLane * lanes))));
   return { share: false, vec, lanes, blocks, groups: ceilDiv(ceilDiv(d, 4), lanes), slots, chunk: 4 * lanes * blocks, me: 'lid' };
 }

@@ -9,7 +9,7 @@
 // Long, thin products (a filter gradient: 32 x 288 outputs, 50k terms each) split K over
 // the grid's z axis into a scratch [splits, M, N] summed afterwards by the reduce kernel.
 // A batched spec instead gives the z axis to a batch of same-sized products (Winograd's 36
-// per pass, kernels/winograd.ts), one dispatch for all; its snippets read the product's index
+// per pass, winograd.ts), one dispatch for all; its snippets read the product's index
 // as `batch` and place their operands with per-batch strides of their own.
 //
 // Shared rows (software adapters with subgroups of 8): llvmpipe runs 8 invocations as the
@@ -30,9 +30,11 @@
 // a loop index or a word read from P never qualifies, so every load goes lane by lane.
 // Bigger blocks per lane, fma() and 16-lane subgroups were measured at 512^3 and dropped too
 // (docs/performance-log.md, "GEMM at 512^3: bigger blocks, fma() and 16-lane subgroups").
-// SILENTGRAD_WEBGPU_SHARED_ROWS=0 turns shared rows off (index.ts).
+// TuningProfile.sharedRows chooses them (SILENTGRAD_WEBGPU_SHARED_ROWS=0 turns them off).
 import type { Dispatch } from '../queue.js';
-import { BAKE_MIN_WORK, bakeWords, cachedSource, entry, header, range, SUBGROUP_DIRECTIVES, type BufferDecl } from './wgsl.js';
+import type { TuningProfile } from '../tuning.js';
+import { bakeWords, cachedSource, entry, header, range, type BufferDecl } from '../kernels/wgsl.js';
+import { BAKE_MIN_WORK, SUBGROUP_DIRECTIVES } from './wgsl.js';
 
 /**
  * Rows and vec4 column groups per invocation, and the workgroup's shape. With `shareRows`
@@ -51,19 +53,15 @@ export interface Tiling {
 }
 
 /**
- * What the device offers the template; set once by the backend (one device per process).
- * `shareRows`: subgroups of at least 8 lanes, used on software adapters only, where it was
- * measured (on a real GPU the broadcast's cost is unmeasured here).
- */
-export const gemmDevice = { shareRows: false };
-/**
  * Without shared rows: shared dynamic-size pipelines (small products, the tests' odd shapes) use
  * 8 x 8 blocks; baked big ones 16 x 8, faster on lavapipe but about twice the cold LLVM
  * compile, paid once per shape (docs/performance-log.md, "GEMM: rows shared across a
- * subgroup"). Mutable for probes only.
+ * subgroup").
  */
-export const tilings = { dynamic: { rows: 8, colVecs: 2, wgX: 4, wgY: 4 } as Tiling, baked: { rows: 16, colVecs: 2, wgX: 4, wgY: 2 } as Tiling, bake: true };
-const isBaked = (M: number, N: number, K: number): boolean => tilings.bake && M > 0 && N > 0 && M * N * K >= BAKE_MIN_WORK;
+const tilings: { readonly dynamic: Tiling; readonly baked: Tiling } = {
+  dynamic: { rows: 8, colVecs: 2, wgX: 4, wgY: 4 }, baked: { rows: 16, colVecs: 2, wgX: 4, wgY: 2 },
+};
+const isBaked = (M: number, N: number, K: number): boolean => M > 0 && N > 0 && M * N * K >= BAKE_MIN_WORK;
 
 /**
  * Shared-row tilings (8 lanes each); a product takes the one of its list that pads its M x N
@@ -72,9 +70,9 @@ const isBaked = (M: number, N: number, K: number): boolean => tilings.bake && M 
  * beat 1 and 4 (docs/performance-log.md, "GEMM: rows shared across a subgroup").
  * Dynamic-size pipelines (small products, the tests' odd shapes) take 16 x 4 blocks: 256
  * accumulators cost seconds of LLVM compile, paid once per baked shape but not worth it for
- * small ones. Mutable for probes only.
+ * small ones.
  */
-export const sharedTilings: { dynamic: Tiling[]; baked: Tiling[] } = {
+const sharedTilings: { readonly dynamic: readonly Tiling[]; readonly baked: readonly Tiling[] } = {
   dynamic: [{ rows: 16, colVecs: 1, wgX: 8, wgY: 1, shareRows: true }],
   baked: [
     { rows: 32, colVecs: 2, wgX: 8, wgY: 1, shareRows: true, kSum: 2 },
@@ -84,9 +82,9 @@ export const sharedTilings: { dynamic: Tiling[]; baked: Tiling[] } = {
   ],
 };
 
-function tilingFor(M: number, N: number, K: number): Tiling {
+function tilingFor(tuning: TuningProfile, M: number, N: number, K: number): Tiling {
   const baked = isBaked(M, N, K);
-  if (!gemmDevice.shareRows) return baked ? tilings.baked : tilings.dynamic;
+  if (!tuning.sharedRows) return baked ? tilings.baked : tilings.dynamic;
   // Padded outputs, weighted by the loads per multiply-add: each lane loads its B columns once
   // per `rows` rows, so more rows can beat less padding (M=200 N=25088 K=64 in a training step:
   // docs/performance-log.md, "GEMM: rows shared across a subgroup").
@@ -225,8 +223,8 @@ ${code}`;
 }
 
 /** K split in chunks so thin products still fill the machine; 1 when the tiles already do. */
-export function splitCount(M: number, N: number, K: number): number {
-  const t = tilingFor(M, N, K);
+export function splitCount(tuning: TuningProfile, M: number, N: number, K: number): number {
+  const t = tilingFor(tuning, M, N, K);
   const tiles = Math.ceil(M / tileM(t)) * Math.ceil(N / tileN(t));
   if (tiles >= 64 || K < 1024) return 1;
   return Math.max(1, Math.min(64, Math.ceil(128 / tiles), Math.floor(K / 512)));
@@ -236,11 +234,11 @@ export function splitCount(M: number, N: number, K: number): number {
  * The dispatch of a spec; with splits > 1, `O` must be a scratch of splits * M * N floats.
  * A batched spec runs `batches` products (splits must be 1).
  */
-export function gemmDispatch(spec: GemmSpec, buffers: readonly GPUBuffer[], M: number, N: number, K: number, extra: readonly number[], splits: number, batches = 1): Dispatch {
+export function gemmDispatch(tuning: TuningProfile, spec: GemmSpec, buffers: readonly GPUBuffer[], M: number, N: number, K: number, extra: readonly number[], splits: number, batches = 1): Dispatch {
   if (spec.batched ? splits !== 1 : batches !== 1) throw new Error(`gemm: ${spec.name}: ${splits} splits, ${batches} batches`);
   // Small products (tests' odd shapes) share one pipeline per spec; big ones, which repeat
   // every training step, get their own with the sizes baked in.
-  const bake = isBaked(M, N, K), chosen = tilingFor(M, N, K);
+  const bake = isBaked(M, N, K), chosen = tilingFor(tuning, M, N, K);
   // Chunks of K a multiple of kSum where K is (the last split may then get nothing to do).
   const step = spec.bAlongK ? 4 : chosen.kSum && K % chosen.kSum === 0 ? chosen.kSum : 1;
   const chunk = Math.ceil(Math.ceil(K / splits) / step) * step;

@@ -18,7 +18,7 @@
 // are padded to a multiple of 4 (Tp) with zero tiles, so the GEMMs read and write vec4 along t.
 // A transform invocation handles 4 consecutive tiles of one channel (output gradient: one tile
 // of 4 channels; filters: one), zero padding by clamped loads + select (no divergent branches,
-// which lavapipe compiles slowly). Switch: SILENTGRAD_WEBGPU_WINOGRAD (index.ts).
+// which lavapipe compiles slowly). TuningProfile.winograd chooses the passes (SILENTGRAD_WEBGPU_WINOGRAD).
 //
 // On lavapipe the gain is well short of the 4x fewer multiply-adds: every float a kernel moves
 // through a storage buffer costs ~8-17 instructions a lane (see GROUP), and Winograd moves each
@@ -29,23 +29,12 @@
 import type { Conv2dGeometry } from '../../../engine/backend.js';
 import { OUT, TILE, transforms, XI, sandwichLines, winogradApplies, type Matrix } from '../../winograd-f4x3.js';
 import { linearGroup, type Dispatch } from '../queue.js';
-import type { GpuView } from './elementwise.js';
+import type { TuningProfile, WinogradPass } from '../tuning.js';
+import type { GpuView } from '../kernels/elementwise.js';
+import { bakeWords, cachedSource, ceilDiv, entry, header, range, type BufferDecl } from '../kernels/wgsl.js';
 import { gemmDispatch, type GemmSpec } from './gemm.js';
 import { batchedMatmul } from './matmul.js';
-import { BAKE_MIN_WORK, bakeWords, cachedSource, ceilDiv, entry, header, range, type BufferDecl } from './wgsl.js';
-
-export type WinogradPass = 'forward' | 'input' | 'filter';
-
-/**
- * Set once by the backend: the passes Winograd serves (SILENTGRAD_WEBGPU_WINOGRAD, index.ts)
- * and the largest binding, which the scratch buffers must fit (else the implicit GEMM runs).
- * `minChannels`: on top of the shared rule (8+ channels), the fewest input and output channels
- * for which Winograd pays here. The transforms cost per channel and the GEMMs save per pair of
- * channels, so below 24 channels each side the implicit GEMMs were faster
- * (docs/performance-log.md, "Winograd F(4x4, 3x3) against implicit GEMM on lavapipe").
- * (The tests lower it to 8 to run the kernels on small layers.)
- */
-export const winogradDevice = { passes: new Set<WinogradPass>(['forward', 'input', 'filter']), maxBindingBytes: 1 << 27, minChannels: 24 };
+import { BAKE_MIN_WORK } from './wgsl.js';
 
 /**
  * One correlation with 3x3 filters: input [N, Cin, Hin, Win] -> [N, Cout, Hout, Wout], zero
@@ -69,12 +58,19 @@ const tileCounts = (p: Problem): { ty: number; tx: number; T: number; Tp: number
   return { ty, tx, T, Tp: ceilDiv(T, 4) * 4 };
 };
 
-/** Whether `pass` of this layer goes through Winograd here. */
-export function winogradServes(pass: WinogradPass, g: Conv2dGeometry): boolean {
-  if (!winogradDevice.passes.has(pass) || Math.min(g.inChannels, g.outChannels) < winogradDevice.minChannels) return false;
+/**
+ * Whether `pass` of this layer goes through Winograd under `w`: a pass it lists, on top of the
+ * shared rule (8+ channels) at least `minChannels` input and output channels, and scratch
+ * buffers that fit one binding (else the implicit GEMM runs). The transforms cost per channel
+ * and the GEMMs save per pair of channels, so below 24 channels each side the implicit GEMMs were
+ * faster on lavapipe (docs/performance-log.md, "Winograd F(4x4, 3x3) against implicit GEMM on
+ * lavapipe"); the tests lower the bar to 8 to run the kernels on small layers.
+ */
+export function winogradServes(w: TuningProfile['winograd'], pass: WinogradPass, g: Conv2dGeometry): boolean {
+  if (!w.passes.includes(pass) || Math.min(g.inChannels, g.outChannels) < w.minChannels) return false;
   if (!winogradApplies(g.inChannels, g.outChannels, g.kernelH, g.kernelW, g.stride, g.padding, g.outHeight, g.outWidth)) return false;
   const p = pass === 'input' ? inputGradientProblem(g) : forwardProblem(g);
-  return XI * Math.max(p.Cin, p.Cout) * tileCounts(p).Tp * 4 <= winogradDevice.maxBindingBytes;
+  return XI * Math.max(p.Cin, p.Cout) * tileCounts(p).Tp * 4 <= w.maxBindingBytes;
 }
 
 // ---- transform kernels -----------------------------------------------------------------------
@@ -294,14 +290,14 @@ const view = (buffer: GPUBuffer, rows: number, cols: number): GpuView => ({ buff
 // ---- the three passes ------------------------------------------------------------------------
 
 /** y = conv(x, w) (or, flipped, the input gradient: dx from dy): U, V, the batched GEMM, Aᵀ M A. */
-function correlate(x: GpuView, w: GpuView, p: Problem, out: GPUBuffer, scratch: (floats: number) => GPUBuffer,
+function correlate(tuning: TuningProfile, x: GpuView, w: GpuView, p: Problem, out: GPUBuffer, scratch: (floats: number) => GPUBuffer,
   keepV: ((floats: number) => GPUBuffer) | null = null): Dispatch[] {
   const { Cin, Cout } = p, { Tp } = tileCounts(p);
   const U = scratch(XI * Cout * Cin), V = (keepV ?? scratch)(XI * Cin * Tp), M = scratch(XI * Cout * Tp);
   return [
     transform(`filter ${p.flip}`, () => filterTransformSource(p.flip), p, Cout * Cin, [w.offset, 0], [w.buffer, U]),
     inputTransform(p, x, V),
-    batchedMatmul(view(U, Cout, Cin), false, view(V, Cin, Tp), false, M, { count: XI, a: Cout * Cin, b: Cin * Tp, out: Cout * Tp }),
+    batchedMatmul(tuning, view(U, Cout, Cin), false, view(V, Cin, Tp), false, M, { count: XI, a: Cout * Cin, b: Cin * Tp, out: Cout * Tp }),
     transform(`output ${wideRows(p.Wout, 0)}`, () => outputTransformSource(wideRows(p.Wout, 0)), p, Cout * Tp / GROUP, [0, 0], [M, out]),
   ];
 }
@@ -359,33 +355,33 @@ const keyOf = (x: GpuView, g: Conv2dGeometry): string => `${x.offset}|${JSON.str
  * y[N,O,Ho,Wo] = conv2d(x[N,C,H,W], w[O,C,3,3]), stride 1; V kept in `kept` when the filter
  * gradient will run through Winograd too.
  */
-export function winogradForward(x: GpuView, w: GpuView, g: Conv2dGeometry, out: GPUBuffer, scratch: (floats: number) => GPUBuffer,
-  kept: KeptInputTransforms | null): Dispatch[] {
+export function winogradForward(tuning: TuningProfile, x: GpuView, w: GpuView, g: Conv2dGeometry, out: GPUBuffer, scratch: (floats: number) => GPUBuffer,
+  kept: KeptInputTransforms): Dispatch[] {
   const p = forwardProblem(g);
-  const keep = kept && winogradServes('filter', g) ? (floats: number) => kept.keep(x, g, floats) : null;
-  return correlate(x, w, p, out, scratch, keep);
+  const keep = winogradServes(tuning.winograd, 'filter', g) ? (floats: number) => kept.keep(x, g, floats) : null;
+  return correlate(tuning, x, w, p, out, scratch, keep);
 }
 
 /** dx[N,C,H,W] from dy[N,O,Ho,Wo]: the forward on dy with rotated, transposed filters, padding 2 - p. */
-export function winogradBackwardInput(dy: GpuView, w: GpuView, g: Conv2dGeometry, dx: GPUBuffer, scratch: (floats: number) => GPUBuffer): Dispatch[] {
-  return correlate(dy, w, inputGradientProblem(g), dx, scratch);
+export function winogradBackwardInput(tuning: TuningProfile, dy: GpuView, w: GpuView, g: Conv2dGeometry, dx: GPUBuffer, scratch: (floats: number) => GPUBuffer): Dispatch[] {
+  return correlate(tuning, dy, w, inputGradientProblem(g), dx, scratch);
 }
 
 /**
  * dw[O,C,3,3] (overwritten) from x[N,C,H,W] and dy[N,O,Ho,Wo], with the forward's V when `kept`
  * has it (`adopt` hands it back to the pool after this call's dispatches are recorded).
  */
-export function winogradBackwardFilter(x: GpuView, dy: GpuView, g: Conv2dGeometry, dw: GPUBuffer, scratch: (floats: number) => GPUBuffer,
-  kept: KeptInputTransforms | null, adopt: (buffer: GPUBuffer) => void): Dispatch[] {
+export function winogradBackwardFilter(tuning: TuningProfile, x: GpuView, dy: GpuView, g: Conv2dGeometry, dw: GPUBuffer, scratch: (floats: number) => GPUBuffer,
+  kept: KeptInputTransforms, adopt: (buffer: GPUBuffer) => void): Dispatch[] {
   const p = forwardProblem(g), { Cin: C, Cout: O } = p, { Tp } = tileCounts(p);
-  const saved = kept?.take(x, g);
+  const saved = kept.take(x, g);
   if (saved) adopt(saved);
   const Op = ceilDiv(O, GROUP) * GROUP;
   const V = saved ?? scratch(XI * C * Tp), dM = scratch(XI * Op * Tp), dU = scratch(XI * C * Op);
   return [
     ...(saved ? [] : [inputTransform(p, x, V)]),
     transform(`output gradient ${wideRows(p.Wout, dy.offset)}`, () => outputGradientTransformSource(wideRows(p.Wout, dy.offset)), p, Op * Tp / GROUP, [dy.offset, 0], [dy.buffer, dM]),
-    gemmDispatch(filterGradientSpec, [V, dM, dU], C, Op, Tp, [0, 0], 1, XI),
+    gemmDispatch(tuning, filterGradientSpec, [V, dM, dU], C, Op, Tp, [0, 0], 1, XI),
     transform('filter gradient', filterGradientTransformSource, p, O * C, [0, 0], [dU, dw]),
   ];
 }
