@@ -9,9 +9,10 @@
 // or three times: which float32 and float64 calls V8 has seen changes the code it generates
 // (the backend's kernels see both), and a run can land in a slow phase for one build.
 //   node bench/gemm-ab.js --kernels [--rounds 12]
-// instead compares this checkout's float32 kernels with each other, TypeScript ("other") against
-// WebAssembly SIMD ("this", SILENTGRAD_CPU_KERNELS=wasm), at the MLP's shapes and 512³, and
-// reports the largest difference between their products (float64 against float32 accumulation).
+// instead compares this checkout's kernels with each other, TypeScript ("other") against
+// WebAssembly SIMD ("this", SILENTGRAD_CPU_KERNELS=wasm), at the MLP's shapes and 512³ in float32
+// (reporting the largest difference: float64 against float32 accumulation), and at the silent
+// ELBO's contraction shape and 512³ in float64 (where the two give the same bits).
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -21,7 +22,7 @@ import { median } from './stats.js';
 
 const flags = scriptFlags('bench/gemm-ab.js', "This checkout's CPU GEMM against another build's, alternating in one process.", {
   other: { type: 'string', help: 'root of the other checkout, built (its backends/cpu/gemm.js is loaded)' },
-  kernels: { type: 'boolean', help: "instead of another build: this checkout's float32 kernels, js against wasm" },
+  kernels: { type: 'boolean', help: "instead of another build: this checkout's kernels, js against wasm" },
   rounds: { type: 'string', help: 'alternations per shape', default: '12' },
 }, (v) => {
   const rounds = Number(v.rounds);
@@ -45,8 +46,10 @@ const mine = flags.file === null ? withKernels('wasm') : gemmStrided;
 // gradient, weight gradient; 32 channels, then the default study's 8), a Winograd position's
 // GEMM and its filter gradient, 512³.
 const shapes: [number, number, number, boolean, boolean, boolean][] = flags.file === null
-  // The MLP's first layer forward (64x784 · 784x200), the second's (64x200 · 200x784), 512³.
-  ? [[64, 200, 784, false, false, false], [64, 784, 200, false, false, false], [512, 512, 512, false, false, false]]
+  // The MLP's first layer forward (64x784 · 784x200), the second's (64x200 · 200x784), 512³; in
+  // float64, a silent-ELBO contraction (B x k x d = 64x784x200) and 512³.
+  ? [[64, 200, 784, false, false, false], [64, 784, 200, false, false, false], [512, 512, 512, false, false, false],
+    [64, 784, 200, false, true, true], [512, 512, 512, false, false, true]]
   : [
     [64, 400, 25088, false, true, false], [64, 25088, 400, false, false, false], [400, 25088, 64, true, false, false],
     [64, 400, 6272, false, true, false],
@@ -55,7 +58,7 @@ const shapes: [number, number, number, boolean, boolean, boolean][] = flags.file
 const ROUND_MS = 250;
 
 console.log(flags.file === null
-  ? `gemm, one thread: float32 kernels, js (other) against wasm (this), ${flags.rounds} alternating rounds of ${ROUND_MS} ms`
+  ? `gemm, one thread: kernels, js (other) against wasm (this), ${flags.rounds} alternating rounds of ${ROUND_MS} ms`
   : `gemm, one thread: this checkout against ${flags.file}, ${flags.rounds} alternating rounds of ${ROUND_MS} ms`);
 for (const [M, N, K, tA, tB, f64] of shapes) {
   const make = (n: number): FloatArray => (f64 ? new Float64Array(n) : new Float32Array(n)).map(() => Math.random() - 0.5);

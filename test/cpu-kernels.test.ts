@@ -2,7 +2,7 @@
 // loops, in float64 so the comparisons are tight, plus a float32 smoke test of each.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { gemm, gemmRange, gemmStrided, type FloatArray } from '../backends/cpu/gemm.js';
+import { gemm, gemmRange, gemmStrided, getCpuKernels, setCpuKernels, type FloatArray } from '../backends/cpu/gemm.js';
 import { allocShared, isShared, threadCount, warmUp, workerPieces } from '../backends/cpu/parallel.js';
 import { parallelGemm } from '../backends/cpu/parallel-gemm.js';
 import {
@@ -295,19 +295,27 @@ test('conv2d by the direct 3x3 loops matches naive loops and is adjoint, on one 
   close(dw32, naiveBackwardFilter(x, dy, c), 1e-5, 'float32 backward filter');
 });
 
-test('Winograd conv2d in float32 stays as close to float64 as im2col does', () => {
-  const c: Case = { N: 4, C: 32, H: 28, W: 28, O: 32, kh: 3, kw: 3, s: 1, p: 1 };
-  const xShape = [c.N, c.C, c.H, c.W], wShape = [c.O, c.C, 3, 3];
-  const x = randomArray(c.N * c.C * c.H * c.W), w = randomArray(c.O * c.C * 9), dy = randomArray(c.N * c.O * c.H * c.W);
-  const y32 = allocShared('float32', dy.length), dx32 = allocShared('float32', x.length), dw32 = allocShared('float32', w.length);
-  conv2dForward(Float32Array.from(x), xShape, Float32Array.from(w), wShape, 1, 1, y32);
-  conv2dBackwardInput(Float32Array.from(dy), xShape, Float32Array.from(w), wShape, 1, 1, dx32);
-  conv2dBackwardFilter(Float32Array.from(x), xShape, Float32Array.from(dy), wShape, 1, 1, dw32);
-  // Outputs reach ~25 (filter gradient ~70); float32 rounding of inputs and outputs alone
-  // gives ~1.5e-6 (4e-6), measured; a wrong transform entry would be off by O(1).
-  close(y32, naiveConv(x, w, c), 1e-5, 'float32 forward');
-  close(dx32, naiveBackwardInput(dy, w, c), 1e-5, 'float32 backward input');
-  close(dw32, naiveBackwardFilter(x, dy, c), 4e-5, 'float32 backward filter');
+test('Winograd conv2d in float32 with the TypeScript kernels stays as close to float64 as im2col does', () => {
+  // Float64 inside: the transforms and GEMMs of winograd.ts. The WebAssembly path computes in
+  // float32 and is checked against this one in test/cpu-wasm.test.ts.
+  const kernels = getCpuKernels();
+  setCpuKernels('js');
+  try {
+    const c: Case = { N: 4, C: 32, H: 28, W: 28, O: 32, kh: 3, kw: 3, s: 1, p: 1 };
+    const xShape = [c.N, c.C, c.H, c.W], wShape = [c.O, c.C, 3, 3];
+    const x = randomArray(c.N * c.C * c.H * c.W), w = randomArray(c.O * c.C * 9), dy = randomArray(c.N * c.O * c.H * c.W);
+    const y32 = allocShared('float32', dy.length), dx32 = allocShared('float32', x.length), dw32 = allocShared('float32', w.length);
+    conv2dForward(Float32Array.from(x), xShape, Float32Array.from(w), wShape, 1, 1, y32);
+    conv2dBackwardInput(Float32Array.from(dy), xShape, Float32Array.from(w), wShape, 1, 1, dx32);
+    conv2dBackwardFilter(Float32Array.from(x), xShape, Float32Array.from(dy), wShape, 1, 1, dw32);
+    // Outputs reach ~25 (filter gradient ~70); float32 rounding of inputs and outputs alone
+    // gives ~1.5e-6 (4e-6), measured; a wrong transform entry would be off by O(1).
+    close(y32, naiveConv(x, w, c), 1e-5, 'float32 forward');
+    close(dx32, naiveBackwardInput(dy, w, c), 1e-5, 'float32 backward input');
+    close(dw32, naiveBackwardFilter(x, dy, c), 4e-5, 'float32 backward filter');
+  } finally {
+    setCpuKernels(kernels);
+  }
 });
 
 test('conv2d honours element offsets', () => {

@@ -1,14 +1,22 @@
-// The WebAssembly emitter (backends/cpu/wasm/) and the float32 SIMD GEMM generated with it,
-// against the TypeScript reference kernel of backends/cpu/gemm.ts.
+// The WebAssembly emitter (backends/cpu/wasm/) and the float32 SIMD kernels generated with it:
+// the GEMM against the TypeScript reference kernel of backends/cpu/gemm.ts, and the float32
+// Winograd convolution against the float64 path of backends/cpu/winograd.ts.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { adamw } from '../backends/cpu/adamw.js';
+import { conv2dBackwardFilter, conv2dBackwardInput, conv2dForward } from '../backends/cpu/conv.js';
 import { gemmStrided, getCpuKernels, setCpuKernels, type FloatArray } from '../backends/cpu/gemm.js';
 import { allocShared, warmUp, workerPieces } from '../backends/cpu/parallel.js';
 import { parallelGemm } from '../backends/cpu/parallel-gemm.js';
 import {
   readSignedLeb128, readUnsignedLeb128, signedLeb128, unsignedLeb128,
 } from '../backends/cpu/wasm/encoding.js';
-import { DEFAULT_TILE, emitGemmModule, gemmStridedF32Wasm, wasmGemmAvailable } from '../backends/cpu/wasm/gemm-f32.js';
+import { DEFAULT_TILE, gemmStridedF32Wasm, wasmGemmAvailable } from '../backends/cpu/wasm/gemm-f32.js';
+import { gemmStridedF64Wasm } from '../backends/cpu/wasm/gemm-f64.js';
+import { emitGemmModule } from '../backends/cpu/wasm/gemm-kernel.js';
+import { F32, F64 } from '../backends/cpu/wasm/macro.js';
+import { wasmWinogradAvailable } from '../backends/cpu/wasm/winograd-f32.js';
+import { winogradApplies } from '../backends/cpu/winograd.js';
 import { ModuleBuilder } from '../backends/cpu/wasm/module.js';
 import { Op, ValType } from '../backends/cpu/wasm/opcodes.js';
 
@@ -89,9 +97,13 @@ test('the module builder makes valid modules that run', () => {
 test('GEMM modules validate for every tile shape, with and without an imported memory size', () => {
   assert.ok(wasmGemmAvailable(), 'this Node has WebAssembly SIMD');
   for (const mr of [1, 3, 4, 6, 8]) {
-    for (const nr of [4, 8, 16]) assert.ok(WebAssembly.validate(emitGemmModule({ mr, nr }, 2, false)), `${mr}x${nr}`);
+    for (const nr of [4, 8, 16]) {
+      assert.ok(WebAssembly.validate(emitGemmModule({ mr, nr }, 2, F32, false, false)), `${mr}x${nr} f32`);
+      assert.ok(WebAssembly.validate(emitGemmModule({ mr, nr }, 2, F64, false, true)), `${mr}x${nr} f64, shared memory`);
+    }
   }
-  assert.throws(() => emitGemmModule({ mr: 4, nr: 6 }, 1, false), RangeError);
+  assert.throws(() => emitGemmModule({ mr: 4, nr: 6 }, 1, F32, false, false), RangeError);
+  assert.throws(() => emitGemmModule({ mr: 4, nr: 4 }, 1, F64, true, false), RangeError, 'no relaxed madd in float64');
 });
 
 // [M, N, K]: the brief's odd shapes plus ones crossing the KC, MC and NC block edges.
@@ -139,7 +151,29 @@ test('Wasm GEMM through gemmStrided on strided views leaves the rest of C alone'
   }
 });
 
-test('empty dims, and float64 stays on the TypeScript kernel', () => {
+test('Wasm float64 GEMM gives the TypeScript kernel\'s bits: shapes x transposes x accumulate x mixed element types', () => {
+  const types: [string, string, string][] = [['f64', 'f64', 'f64'], ['f32', 'f64', 'f64'], ['f64', 'f64', 'f32'], ['f64', 'f32', 'f64']];
+  const as = (t: string, a: Float32Array): FloatArray => (t === 'f64' ? Float64Array.from(a, (x) => x / 3) : a);
+  for (const [M, N, K] of [...shapes, [9, 1031, 600] as [number, number, number]]) {
+    for (const [ta, tb, tc] of types) {
+      for (const tA of [false, true]) {
+        for (const tB of [false, true]) {
+          for (const acc of [false, true]) {
+            const A = as(ta, randomF32(M * K)), B = as(tb, randomF32(K * N)), C0 = as(tc, randomF32(M * N));
+            const want = C0.slice(), got = C0.slice();
+            const lda = tA ? M : K, ldb = tB ? K : N;
+            reference(() => gemmStrided(M, N, K, A, 0, lda, tA, B, 0, ldb, tB, want, 0, N, acc));
+            gemmStridedF64Wasm(M, N, K, A, 0, lda, tA, B, 0, ldb, tB, got, 0, N, acc);
+            const at = got.findIndex((x, i) => !Object.is(x, want[i]));
+            assert.is(at, -1, `${M}x${N}x${K} ${ta} ${tb} ${tc} tA=${tA} tB=${tB} acc=${acc}: first difference at ${at}`);
+          }
+        }
+      }
+    }
+  }
+});
+
+test('empty dims, and float64 products through gemmStrided keep the TypeScript kernel\'s bits', () => {
   setCpuKernels('wasm');
   const C = new Float32Array([7, 7, 7, 7]);
   gemmStrided(0, 2, 3, new Float32Array(0), 0, 3, false, new Float32Array(6), 0, 2, false, C, 0, 2, false);
@@ -172,6 +206,104 @@ test('the worker threads run the Wasm kernel too (split product bit-identical to
     assert.equal([...split], [...whole]);
   }
   assert.ok(workerPieces() > before, 'a worker ran part of the product');
+});
+
+// ---- float32 Winograd ------------------------------------------------------------------------
+
+/** A 3x3 stride-1 layer: batch, in channels, height, width, out channels, padding. */
+type Layer = [number, number, number, number, number, number];
+
+/**
+ * The three passes of `layer` on float32 copies of x, w, dy (or float64 ones), with every array
+ * placed `off` elements into a larger one, plain or shared (so split over the pool).
+ */
+function convPasses(layer: Layer, x: Float64Array, w: Float64Array, dy: Float64Array, dtype: 'float32' | 'float64',
+  shared: boolean, off: number): [FloatArray, FloatArray, FloatArray] {
+  const [N, C, H, W, O, p] = layer;
+  const place = (a: ArrayLike<number>): FloatArray => {
+    const out = shared ? allocShared(dtype, a.length + off) : dtype === 'float32' ? new Float32Array(a.length + off) : new Float64Array(a.length + off);
+    out.set(a, off);
+    return out;
+  };
+  const [xs, ws, dys] = [place(x), place(w), place(dy)];
+  const [y, dx, dw] = [place(dy), place(x), place(w)];
+  conv2dForward(xs, [N, C, H, W], ws, [O, C, 3, 3], 1, p, y, off, off, off);
+  conv2dBackwardInput(dys, [N, C, H, W], ws, [O, C, 3, 3], 1, p, dx, off, off, off);
+  conv2dBackwardFilter(xs, [N, C, H, W], dys, [O, C, 3, 3], 1, p, dw, off, off, off);
+  return [y.subarray(off), dx.subarray(off), dw.subarray(off)];
+}
+
+/** max |a - b| / max |b|: the error on the scale of the result. */
+function scaledError(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let scale = 0;
+  for (let i = 0; i < b.length; i++) scale = Math.max(scale, Math.abs(b[i]!));
+  return maxAbsDiff(a, b) / scale;
+}
+
+// Odd sizes (edge tiles), every padding Winograd serves, channel counts off the 4 and 8 of the
+// kernel's lanes and tiles, several chunks of images (split over the pool: 9 images a chunk at
+// 28x28, a short last chunk), and the Table-5 layer.
+const layers: Layer[] = [
+  [3, 8, 10, 9, 9, 1], [2, 9, 7, 13, 8, 0], [2, 8, 6, 6, 8, 2], [3, 13, 11, 5, 21, 1], [2, 10, 9, 8, 17, 2],
+  [11, 16, 12, 12, 12, 1], [19, 8, 28, 28, 9, 1], [4, 32, 28, 28, 32, 1],
+];
+
+test('float32 Winograd in Wasm against the float64 path: odd shapes, paddings, offsets, the pool', async () => {
+  assert.ok(wasmWinogradAvailable(), 'this Node validates the Winograd module');
+  setCpuKernels('wasm');
+  await warmUp();
+  for (const layer of layers) {
+    const [N, C, H, W, O, p] = layer;
+    assert.ok(winogradApplies(C, O, 3, 3, 1, p, H + 2 * p - 2, W + 2 * p - 2), `${layer} takes Winograd`);
+    const x = Float64Array.from(randomF32(N * C * H * W)), w = Float64Array.from(randomF32(O * C * 9));
+    const dy = Float64Array.from(randomF32(N * O * (H + 2 * p - 2) * (W + 2 * p - 2)));
+    const want = convPasses(layer, x, w, dy, 'float64', false, 0);
+    const alone = convPasses(layer, x, w, dy, 'float32', false, 3);
+    const pooled = convPasses(layer, x, w, dy, 'float32', true, 5);
+    // Measured (docs/performance-log.md, "CPU Winograd in WebAssembly"): up to 1e-5 of the
+    // scale, 10-25x float32 im2col's; a wrong transform entry or panel offset is off by O(1).
+    ['forward', 'input gradient', 'filter gradient'].forEach((pass, i) => {
+      const e = scaledError(alone[i]!, want[i]!);
+      assert.ok(e <= 2e-5, `${layer} ${pass}: error ${e} of the scale`);
+      // Workers take SILENTGRAD_CPU_KERNELS, not setCpuKernels.
+      if (process.env.SILENTGRAD_CPU_KERNELS !== 'js') assert.equal([...pooled[i]!], [...alone[i]!], `${layer} ${pass}: the pool gives one thread's bits`);
+    });
+  }
+});
+
+test('float64 convolutions are the same bits with the js and wasm kernels', () => {
+  const layer: Layer = [3, 13, 11, 5, 21, 1];
+  const [N, C, H, W, O] = layer;
+  const x = Float64Array.from(randomF32(N * C * H * W)), w = Float64Array.from(randomF32(O * C * 9));
+  const dy = Float64Array.from(randomF32(N * O * H * W));
+  setCpuKernels('wasm');
+  const wasm = convPasses(layer, x, w, dy, 'float64', false, 0);
+  setCpuKernels('js');
+  const js = convPasses(layer, x, w, dy, 'float64', false, 0);
+  for (let i = 0; i < 3; i++) assert.equal([...wasm[i]!], [...js[i]!]);
+});
+
+// ---- AdamW -------------------------------------------------------------------------------------
+
+test('float32 AdamW in Wasm against the TypeScript loop, across blocks, on one thread and the pool', async () => {
+  await warmUp();
+  const n = 3 * 4096 + 1234; // several of the kernel's blocks and a ragged tail
+  const step = { lr: 1e-3, weightDecay: 0.01, beta1: 0.9, beta2: 0.999, eps: 1e-8, step: 3 };
+  const start = [randomF32(n), randomF32(n), randomF32(n).map((x) => x / 10), randomF32(n).map((x) => x * x / 100)];
+  const run = (kernels: 'js' | 'wasm', shared: boolean): Float32Array[] => {
+    setCpuKernels(kernels);
+    const [p, g, m, v] = start.map((a) => { const c = shared ? allocShared('float32', n) as Float32Array : new Float32Array(n); c.set(a); return c; }) as
+      [Float32Array, Float32Array, Float32Array, Float32Array];
+    for (let i = 0; i < 3; i++) adamw(p, g, m, v, { ...step, step: step.step + i });
+    return [p, m, v];
+  };
+  const want = run('js', false), alone = run('wasm', false), pooled = run('wasm', true);
+  // Float32 arithmetic against float64 with float32 stores: a few float32 roundings apart.
+  ['parameters', 'first moments', 'second moments'].forEach((what, i) => {
+    const e = scaledError(alone[i]!, want[i]!);
+    assert.ok(e <= 1e-6, `${what}: error ${e} of the scale`);
+    if (process.env.SILENTGRAD_CPU_KERNELS !== 'js') assert.equal([...pooled[i]!], [...alone[i]!], `${what}: the pool gives one thread's bits`);
+  });
 });
 
 test.after(() => setCpuKernels(initialKernels));

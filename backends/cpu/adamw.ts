@@ -1,12 +1,20 @@
 // The fused AdamW update (PyTorch's rule), split over the thread pool: the Table-5 encoder's
 // last layer alone has 10M parameters, and one pass over four such arrays is memory-bound work
-// that two cores do in about half the time of one.
+// that two cores do in about half the time of one. Float32 parameters take the WebAssembly SIMD
+// loop of wasm/adamw-f32.ts when float32 products do (SILENTGRAD_CPU_KERNELS, gemm.ts); the
+// loop below is the reference and serves float64.
 import type { AdamWStep } from '../../engine/backend.js';
+import { getCpuKernels } from './gemm.js';
 import { defineKernel, parallelFor, type FloatArray } from './parallel.js';
+import { adamwF32Wasm } from './wasm/adamw-f32.js';
 
 const adamwKernel = defineKernel('silentgrad.adamw', import.meta.url, (arrays, a, start, end) => {
   const [p, g, m, v] = arrays as [FloatArray, FloatArray, FloatArray, FloatArray];
   const beta1 = a[0]!, beta2 = a[1]!, eps = a[2]!, decay = a[3]!, stepSize = a[4]!, rootCorrection = a[5]!;
+  if (p instanceof Float32Array && getCpuKernels() === 'wasm') {
+    adamwF32Wasm(p, g as Float32Array, m as Float32Array, v as Float32Array, { beta1, beta2, eps, decay, stepSize, rootCorrection }, start, end);
+    return;
+  }
   for (let i = start; i < end; i++) {
     const gi = g[i]!;
     const mi = (m[i] = beta1 * m[i]! + (1 - beta1) * gi);

@@ -164,8 +164,18 @@ function scatterChunk(tmp: FloatArray, g: Geometry, n0: number, b: number, dst: 
 
 // ---- range kernels (images [n0, n1)) ----------------------------------------------------------
 
+let winogradEnabled = true;
+
+/**
+ * Let layers that winograd.ts serves take it (the default), or keep every layer on im2col, as
+ * bench/conv-ab.js does to compare the two. The choice is made on the calling thread.
+ */
+export function setWinograd(enabled: boolean): void {
+  winogradEnabled = enabled;
+}
+
 /** 3x3 stride-1 layers with enough channels go to winograd.ts (4x fewer multiplies). */
-const useWinograd = (g: Geometry): boolean => winogradApplies(g.C, g.O, g.kh, g.kw, g.s, g.p, g.Ho, g.Wo);
+const useWinograd = (g: Geometry): boolean => winogradEnabled && winogradApplies(g.C, g.O, g.kh, g.kw, g.s, g.p, g.Ho, g.Wo);
 /**
  * With very few input channels, forward and filter gradient go to direct3x3.ts (the input
  * gradient of a first layer is never needed, and stays on im2col).

@@ -20,18 +20,20 @@
 // faster (docs/performance-log.md, "CPU GEMM: the 3x4 micro-kernel and module-level panels").
 // Each thread (worker_threads) has its own module instance, so its own panels.
 //
-// Float32 products can instead run the WebAssembly SIMD kernel of wasm/gemm-f32.ts (same
-// blocking, float32 accumulation), chosen by SILENTGRAD_CPU_KERNELS=js|wasm; the default is wasm
-// where the engine validates it, since it measured several times faster (docs/performance-log.md,
-// "CPU GEMM: float32 micro-kernel in WebAssembly SIMD"). This file stays the readable reference
-// and runs every float64 product and every product below SMALL. Workers import this module too,
-// so they read the same variable and compile their own kernel.
+// Products can instead run WebAssembly SIMD kernels, chosen by SILENTGRAD_CPU_KERNELS=js|wasm;
+// the default is wasm where the engine validates it, since it measured several times faster
+// (docs/performance-log.md, "CPU GEMM: float32 micro-kernel in WebAssembly SIMD"). Float32
+// products take wasm/gemm-f32.ts (same blocking, float32 accumulation); products with a float64
+// operand take wasm/gemm-f64.ts, which gives this file's bits. This file stays the readable
+// reference and runs every product below SMALL. Workers import this module too, so they read
+// the same variable and compile their own kernels.
 //
 // `gemmStrided` exposes the leading dimensions so callers (conv, the parallel splitter) can
 // address sub-blocks of larger matrices without copying.
 
 import { packContiguous, packStrided } from './pack.js';
 import { gemmStridedF32Wasm, wasmGemmAvailable } from './wasm/gemm-f32.js';
+import { gemmStridedF64Wasm } from './wasm/gemm-f64.js';
 
 export type FloatArray = Float32Array | Float64Array;
 
@@ -150,8 +152,10 @@ export function gemmStrided(
     gemmSmall(M, N, K, A, aOffset, lda, transA, B, bOffset, ldb, transB, C, cOffset, ldc, accumulate);
     return;
   }
-  if (getCpuKernels() === 'wasm' && A instanceof Float32Array && B instanceof Float32Array && C instanceof Float32Array) {
-    gemmStridedF32Wasm(M, N, K, A, aOffset, lda, transA, B, bOffset, ldb, transB, C, cOffset, ldc, accumulate);
+  if (getCpuKernels() === 'wasm') {
+    if (A instanceof Float32Array && B instanceof Float32Array && C instanceof Float32Array)
+      gemmStridedF32Wasm(M, N, K, A, aOffset, lda, transA, B, bOffset, ldb, transB, C, cOffset, ldc, accumulate);
+    else gemmStridedF64Wasm(M, N, K, A, aOffset, lda, transA, B, bOffset, ldb, transB, C, cOffset, ldc, accumulate);
     return;
   }
   for (let jc = 0; jc < N; jc += NC) {

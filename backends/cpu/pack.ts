@@ -1,5 +1,5 @@
-// Packing a GEMM operand into the panels a micro-kernel reads: the TypeScript kernel's float64
-// panels (gemm.ts) and the WebAssembly kernel's float32 memory (wasm/gemm-f32.ts) share it.
+// Packing a GEMM operand into the float64 panels gemm.ts's micro-kernel reads. The WebAssembly
+// kernels pack the same layout inside their memory (wasm/packing.ts).
 import type { FloatArray } from '../../engine/dtype.js';
 
 /**

@@ -7,10 +7,12 @@
 // and the sum over input channels of the elementwise product is, at each of the 36 tile
 // positions ξ, one GEMM  M_ξ[tiles, out] = V_ξ[tiles, in] · U_ξ[in, out]. That is 36 x 16
 // multiplies per output block and channel pair where im2col does 4 x 4 x 9 = 144: 4x fewer.
-// The transforms are additions with small constants and run in float64, so float32 results stay
-// as close to the direct convolution as before (tested against it in test/cpu-kernels.test.ts).
-// The matrices, the applicability rule and the straight-line code generator live in
-// ../winograd-f4x3.ts, shared with the WebGPU backend (webgpu/kernels/winograd.ts).
+// Here the transforms and GEMMs run in float64 (winograd-transforms.ts, gemm.ts): the reference,
+// and every float64 convolution. Float32 convolutions run it in WebAssembly SIMD in float32
+// (winograd-wasm.ts) when float32 products do (SILENTGRAD_CPU_KERNELS, gemm.ts): several times
+// faster, with 10-25 times float32 im2col's error (docs/performance-log.md, "CPU Winograd in
+// WebAssembly"). The matrices, the applicability rule and the straight-line code generator live
+// in ../winograd-f4x3.ts, shared with the WebGPU backend (webgpu/tuned/winograd.ts).
 //
 // The three passes of conv2d:
 //   forward          the algorithm above;
@@ -18,52 +20,17 @@
 //                    in/out channels swapped, padding 2 - p (a full correlation);
 //   backward filter  dM_ξ = (A dY Aᵀ)_ξ per tile, dU_ξ = V_ξᵀ · dM_ξ (36 GEMMs over the tiles),
 //                    dg = Gᵀ dU G.
-import { OUT, TILE, transforms, XI, sandwichLines, type Matrix } from '../winograd-f4x3.js';
-import { gemmStrided, type FloatArray } from './gemm.js';
+import { OUT, TILE, XI } from '../winograd-f4x3.js';
+import { gemmStrided, getCpuKernels, type FloatArray } from './gemm.js';
 import { allocShared, defineKernel, parallelFor } from './parallel.js';
+import { wasmWinogradAvailable } from './wasm/winograd-f32.js';
+import { filterGradRangeWasm, forwardRangeWasm } from './winograd-wasm.js';
+import {
+  chunkImages, filterGradTransform, inputTransform, outputGradTransform, outputTransform, tilesX, tilesY, transformFilters,
+  type Problem,
+} from './winograd-transforms.js';
 
 export { winogradApplies } from '../winograd-f4x3.js';
-
-/**
- * out = L · X · Lᵀ for a square X, read and written in place with strides: X[r][c] is
- * x[xo + r·xs + c·xc] and out[r][s] is out[oo + r·os + s·oc], so tiles go straight from an
- * image into the GEMM operands' layout and back without staging copies.
- */
-type Sandwich = (x: FloatArray, xo: number, xs: number, xc: number, out: FloatArray, oo: number, os: number, oc: number) => void;
-
-/**
- * The straight-line body of ../winograd-f4x3.ts (shared with the WebGPU backend) as a
- * JavaScript function: each element of X loaded once, every intermediate in a local.
- */
-function sandwich(L: Matrix): Sandwich {
-  const lines = sandwichLines(L, (k, c) => `x[xo+${k}*xs+${c}*xc]`, (r, s, e) => `out[oo+${r}*os+${s}*oc]=${e};`,
-    { declare: (name, expr) => `const ${name}=${expr};` });
-  return new Function('x', 'xo', 'xs', 'xc', 'out', 'oo', 'os', 'oc', lines.join('\n')) as Sandwich;
-}
-
-const inputTransform = sandwich(transforms.input); // d (6x6) -> Bᵀ d B
-const filterTransform = sandwich(transforms.filter); // g (3x3) -> G g Gᵀ (6x6)
-const outputTransform = sandwich(transforms.output); // M (6x6) -> Aᵀ M A (4x4)
-const outputGradTransform = sandwich(transforms.outputGradient); // dY (4x4) -> A dY Aᵀ (6x6)
-const filterGradTransform = sandwich(transforms.filterGradient); // dU (6x6) -> Gᵀ dU G (3x3)
-
-/**
- * One correlation with 3x3 filters: `input` [N, Cin, Hin, Win] -> [N, Cout, Hout, Wout] with
- * zero padding `pad`. `flip` reads the filters as the backward-input pass needs them:
- * g(co, ci)[i][j] = w[ci][co][2-i][2-j] instead of w[co][ci][i][j].
- */
-interface Problem {
-  N: number; Cin: number; Hin: number; Win: number;
-  Cout: number; Hout: number; Wout: number; pad: number; flip: boolean;
-}
-
-const tilesY = (g: Problem): number => Math.ceil(g.Hout / OUT);
-const tilesX = (g: Problem): number => Math.ceil(g.Wout / OUT);
-
-/** Images per chunk: about 400 tiles, the GEMMs' row count. */
-function chunkImages(g: Problem): number {
-  return Math.max(1, Math.min(g.N, Math.ceil(400 / (tilesY(g) * tilesX(g)))));
-}
 
 /** Float64 scratch per thread, by slot; reused across calls. */
 const scratch: Float64Array[] = [];
@@ -72,19 +39,6 @@ function scratchOf(slot: number, n: number): Float64Array {
   return scratch[slot]!;
 }
 const tile = new Float64Array(XI);
-
-/** U[ξ][ci][co] = (G g(co, ci) Gᵀ)_ξ. */
-function transformFilters(w: FloatArray, wOff: number, g: Problem, U: Float64Array): void {
-  const { Cin, Cout, flip } = g;
-  const f = new Float64Array(9);
-  for (let co = 0; co < Cout; co++) {
-    for (let ci = 0; ci < Cin; ci++) {
-      const base = wOff + (flip ? ci * Cout + co : co * Cin + ci) * 9;
-      for (let k = 0; k < 9; k++) f[k] = w[base + (flip ? 8 - k : k)]!;
-      filterTransform(f, 0, 3, 1, U, ci * Cout + co, TILE * Cin * Cout, Cin * Cout);
-    }
-  }
-}
 
 /**
  * V[ξ][t][c] = (Bᵀ d B)_ξ for every 6x6 input tile t of images [n, n + b) (t counts tiles
@@ -139,7 +93,7 @@ function forwardRange(x: FloatArray, xOff: number, w: FloatArray, wOff: number, 
   const { Cin, Cout, Hout, Wout } = g;
   const ty = tilesY(g), tx = tilesX(g), chunk = chunkImages(g);
   const U = scratchOf(0, XI * Cin * Cout);
-  transformFilters(w, wOff, g, U);
+  transformFilters(w, wOff, g, U, 0, Cin * Cout, (ci, co) => ci * Cout + co);
   const out4 = new Float64Array(OUT * OUT);
   for (let n = n0; n < n1; n += chunk) {
     const b = Math.min(chunk, n1 - n), T = b * ty * tx;
@@ -203,11 +157,19 @@ const problemFrom = (a: ArrayLike<number>): Problem => ({
   N: a[0]!, Cin: a[1]!, Hin: a[2]!, Win: a[3]!, Cout: a[4]!, Hout: a[5]!, Wout: a[6]!, pad: a[7]!, flip: a[8] === 1,
 });
 
+/** Float32 operands go to the WebAssembly kernels when float32 products do (gemm.ts). */
+const onWasm = (arrays: readonly FloatArray[]): boolean =>
+  arrays[0] instanceof Float32Array && getCpuKernels() === 'wasm' && wasmWinogradAvailable();
+
 const forwardKernel = defineKernel('silentgrad.winograd.forward', import.meta.url, (arrays, a, n0, n1) => {
-  forwardRange(arrays[0]!, a[9]!, arrays[1]!, a[10]!, arrays[2]!, a[11]!, problemFrom(a), n0, n1);
+  const [x, w, y] = arrays as [FloatArray, FloatArray, FloatArray];
+  if (onWasm(arrays)) forwardRangeWasm(x as Float32Array, a[9]!, w as Float32Array, a[10]!, y as Float32Array, a[11]!, problemFrom(a), n0, n1);
+  else forwardRange(x, a[9]!, w, a[10]!, y, a[11]!, problemFrom(a), n0, n1);
 });
 const filterGradKernel = defineKernel('silentgrad.winograd.filterGrad', import.meta.url, (arrays, a, n0, n1) => {
-  filterGradRange(arrays[0]!, a[9]!, arrays[1]!, a[10]!, arrays[2]!, problemFrom(a), n0, n1);
+  const [x, dy, slots] = arrays as [FloatArray, FloatArray, FloatArray];
+  if (onWasm(arrays)) filterGradRangeWasm(x as Float32Array, a[9]!, dy as Float32Array, a[10]!, slots, problemFrom(a), n0, n1);
+  else filterGradRange(x, a[9]!, dy, a[10]!, slots, problemFrom(a), n0, n1);
 });
 
 function run(kernel: typeof forwardKernel, arrays: FloatArray[], g: Problem, offsets: number[]): void {
@@ -239,15 +201,9 @@ export function winogradBackwardFilter(x: FloatArray, xOff: number, dy: FloatArr
   if (!slotsOf || slotsOf.length < chunks * size) slotsOf = allocShared('float64', chunks * size);
   const slots = slotsOf;
   run(filterGradKernel, [x, dy, slots], g, [xOff, dyOff]);
-  const dU = new Float64Array(XI);
-  for (let o = 0; o < O; o++) {
-    for (let c = 0; c < C; c++) {
-      for (let xi = 0; xi < XI; xi++) {
-        let sum = 0;
-        for (let k = 0; k < chunks; k++) sum += slots[k * size + (xi * C + c) * O + o]!;
-        dU[xi] = sum;
-      }
-      filterGradTransform(dU, 0, TILE, 1, dw, dwOff + (o * C + c) * 9, 3, 1);
-    }
-  }
+  // The chunks' sum in slot order, each slot read straight through; dU[ξ][c][o].
+  const dU = scratchOf(3, size).fill(0, 0, size);
+  for (let k = 0; k < chunks; k++) for (let i = 0; i < size; i++) dU[i] += slots[k * size + i]!;
+  for (let o = 0; o < O; o++)
+    for (let c = 0; c < C; c++) filterGradTransform(dU, c * O + o, TILE * C * O, C * O, dw, dwOff + (o * C + c) * 9, 3, 1);
 }

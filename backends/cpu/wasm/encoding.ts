@@ -82,3 +82,10 @@ export function encodeVector(items: readonly (readonly number[])[]): number[] {
   for (const item of items) out.push(...item);
   return out;
 }
+
+/** An f32 as its four IEEE 754 bytes, little-endian (how `f32.const` and `v128.const` hold it). */
+export function float32Bytes(value: number): number[] {
+  const view = new DataView(new ArrayBuffer(4));
+  view.setFloat32(0, value, true);
+  return [view.getUint8(0), view.getUint8(1), view.getUint8(2), view.getUint8(3)];
+}

@@ -2,8 +2,8 @@
 // instruction by instruction, and exports. Enough for generated numeric kernels; no tables,
 // globals or data segments. Layout of the result (spec 5.5): magic "\0asm", version 1, then the
 // sections in id order, each as id, byte size, contents.
-import { encodeName, encodeVector, signedLeb128, unsignedLeb128 } from './encoding.js';
-import { BLOCK_EMPTY, ExternalKind, FUNC_TYPE, Op, SIMD_PREFIX, Section, SimdOp, ValType } from './opcodes.js';
+import { encodeName, encodeVector, float32Bytes, signedLeb128, unsignedLeb128 } from './encoding.js';
+import { BLOCK_EMPTY, BULK_PREFIX, BulkOp, ExternalKind, FUNC_TYPE, Op, SIMD_PREFIX, Section, SimdOp, ValType } from './opcodes.js';
 
 /** A local variable (parameters first, then declared locals), as its index. */
 export type Local = number & { readonly __local: unique symbol };
@@ -61,10 +61,40 @@ export class FunctionBuilder {
     return this;
   }
 
+  /** A SIMD load or store of one lane (`v128.load32_lane`, `v128.store32_lane`): memarg, then the lane. */
+  laneMemory(sub: number, alignLog2: number, offset: number, lane: number): this {
+    this.code.push(SIMD_PREFIX, ...unsignedLeb128(sub), ...unsignedLeb128(alignLog2), ...unsignedLeb128(offset), lane);
+    return this;
+  }
+
   /** v128.const of sixteen zero bytes. */
   v128Zero(): this {
     this.code.push(SIMD_PREFIX, ...unsignedLeb128(SimdOp.v128_const), ...new Array<number>(16).fill(0));
     return this;
+  }
+
+  /** v128.const with `value` in all four f32 lanes. */
+  f32x4Const(value: number): this {
+    const lane = float32Bytes(value);
+    this.code.push(SIMD_PREFIX, ...unsignedLeb128(SimdOp.v128_const), ...lane, ...lane, ...lane, ...lane);
+    return this;
+  }
+
+  /** `memory.copy` of memory 0 to itself: pops destination, source and byte count. */
+  memoryCopy(): this {
+    this.code.push(BULK_PREFIX, ...unsignedLeb128(BulkOp.memory_copy), 0x00, 0x00);
+    return this;
+  }
+
+  /** `for (counter = 0; counter < limit; counter++) body()`: a loop that runs no times for limit 0. */
+  forLoop(counter: Local, limit: Local, body: () => void): this {
+    this.i32(0).set(counter);
+    return this.block(() => this.loop(() => {
+      this.get(counter).get(limit).op(Op.i32_ge_u).brIf(1);
+      body();
+      this.get(counter).i32(1).op(Op.i32_add).set(counter);
+      this.br(0);
+    }));
   }
 
   /** `block … end`: a `br` to it jumps past its end. */

@@ -54,8 +54,10 @@ export const Op = {
   local_tee: 0x22,
   i32_load: 0x28,
   f32_load: 0x2a,
+  f64_load: 0x2b,
   i32_store: 0x36,
   f32_store: 0x38,
+  f64_store: 0x39,
   i32_const: 0x41,
   i32_eqz: 0x45,
   i32_eq: 0x46,
@@ -65,7 +67,17 @@ export const Op = {
   i32_add: 0x6a,
   i32_sub: 0x6b,
   i32_mul: 0x6c,
+  i32_and: 0x71,
   i32_shl: 0x74,
+  i32_shr_u: 0x76,
+} as const;
+
+/** The prefix byte of the bulk-memory instructions (memory.copy, memory.fill). */
+export const BULK_PREFIX = 0xfc;
+
+/** Bulk-memory sub-opcodes (written after BULK_PREFIX as unsigned LEB128). */
+export const BulkOp = {
+  memory_copy: 0x0a,
 } as const;
 
 /** The prefix byte of every SIMD (v128) instruction. */
@@ -75,12 +87,21 @@ export const SIMD_PREFIX = 0xfd;
 export const SimdOp = {
   v128_load: 0x00,
   v128_load32_splat: 0x09,
+  v128_load64_splat: 0x0a,
   v128_store: 0x0b,
   v128_const: 0x0c,
+  /** Replace one lane of a vector with an f32 from memory, and store one lane to memory. */
+  v128_load32_lane: 0x56,
+  v128_store32_lane: 0x5a,
   f32x4_splat: 0x13,
+  f32x4_neg: 0xe1,
+  f32x4_sqrt: 0xe3,
   f32x4_add: 0xe4,
   f32x4_sub: 0xe5,
   f32x4_mul: 0xe6,
+  f32x4_div: 0xe7,
+  f64x2_add: 0xf0,
+  f64x2_mul: 0xf2,
   /** Relaxed SIMD (a·b + c, fused or not as the machine prefers); Node 20 needs a flag. */
   f32x4_relaxed_madd: 0x105,
 } as const;
