@@ -11,10 +11,11 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { writeFileAtomic } from '../engine/safetensors.js';
 import type { CandidateFigures } from './probe.js';
+import type { AdapterKind } from './webgpu/adapter.js';
 
 /** What Dawn reports of an adapter, and which of its backends found it. */
 export interface AdapterFacts {
-  kind: 'vulkan' | 'opengl';
+  kind: AdapterKind;
   vendor: string;
   architecture: string;
   device: string;

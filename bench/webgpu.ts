@@ -25,7 +25,7 @@ import type { Tensor } from '../engine/index.js';
 import { scriptFlags } from '../experiments/cli.js';
 import { median } from './stats.js';
 import { createWebGpuBackend, webGpuUnavailableReason, type WebGpuBackend } from '../backends/webgpu/index.js';
-import type { AdapterKind } from '../backends/webgpu/device.js';
+import type { DawnBackend } from '../backends/webgpu/device.js';
 
 /** Wall time a sample aims at; see the header. */
 const SAMPLE_MS = 100;
@@ -120,7 +120,7 @@ async function timeRow(row: Row, backend: sg.Backend): Promise<number> {
  * 64x784x200 / 64x200x784 / 512³ (docs/performance-log.md, "Software drivers: register
  * blocking against workgroup-memory tiles"):
  */
-const NOTE_GFLOPS: Record<AdapterKind, readonly number[]> = { vulkan: [18, 20, 22], opengl: [18, 21, 46] };
+const NOTE_GFLOPS: Record<DawnBackend, readonly number[]> = { vulkan: [18, 20, 22], opengl: [18, 21, 46] };
 
 function yardstickSource(K: number, N: number): string {
   const rows = [0, 1, 2, 3, 4, 5, 6, 7], groups = [0, 1, 2, 3];
@@ -211,6 +211,7 @@ const sticks = MATMUL_SHAPES.map((shape, i) => ({ shape, i, name: `yardstick ${s
   .filter(({ shape, name }) => !only || name.includes(only) || `matmul ${shape.join('x')}`.includes(only));
 if (sticks.length) {
   const { kind } = (gpu as WebGpuBackend).context;
+  if (kind === 'browser') throw new Error('bench/webgpu.js measures Dawn in Node');
   console.log(`yardstick: the design note's kernel (yardstickSource) and our matmul in alternating samples; the note's figure is from its machine (${kind})`);
   const rounds = quick ? 3 : 7;
   for (const { shape: [M, K, N], i, name } of sticks) {

@@ -12,12 +12,19 @@ import { DATASET_FILE, DATASET_MANIFEST, packDataset, type DatasetManifest } fro
 const demoDir = dirname(fileURLToPath(import.meta.url));
 const repoRoot = join(demoDir, '..');
 
-/** Bundles from the .ts sources even where an import names the compiled .js beside them. */
+/** Modules only Node can load, which the page's graph reaches by dynamic import alone. */
+const NODE_ONLY = [join(repoRoot, 'backends/webgpu/device.ts')];
+
+/**
+ * Bundles from the .ts sources even where an import names the compiled .js beside them, and
+ * leaves the Node-only modules out (their dynamic imports never run in a page).
+ */
 const fromTypeScript: Plugin = {
   name: 'from-typescript',
   setup(b) {
     b.onResolve({ filter: /^\.\.?\/.*\.js$/ }, ({ path, resolveDir }) => {
       const source = join(resolveDir, path.replace(/\.js$/, '.ts'));
+      if (NODE_ONLY.includes(source)) return { path, external: true };
       return existsSync(source) ? { path: source } : undefined;
     });
   },

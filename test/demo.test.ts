@@ -16,8 +16,8 @@ import { serveDemo } from '../demo/serve.js';
 const CHROMIUM_PATHS = ['/usr/bin/chromium', '/usr/bin/chromium-browser', '/usr/bin/google-chrome'];
 const chromium = process.env.CHROMIUM_PATH ?? CHROMIUM_PATHS.find((p) => existsSync(p));
 const study = fileURLToPath(new URL('../experiments/fixed-variance.js', import.meta.url));
-/** A few dozen steps of each model: 3 epochs of 512 images in batches of 64. */
-const RUN = { train: 512, test: 200, epochs: 3 };
+/** A few dozen steps of each model: 3 epochs of 512 images in batches of 64 (2 on WebGPU, whose adapter here is SwiftShader's). */
+const RUN = { train: 512, test: 200 };
 
 interface Evaluation { model: string; epoch: number; bpd: number }
 interface PageRun { evaluations: Evaluation[]; backend: string; seconds: number; steps: number; screenshot: string }
@@ -43,13 +43,13 @@ test.after(async () => {
 });
 
 /** Opens the page with `query`, lets it train to the end, and reads what it shows. */
-async function runPage(query: string, name: string): Promise<PageRun> {
+async function runPage(query: string, name: string, epochs: number): Promise<PageRun> {
   const page = await browser!.newPage();
   const errors: string[] = [];
   page.on('pageerror', (e) => errors.push(String(e)));
   await page.setViewport({ width: 1320, height: 1000 });
   const started = Date.now();
-  await page.goto(`${url}?${query}&train=${RUN.train}&test=${RUN.test}&epochs=${RUN.epochs}&autostart=1`);
+  await page.goto(`${url}?${query}&train=${RUN.train}&test=${RUN.test}&epochs=${epochs}&autostart=1`);
   await page.waitForFunction(() => ['done', 'error'].includes(document.body.dataset.state ?? ''), { timeout: 600_000 });
   const seconds = (Date.now() - started) / 1000;
   const { state, error, backend, evaluations, steps } = await page.evaluate(() => ({
@@ -79,11 +79,11 @@ function curves(run: PageRun): Map<string, number[]> {
   return byModel;
 }
 
-function assertLearning(run: PageRun): void {
+function assertLearning(run: PageRun, epochs: number): void {
   const byModel = curves(run);
   assert.is(byModel.size, 2, 'two models side by side');
   for (const [model, curve] of byModel) {
-    assert.is(curve.length, RUN.epochs + 1, `${model}: an evaluation before training and after each epoch`);
+    assert.is(curve.length, epochs + 1, `${model}: an evaluation before training and after each epoch`);
     assert.ok(curve.every(Number.isFinite), `${model}: finite BPD ${curve}`);
     for (let e = 1; e < curve.length; e++) assert.ok(curve[e]! < curve[e - 1]!, `${model}: test BPD should fall every epoch: ${curve.join(', ')}`);
   }
@@ -95,14 +95,17 @@ if (!chromium) {
   if (process.env.CI === 'true') test('a browser for the demo test', () => assert.unreachable(message));
   else console.warn(`demo.test: skipped: ${message}`);
 } else {
+  let cpuCurves = new Map<string, number[]>();
+
   test('the page trains Silent Gradients and reparameterization on the CPU backend, and matches the Node study', async () => {
-    const run = await runPage('backend=cpu&pair=continuous', 'cpu');
-    assertLearning(run);
+    const run = await runPage('backend=cpu&pair=continuous', 'cpu', 3);
+    assertLearning(run, 3);
+    cpuCurves = curves(run);
     assert.match(run.backend, /^CPU backend/);
     // The study on the same images, seed and backend: the page's numbers to float32 tolerance.
     const out = join(dir, 'study');
     const result = spawnSync(process.execPath, [study, '--backend', 'cpu', '--methods', 'silent-gaussian,reparam', '--train-size', String(RUN.train),
-      '--test-size', String(RUN.test), '--epochs', String(RUN.epochs), '--out', out], { encoding: 'utf8' });
+      '--test-size', String(RUN.test), '--epochs', '3', '--out', out], { encoding: 'utf8' });
     assert.is(result.status, 0, result.stderr);
     const results = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8')) as { methods: Record<string, { label: string; runs: { epochs: { bpd: number }[] }[] }> };
     const page = curves(run);
@@ -111,6 +114,16 @@ if (!chromium) {
       const shown = page.get(method.label);
       assert.ok(shown, `the page shows ${method.label}`);
       node.forEach((bpd, epoch) => assert.ok(Math.abs(bpd - shown![epoch]!) < 1e-4, `${method.label} epoch ${epoch}: page ${shown![epoch]} vs Node ${bpd}`));
+    }
+  });
+
+  test('the page trains on the browser\'s WebGPU, close to the CPU backend\'s numbers', async () => {
+    const run = await runPage('backend=webgpu&pair=continuous', 'webgpu', 2);
+    assertLearning(run, 2);
+    assert.match(run.backend, /^webgpu \(the browser's\)/);
+    // Another device's float32 arithmetic (reduction orders, Winograd) drifts a little over the steps.
+    for (const [model, curve] of curves(run)) {
+      curve.forEach((bpd, epoch) => assert.ok(Math.abs(bpd - cpuCurves.get(model)![epoch]!) < 1e-3, `${model} epoch ${epoch}: WebGPU ${bpd} vs CPU ${cpuCurves.get(model)![epoch]}`));
     }
   });
 }

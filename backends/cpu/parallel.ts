@@ -104,7 +104,7 @@ export function allocShared(dtype: 'float32' | 'float64', length: number): Float
 }
 
 export function isShared(a: FloatArray): boolean {
-  return a.buffer instanceof SharedArrayBuffer;
+  return typeof SharedArrayBuffer !== 'undefined' && a.buffer instanceof SharedArrayBuffer;
 }
 
 

@@ -7,30 +7,13 @@
 //    on llvmpipe (EGL surfaceless, compatibility mode) is the fallback.
 import { availableParallelism } from 'node:os';
 import { create, globals } from 'webgpu';
+import { openContext, type GpuContext } from './adapter.js';
+
+/** Dawn's backends this file tries, in order. */
+export type DawnBackend = 'vulkan' | 'opengl';
 
 // GPUBufferUsage, GPUMapMode, GPUShaderStage... as in a browser.
 Object.assign(globalThis, globals);
-
-export type AdapterKind = 'vulkan' | 'opengl';
-
-export interface GpuContext {
-  readonly device: GPUDevice;
-  readonly adapter: GPUAdapter;
-  readonly kind: AdapterKind;
-  /** vendor, architecture, device, description of the adapter, one line. */
-  readonly info: string;
-  /** A CPU rasteriser (Mesa's lavapipe/llvmpipe), not a GPU: WebGPU then computes on the host. */
-  readonly software: boolean;
-  /** The device has the 'subgroups' feature with subgroups of at least 8 lanes (lavapipe: 8). */
-  readonly subgroups8: boolean;
-  /** Why each Dawn backend tried before this one gave no adapter (e.g. no Vulkan loader). */
-  readonly passedOver: readonly string[];
-}
-
-function isSoftware(adapter: GPUAdapter): boolean {
-  const { architecture, device, description } = adapter.info;
-  return architecture === 'software' || /llvmpipe|lavapipe|swiftshader/i.test(`${device} ${description}`);
-}
 
 /** create() results by option string: kept forever on purpose (see the header). */
 const instances = new Map<string, GPU>();
@@ -46,13 +29,6 @@ function instance(options: string[]): GPU {
 function dawnFlags(): string[] {
   const features = process.env.SILENTGRAD_DAWN_FEATURES;
   return features ? [`enable-dawn-features=${features}`] : [];
-}
-
-function describeInfo(adapter: GPUAdapter, kind: AdapterKind): string {
-  const i = adapter.info;
-  const parts = [`vendor '${i.vendor}'`, `architecture '${i.architecture}'`, `device '${i.device}'`];
-  if (i.description) parts.push(`description '${i.description}'`);
-  return `${kind}: ${parts.join(', ')}`;
 }
 
 /**
@@ -75,7 +51,7 @@ export function vulkanLoaderError(): string | null {
   }
 }
 
-async function tryAdapter(kind: AdapterKind): Promise<{ adapter: GPUAdapter } | { reason: string }> {
+async function tryAdapter(kind: DawnBackend): Promise<{ adapter: GPUAdapter } | { reason: string }> {
   if (kind === 'vulkan') {
     const missing = vulkanLoaderError();
     if (missing) return { reason: `Vulkan: not tried, no Vulkan loader (${missing}); .ci/install-system-deps.sh installs it with Mesa's lavapipe` };
@@ -92,17 +68,6 @@ async function tryAdapter(kind: AdapterKind): Promise<{ adapter: GPUAdapter } | 
   } catch (e) {
     return { reason: `${kind}: ${(e as Error).message}` };
   }
-}
-
-/** Copy every numeric limit the adapter offers (so e.g. OpenGL gets its real 1024 invocations). */
-function adapterLimits(adapter: GPUAdapter): Record<string, number> {
-  const limits: Record<string, number> = {};
-  const source = adapter.limits as unknown as Record<string, unknown>;
-  for (const key in source) {
-    const value = source[key];
-    if (typeof value === 'number') limits[key] = value;
-  }
-  return limits;
 }
 
 let pending: Promise<GpuContext | { reason: string }> | null = null;
@@ -158,7 +123,7 @@ async function openDevice(): Promise<GpuContext | { reason: string }> {
   softwareThreads();
   const forced = process.env.SILENTGRAD_WEBGPU_ADAPTER;
   if (forced && forced !== 'vulkan' && forced !== 'opengl') return { reason: `SILENTGRAD_WEBGPU_ADAPTER must be 'vulkan' or 'opengl', not '${forced}'` };
-  const order: AdapterKind[] = forced === 'opengl' ? ['opengl'] : forced === 'vulkan' ? ['vulkan'] : ['vulkan', 'opengl'];
+  const order: DawnBackend[] = forced === 'opengl' ? ['opengl'] : forced === 'vulkan' ? ['vulkan'] : ['vulkan', 'opengl'];
   const reasons: string[] = [];
   for (const kind of order) {
     const found = await tryAdapter(kind);
@@ -166,17 +131,10 @@ async function openDevice(): Promise<GpuContext | { reason: string }> {
       reasons.push(found.reason);
       continue;
     }
-    const { adapter } = found;
-    // Subgroups (Vulkan/lavapipe has them, OpenGL compatibility mode does not) let the GEMM
-    // share loads between the 8 lanes of a SIMD register (tuned/gemm.ts).
-    const subgroups8 = adapter.features.has('subgroups') && (adapter.info.subgroupMinSize ?? 0) >= 8;
-    explainLimitWarnings(adapter);
-    const device = await adapter.requestDevice({ requiredLimits: adapterLimits(adapter), requiredFeatures: subgroups8 ? ['subgroups'] : [] });
-    const software = isSoftware(adapter);
+    explainLimitWarnings(found.adapter);
     // A software adapter's speed depends on its thread count (softwareThreads), so say it: the
     // setting itself, since Mesa caps it (at 32 in Mesa 25) rather than reporting what it used.
-    const info = `${describeInfo(adapter, kind)}${software ? `, LP_NUM_THREADS=${process.env.LP_NUM_THREADS}` : ''}`;
-    return { device, adapter, kind, info, software, subgroups8, passedOver: reasons };
+    return openContext(found.adapter, kind, reasons, `, LP_NUM_THREADS=${process.env.LP_NUM_THREADS}`);
   }
   return { reason: `no WebGPU adapter (${reasons.join('; ')})` };
 }

@@ -7,7 +7,7 @@
 import type { AdamWStep, Backend, BinaryOp, Conv2dGeometry, RandomKind, ReduceOp, SilentElboGradients, SilentElboOperands, Storage, UnaryOp, View } from '../../engine/backend.js';
 import type { DType, FloatArray } from '../../engine/dtype.js';
 import { isContiguousView } from '../../engine/tensor.js';
-import { gpuContext, type GpuContext } from './device.js';
+import type { GpuContext } from './adapter.js';
 import { adamw } from './kernels/adamw.js';
 import { conv2dBackwardFilter, conv2dBackwardInput, conv2dForward } from './kernels/conv.js';
 import { binaryWgsl, elementwise, unaryWgsl, type GpuView } from './kernels/elementwise.js';
@@ -19,7 +19,7 @@ import { BufferPool, type PoolStats } from './pool.js';
 import { Queue, type Dispatch } from './queue.js';
 import { replayTimes, type KernelTime } from './replay.js';
 import { TunedKernels } from './tuned/index.js';
-import { adapterTraits, describeTuning, frozenTuning, tuningFromEnvironment, type TuningProfile } from './tuning.js';
+import { adapterTraits, defaultTuning, describeTuning, frozenTuning, tuningFromEnvironment, type TuningProfile } from './tuning.js';
 
 export class WebGpuStorage implements Storage {
   readonly dtype: DType = 'float32';
@@ -66,7 +66,7 @@ export class WebGpuBackend implements Backend {
   }
 
   describe(): string {
-    return `webgpu (Dawn) on ${this.context.info}; ${describeTuning(this.tuning)}`;
+    return `webgpu (${this.context.kind === 'browser' ? 'the browser\'s' : 'Dawn'}) on ${this.context.info}; ${describeTuning(this.tuning)}`;
   }
 
   supports(dtype: DType): boolean {
@@ -234,15 +234,25 @@ let unavailable: string | null = null;
 let processBackend: Promise<WebGpuBackend | null> | null = null;
 
 function sharedDevice(): Promise<SharedDevice | null> {
-  device ??= gpuContext().then((context) => {
+  // Dawn (device.ts) is loaded only here, so a web page can use this backend without it.
+  device ??= import('./device.js').then((dawn) => dawn.gpuContext()).then((context) => {
     if ('reason' in context) {
       unavailable = context.reason;
       return null;
     }
-    const pool = new BufferPool(context.device);
-    return { context, pool, queue: new Queue(context, pool) };
+    return onContext(context);
   });
   return device;
+}
+
+function onContext(context: GpuContext): SharedDevice {
+  const pool = new BufferPool(context.device);
+  return { context, pool, queue: new Queue(context, pool) };
+}
+
+/** A backend on a device opened elsewhere (a web page's navigator.gpu: browser.ts), with the adapter's default tuning. */
+export function webGpuBackendOn(context: GpuContext): WebGpuBackend {
+  return new WebGpuBackend(onContext(context), frozenTuning(defaultTuning(adapterTraits(context))));
 }
 
 /**

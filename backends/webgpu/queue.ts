@@ -13,7 +13,7 @@
 // took one of this machine's 2 cores from lavapipe's shader threads for the whole wait. So on
 // software adapters the waits sleep 1 ms between polls (settle), which made the training step
 // much faster (docs/performance-log.md, "Waiting for lavapipe without a busy loop").
-import type { GpuContext } from './device.js';
+import type { GpuContext } from './adapter.js';
 import type { BufferPool } from './pool.js';
 
 const DISPATCHES_PER_SUBMIT = 128;
@@ -39,8 +39,8 @@ export interface Dispatch {
 /** WGSL for the linear workgroup index of a count-style dispatch. */
 export const linearGroup = 'wid.x + wid.y * nwg.x';
 
-/** A cell nobody notifies: Atomics.wait on it is a sleep that takes no CPU. */
-const napCell = new Int32Array(new SharedArrayBuffer(4));
+/** A cell nobody notifies: Atomics.wait on it is a sleep that takes no CPU (made on first use: Node only). */
+let napCell: Int32Array | null = null;
 
 export class Queue {
   private readonly pipelines = new Map<string, GPUComputePipeline>();
@@ -53,7 +53,7 @@ export class Queue {
   private pass: GPUComputePassEncoder | null = null;
   private recorded = 0;
   private firstError: string | null = null;
-  private readonly printShaders = process.env.SILENTGRAD_PRINT_SHADERS === '1';
+  private readonly printShaders = typeof process !== 'undefined' && process.env.SILENTGRAD_PRINT_SHADERS === '1';
   /** Dispatches and submits so far (the benchmark reports dispatches per step). */
   readonly counts = { dispatches: 0, submits: 0, pipelines: 0 };
   /** While set, every dispatch recorded is also kept here (WebGpuBackend.profile). */
@@ -188,10 +188,12 @@ export class Queue {
   /**
    * `pending` once it settles. On a software adapter, without spinning (see the header): each
    * turn sleeps 1 ms, then lets one event-loop turn run dawn.node's poll; a read costs at most
-   * ~1 ms more. On a real GPU the device computes elsewhere, so dawn.node's own loop stays.
+   * ~1 ms more. On a real GPU the device computes elsewhere, so dawn.node's own loop stays; a
+   * browser has no such loop.
    */
   private async settle<T>(pending: Promise<T>): Promise<T> {
-    if (!this.ctx.software) return pending;
+    if (!this.ctx.software || this.ctx.kind === 'browser') return pending;
+    napCell ??= new Int32Array(new SharedArrayBuffer(4));
     let settled = false;
     const watch = pending.then(() => { settled = true; }, () => { settled = true; });
     while (!settled) {

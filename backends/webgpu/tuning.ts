@@ -4,7 +4,7 @@
 // (kernels/) implement the whole Backend interface; a 'tuned' profile runs the products and the
 // silent ELBO from tuned/ instead, which the conformance table checks against the same CPU
 // reference as the plain ones.
-import type { GpuContext } from './device.js';
+import type { GpuContext } from './adapter.js';
 
 export type WinogradPass = 'forward' | 'input' | 'filter';
 const winogradPasses: readonly WinogradPass[] = ['forward', 'input', 'filter'];
@@ -64,7 +64,7 @@ export function defaultTuning(adapter: AdapterTraits): TuningProfile {
 type Environment = Readonly<Record<string, string | undefined>>;
 
 /** The adapter's default with the SILENTGRAD_* overrides of `env` applied. */
-export function tuningFromEnvironment(adapter: AdapterTraits, env: Environment = process.env): TuningProfile {
+export function tuningFromEnvironment(adapter: AdapterTraits, env: Environment = typeof process === 'undefined' ? {} : process.env): TuningProfile {
   const base = defaultTuning(adapter);
   const kernels = env.SILENTGRAD_WEBGPU_KERNELS;
   if (kernels !== undefined && kernels !== '' && kernels !== 'plain' && kernels !== 'tuned')
