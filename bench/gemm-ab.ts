@@ -16,7 +16,8 @@
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { gemmStrided, setCpuKernels, type FloatArray } from '../backends/cpu/gemm.js';
+import type { FloatArray } from '../engine/dtype.js';
+import { gemmStrided, setCpuKernels } from '../backends/cpu/gemm.js';
 import { scriptFlags } from '../experiments/cli.js';
 import { median } from './stats.js';
 

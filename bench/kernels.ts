@@ -10,7 +10,8 @@
 // Also the per-call cost of the pool's Atomics hand-off against a postMessage round trip.
 import Benchmark from 'benchmark';
 import { Worker, isMainThread } from 'node:worker_threads';
-import { gemm, type FloatArray } from '../backends/cpu/gemm.js';
+import type { FloatArray } from '../engine/dtype.js';
+import { gemm } from '../backends/cpu/gemm.js';
 import { allocShared, defineKernel, parallelFor, threadCount, warmUp } from '../backends/cpu/parallel.js';
 import { parallelGemm } from '../backends/cpu/parallel-gemm.js';
 import { conv2dBackwardFilter, conv2dBackwardInput, conv2dForward } from '../backends/cpu/conv.js';

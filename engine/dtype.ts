@@ -6,7 +6,3 @@ export type FloatArray = Float32Array | Float64Array;
 export function arrayFor(dtype: DType, length: number): FloatArray {
   return dtype === 'float32' ? new Float32Array(length) : new Float64Array(length);
 }
-
-export function bytesPer(dtype: DType): number {
-  return dtype === 'float32' ? 4 : 8;
-}

@@ -8,12 +8,11 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import * as sg from '../engine/index.js';
-import { writeFileAtomic } from '../engine/safetensors.js';
 import { selectBackend } from '../backends/select.js';
 import type { DecoderInit } from '../models/index.js';
 import { UsageError, helpText, nonNegativeInteger, parseFlags, positiveInteger, runMain, type FlagTable } from './cli.js';
 import { loadCheckpoint, saveCheckpoint } from './checkpoint.js';
-import { gitCommit, prepareRunFolder, progressBar } from './run-helpers.js';
+import { gitCommit, prepareRunFolder, progressBar, writeResults } from './run-helpers.js';
 import { loadMnist, pixelBatch, type MnistSplit } from './data/mnist.js';
 import { chooseLearningRate, meanAndStd } from './lr-search.js';
 import { writeImageGrid, writeLineChart } from './pictures.js';
@@ -152,7 +151,7 @@ async function main(): Promise<void> {
     config, decoderInit: { name: config.decoderInit, reason: DECODER_INIT_REASON[config.decoderInit] },
     backend: backend.describe(), commit: gitCommit(), methods: {},
   };
-  if (!values.resume) writeResults(out, results); // the configuration first: --resume checks against it
+  if (!values.resume) writeResults(out, results, table2); // the configuration first: --resume checks against it
   for (const method of config.methods) {
     const entry: MethodResults = { label: methods[method].label, chosenLr: null, runs: [] };
     results.methods[method] = entry;
@@ -160,10 +159,10 @@ async function main(): Promise<void> {
       for (const seed of seedsOf(config)) {
         const run: RunRecord = { lr, seed, epochs: [] };
         entry.runs.push(run);
-        await trainRun(method, run, config, { train, validation, test }, out, values.resume === true, () => writeResults(out, results));
+        await trainRun(method, run, config, { train, validation, test }, out, values.resume === true, () => writeResults(out, results, table2));
       }
     entry.chosenLr = chosenRate(entry, config);
-    writeResults(out, results);
+    writeResults(out, results, table2);
     if (config.learningRates.length > 1) console.log(`${method}: chose lr ${entry.chosenLr} by validation BPD`);
   }
   await writeFigures(out, results, config, test);
@@ -234,11 +233,6 @@ function chosenRate(entry: MethodResults, config: RunConfig): number | null {
     lr: r.lr, seed: r.seed, validationBpd: r.diverged ? null : r.epochs[config.epochs]?.validation?.bpd ?? null,
   })));
   return choice?.lr ?? null;
-}
-
-function writeResults(out: string, results: Results): void {
-  writeFileAtomic(join(out, 'results.json'), [new TextEncoder().encode(JSON.stringify(results, null, 2))]);
-  writeFileAtomic(join(out, 'results.md'), [new TextEncoder().encode(table2(results))]);
 }
 
 /** The chosen rate's finished runs, one per seed. */

@@ -9,14 +9,13 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import * as sg from '../engine/index.js';
-import { writeFileAtomic } from '../engine/safetensors.js';
 import { selectBackend } from '../backends/select.js';
 import { gradientVariance, type GradientVarianceProbe } from '../models/gradient-variance.js';
 import { UsageError, helpText, parseFlags, positiveInteger, runMain, type FlagTable } from './cli.js';
 import { loadCheckpoint, saveCheckpoint } from './checkpoint.js';
 import { epochOrder, loadMnist, type MnistSplit } from './data/mnist.js';
 import { writeBarChart } from './pictures.js';
-import { gitCommit, prepareRunFolder, progressBar } from './run-helpers.js';
+import { gitCommit, prepareRunFolder, progressBar, writeResults } from './run-helpers.js';
 import { flagOr, readVaeConfig, vaeFlags, type FlagValues, type VaeRunConfig } from './vae-flags.js';
 import { dequantized } from './training.js';
 import { FixedVarianceVae, methods, type MethodName } from './vae.js';
@@ -117,7 +116,7 @@ async function main(): Promise<void> {
   console.log(`writing to ${out}`);
 
   const results: Results = { config, backend: backend.describe(), commit: gitCommit(), methods: {} };
-  if (!values.resume) writeResults(out, results); // so a run killed before its first checkpoint can still --resume
+  if (!values.resume) writeResults(out, results, table1); // so a run killed before its first checkpoint can still --resume
   for (const method of config.methods) {
     const vae = new FixedVarianceVae(method, config, backend);
     const checkpoint = join(out, 'checkpoints', `${method}.safetensors`);
@@ -148,10 +147,10 @@ async function main(): Promise<void> {
           `est ${r.estimatorShare.toFixed(2)}% (train loss ${trainLoss.toFixed(1)}; measured in ${((performance.now() - measured) / 1000).toFixed(1)} s)`);
       }
       await saveCheckpoint(checkpoint, vae, epoch, measurements);
-      writeResults(out, results);
+      writeResults(out, results, table1);
     }
   }
-  writeResults(out, results);
+  writeResults(out, results, table1);
   writeShareChart(join(out, 'estimator-share.png'), results);
   console.log(`\n${table1(results)}\nresults in ${out}: results.json, results.md, estimator-share.png`);
 }
@@ -178,11 +177,6 @@ async function measure(vae: FixedVarianceVae, train: MnistSplit, epoch: number, 
 }
 
 const fmt = (v: number): string => (v === 0 ? '0' : v.toExponential(2));
-
-function writeResults(out: string, results: Results): void {
-  writeFileAtomic(join(out, 'results.json'), [new TextEncoder().encode(JSON.stringify(results, null, 2))]);
-  writeFileAtomic(join(out, 'results.md'), [new TextEncoder().encode(table1(results))]);
-}
 
 /** Table 1's layout, one block of columns per measured epoch, the paper's numbers beside ours. */
 function table1(results: Results): string {

@@ -10,7 +10,6 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import * as sg from '../engine/index.js';
-import { writeFileAtomic } from '../engine/safetensors.js';
 import { backendNames, selectBackend, type BackendName } from '../backends/select.js';
 import { UsageError, helpText, listOf, nonNegativeInteger, oneOf, parseFlags, positiveInteger, positiveNumber, runMain, type FlagTable } from './cli.js';
 import { loadCheckpoint, saveCheckpoint } from './checkpoint.js';
@@ -19,7 +18,7 @@ import { pixelStatistics, type ImageSet } from './data/images.js';
 import { meanAndStd } from './lr-search.js';
 import { LearnableVae, methodNames, methods, type LearnableMetrics, type LearnableVaeConfig, type MethodName } from './learnable-vae.js';
 import { writeImageGrid, writeLineChart, type GridRow } from './pictures.js';
-import { gitCommit, prepareRunFolder, progressBar } from './run-helpers.js';
+import { gitCommit, prepareRunFolder, progressBar, writeResults } from './run-helpers.js';
 
 // ---- Settings: the paper's (App. B.3, Tables 3/4/9) and this machine's default ---------------
 
@@ -180,7 +179,7 @@ async function main(): Promise<void> {
   console.log(`writing to ${out}`);
 
   const results: Results = { config, backend: backend.describe(), commit: gitCommit(), methods: {} };
-  if (!values.resume) writeResults(out, results);
+  if (!values.resume) writeResults(out, results, tables);
   for (const method of config.methods) {
     const entry = { label: methods[method].label, runs: [] as { seed: number; epochs: EpochRecord[] }[] };
     results.methods[method] = entry;
@@ -207,7 +206,7 @@ async function main(): Promise<void> {
         };
         run.epochs.push(record);
         await saveCheckpoint(checkpoint, vae, epoch, run.epochs);
-        writeResults(out, results);
+        writeResults(out, results, tables);
         console.log(`${name} epoch ${epoch}: test BPD ${record.bpd.toFixed(3)} +- ${record.bpdStandardError.toFixed(3)}, KL ${record.kl.toFixed(2)}, ` +
           `MSE ${record.mse.toFixed(3)}, w_lin ${record.silentWeight.toFixed(2)}${record.encoderFrozen ? ', encoder frozen' : ''}, ${record.seconds.toFixed(1)} s`);
       }
@@ -215,11 +214,6 @@ async function main(): Promise<void> {
   }
   await writeFigures(out, results, config, test, shape, pixels);
   console.log(`\n${tables(results)}\nresults in ${out}: results.json, results.md, convergence.png, reconstructions.png`);
-}
-
-function writeResults(out: string, results: Results): void {
-  writeFileAtomic(join(out, 'results.json'), [new TextEncoder().encode(JSON.stringify(results, null, 2))]);
-  writeFileAtomic(join(out, 'results.md'), [new TextEncoder().encode(tables(results))]);
 }
 
 /** Tables 3, 4 and 9 in the paper's layout: Without SG | With SG per row, the paper's beside. */

@@ -36,8 +36,8 @@ export class Canvas {
     if (coverage >= 1) return this.setPixel(x, y, colour);
     const at = (y * this.width + x) * 4;
     for (let channel = 0; channel < 3; channel++) {
-      const old = this.rgba[at + channel];
-      this.rgba[at + channel] = Math.round(old + (colour[channel] - old) * coverage);
+      const old = this.rgba[at + channel]!;
+      this.rgba[at + channel] = Math.round(old + (colour[channel]! - old) * coverage);
     }
   }
 
@@ -68,13 +68,14 @@ export class Canvas {
    * where segments overlap don't come out darker than the rest of the line.
    */
   polyline(xs: readonly number[], ys: readonly number[], colour: Rgb, thickness = 2): void {
+    if (ys.length !== xs.length) throw new RangeError(`Canvas.polyline: ${xs.length} x values but ${ys.length} y values`);
     const coverage = new Map<number, number>();
     const reach = thickness / 2 + 0.5;
     // A single point is a zero-length segment, which draws as a disc.
     const segmentCount = xs.length === 1 ? 1 : xs.length - 1;
     for (let i = 0; i < segmentCount; i++) {
       const next = Math.min(i + 1, xs.length - 1);
-      const [x0, y0, x1, y1] = [xs[i], ys[i], xs[next], ys[next]];
+      const [x0, y0, x1, y1] = [xs[i]!, ys[i]!, xs[next]!, ys[next]!];
       const dx = x1 - x0;
       const dy = y1 - y0;
       const lengthSquared = dx * dx + dy * dy;
@@ -109,7 +110,7 @@ export class Canvas {
       const columns = glyphColumns(char);
       for (let c = 0; c < columns.length; c++) {
         for (let r = 0; r < GLYPH_ROWS; r++) {
-          if (columns[c] & (1 << r)) this.fillRect(penX + c * scale, top + r * scale, scale, scale, colour);
+          if (columns[c]! & (1 << r)) this.fillRect(penX + c * scale, top + r * scale, scale, scale, colour);
         }
       }
       penX += GLYPH_ADVANCE * scale;
@@ -124,7 +125,7 @@ export class Canvas {
       const columns = glyphColumns(char);
       for (let c = 0; c < columns.length; c++) {
         for (let r = 0; r < GLYPH_ROWS; r++) {
-          if (columns[c] & (1 << r)) this.fillRect(left + r * scale, penY - (c + 1) * scale, scale, scale, colour);
+          if (columns[c]! & (1 << r)) this.fillRect(left + r * scale, penY - (c + 1) * scale, scale, scale, colour);
         }
       }
       penY -= GLYPH_ADVANCE * scale;

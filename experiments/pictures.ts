@@ -5,10 +5,15 @@ import ndarray from 'ndarray';
 import { BLACK, Canvas, Rgb, WHITE, textHeight, textWidth } from './pictures-canvas.js';
 
 /** Tableau-10: distinct, colour-blind-friendlier hues; series and bars take them in order. */
-export const SERIES_COLOURS: readonly Rgb[] = [
+const SERIES_COLOURS: readonly Rgb[] = [
   [31, 119, 180], [255, 127, 14], [44, 160, 44], [214, 39, 40], [148, 103, 189],
   [140, 86, 75], [227, 119, 194], [127, 127, 127], [188, 189, 34], [23, 190, 207],
 ];
+
+/** The colour of series or bar `index`; the palette repeats after ten. */
+export function seriesColour(index: number): Rgb {
+  return SERIES_COLOURS[index % SERIES_COLOURS.length]!;
+}
 const AXIS: Rgb = [60, 60, 60];
 const GRIDLINE: Rgb = [230, 230, 230];
 /** Shown for NaN/Infinity pixels, so a diverged model is obvious rather than silently black. */
@@ -79,7 +84,7 @@ export function writeImageGrid(path: string, rows: readonly GridRow[], h: number
     const origin = layout.imageOrigin(r, 0);
     canvas.text(row.label, margin, origin.y + (cellHeight - textHeight(labelScale)) / 2, BLACK, labelScale);
     const images = ndarray(row.images, [counts[r]!, channels, h, w]);
-    for (let i = 0; i < counts[r]; i++) {
+    for (let i = 0; i < counts[r]!; i++) {
       const { x, y } = layout.imageOrigin(r, i);
       const cell = pixels.lo(y, x, 0).hi(cellHeight, cellWidth, 4);
       const image = images.pick(i, null, null, null);
@@ -91,7 +96,7 @@ export function writeImageGrid(path: string, rows: readonly GridRow[], h: number
             for (let ix = 0; ix < w; ix++) {
               const values = [0, 1, 2].map((c) => image.get(channels === 3 ? c : 0, iy, ix));
               const colour: Rgb = values.every(Number.isFinite) ? [intensityToByte(values[0]!), intensityToByte(values[1]!), intensityToByte(values[2]!)] : NON_FINITE_PIXEL;
-              for (let channel = 0; channel < 3; channel++) subgrid.set(iy, ix, channel, colour[channel]);
+              for (let channel = 0; channel < 3; channel++) subgrid.set(iy, ix, channel, colour[channel]!);
             }
           }
         }
@@ -184,8 +189,8 @@ function finiteRuns(series: LineSeries): { x: number[]; y: number[] }[] {
   const length = Math.min(series.x.length, series.y.length);
   for (let i = 0; i <= length; i++) {
     if (i < length && Number.isFinite(series.x[i]) && Number.isFinite(series.y[i])) {
-      current.x.push(series.x[i]);
-      current.y.push(series.y[i]);
+      current.x.push(series.x[i]!);
+      current.y.push(series.y[i]!);
     } else if (current.x.length > 0) {
       runs.push(current);
       current = { x: [], y: [] };
@@ -224,18 +229,18 @@ export function writeLineChart(path: string, spec: LineChartSpec): void {
   if (all.length === 0) canvas.text('no finite data', frame.left + 12, frame.top + 12, AXIS);
 
   runsBySeries.forEach((runs, s) => {
-    const colour = SERIES_COLOURS[s % SERIES_COLOURS.length];
+    const colour = seriesColour(s);
     for (const run of runs) {
       const px = run.x.map(toPixelX);
       const py = run.y.map(toPixelY);
-      if (run.x.length === 1) canvas.disc(px[0], py[0], 3.5, colour);
+      if (run.x.length === 1) canvas.disc(px[0]!, py[0]!, 3.5, colour);
       else canvas.polyline(px, py, colour, 2.5);
     }
   });
 
   const legendLeft = frame.left + frame.width + 16;
   spec.series.forEach((series, s) => {
-    const colour = SERIES_COLOURS[s % SERIES_COLOURS.length];
+    const colour = seriesColour(s);
     const rowY = frame.top + 6 + s * 16;
     canvas.line(legendLeft, rowY + 4, legendLeft + 20, rowY + 4, colour, 2.5);
     canvas.text(series.name, legendLeft + 26, rowY, BLACK);
@@ -275,11 +280,12 @@ export function writeBarChart(path: string, spec: BarChartSpec): void {
     const slotLeft = frame.left + b * slot;
     const barWidth = Math.round(Math.min(slot * 0.6, 120));
     const barLeft = slotLeft + (slot - barWidth) / 2;
-    const colour = SERIES_COLOURS[b % SERIES_COLOURS.length];
-    const top = Math.min(zeroY, toPixelY(values[b]));
-    canvas.fillRect(barLeft, top, barWidth, Math.abs(toPixelY(values[b]) - zeroY), colour);
+    const colour = seriesColour(b);
+    const value = values[b]!; // values has one entry per bar
+    const top = Math.min(zeroY, toPixelY(value));
+    canvas.fillRect(barLeft, top, barWidth, Math.abs(toPixelY(value) - zeroY), colour);
     const valueText = format(bar.value);
-    const valueY = values[b] >= 0 ? top - 12 : toPixelY(values[b]) + 4;
+    const valueY = value >= 0 ? top - 12 : toPixelY(value) + 4;
     canvas.text(valueText, slotLeft + (slot - textWidth(valueText)) / 2, valueY, BLACK);
     canvas.text(bar.label, slotLeft + (slot - textWidth(bar.label)) / 2, frame.top + frame.height + 10, AXIS);
   });

@@ -1,9 +1,11 @@
 // What every experiment's run does the same way: a progress bar with an ETA, the commit that
-// produced the results, and the check that --resume continues the same configuration.
+// produced the results, the check that --resume continues the same configuration, and the
+// results files.
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import cliProgress from 'cli-progress';
+import { writeFileAtomic } from '../engine/safetensors.js';
 import { UsageError } from './cli.js';
 
 /** A bar over `{total}` units (`unit` names them), cleared when it completes. */
@@ -29,6 +31,13 @@ export function checkResumable<C extends object>(resultsPath: string, config: C)
   for (const key of Object.keys(config) as (keyof C)[])
     if (JSON.stringify(saved[key]) !== JSON.stringify(config[key]) && key !== 'backend')
       throw new UsageError(`--resume: the run used ${String(key)} = ${JSON.stringify(saved[key])}, but this command gives ${JSON.stringify(config[key])}`);
+}
+
+/** results.json (the record --resume checks) and results.md (`tables` of it), each written atomically. */
+export function writeResults<R>(folder: string, results: R, tables: (results: R) => string): void {
+  const write = (name: string, text: string): void => writeFileAtomic(join(folder, name), [new TextEncoder().encode(text)]);
+  write('results.json', JSON.stringify(results, null, 2));
+  write('results.md', tables(results));
 }
 
 /**

@@ -8,6 +8,7 @@ import * as sg from '../engine/index.js';
 import type { Tensor } from '../engine/index.js';
 import { BernoulliDistribution, LearnableVarianceLinearDecoder, table5Encoder } from '../models/index.js';
 import { fitLearnableDecoder, type PixelStatistics } from '../models/decoders/fitted-init.js';
+import { readAndDispose } from '../models/gradient-deviation.js';
 import { MNIST_PIXELS, epochOrder, pixelBatch, type MnistSplit } from './data/mnist.js';
 export { pixelStatistics } from './data/images.js';
 
@@ -126,7 +127,7 @@ export function describeModel(model: TaylorBiasModel, x: Tensor): ModelDescripti
       const varianceA = sg.matmul(c2, sg.transpose(sg.square(a.weight))); // Var_q[A] = sum_i W_a[j,i]^2 c2_i
       return [mean, sg.mean(sg.reciprocal(sg.abs(meanA))), sg.div(sg.sqrt(varianceA), sg.abs(meanA))];
     });
-    const p = read(pt), sigma = read(sigmaT)[0]!, spread = read(spreadT);
+    const p = readAndDispose(pt), sigma = readAndDispose(sigmaT)[0]!, spread = readAndDispose(spreadT);
     let spreadSum = 0, spreadMax = 0;
     for (const v of spread) { spreadSum += v; spreadMax = Math.max(spreadMax, v); }
     let variance = 0, uncertain = 0, entropy = 0;
@@ -147,11 +148,4 @@ export function describeModel(model: TaylorBiasModel, x: Tensor): ModelDescripti
     const posterior = { meanVariance: variance / p.length, uncertainShare: uncertain / p.length, entropyBits: entropy / p.length, activeLatents };
     return { posterior, decoderSigma: sigma, precisionSpread: { mean: spreadSum / spread.length, max: spreadMax } };
   });
-}
-
-/** A tensor's values on the host; the tensor is disposed. */
-function read(t: Tensor): sg.FloatArray {
-  const values = t.dataSync();
-  t.dispose();
-  return values;
 }

@@ -31,13 +31,13 @@
 //   node experiments/taylor-bias.js --help
 import { join } from 'node:path';
 import * as sg from '../engine/index.js';
-import { saveSafetensors, writeFileAtomic } from '../engine/safetensors.js';
+import { saveSafetensors } from '../engine/safetensors.js';
 import { MAX_ENUMERATED_LATENTS } from '../models/exact-expectation.js';
 import { NOISE_GROUPS, l2, measureGradients, methodLabels, methodNames, type MethodName } from '../models/gradient-deviation.js';
 import { UsageError, helpText, nonNegativeInteger, oneOf, parseFlags, positiveInteger, positiveNumber, runMain, type FlagTable } from './cli.js';
 import { loadMnist } from './data/mnist.js';
 import { writeBarChart } from './pictures.js';
-import { gitCommit, prepareRunFolder, progressBar } from './run-helpers.js';
+import { gitCommit, prepareRunFolder, progressBar, writeResults } from './run-helpers.js';
 import {
   TaylorBiasModel, backend, decoderInits, dequantized64, describeModel, dtype, imagesOf, pixelStatistics, trainModel,
   type DecoderInit, type ModelDescription, type TaylorBiasModelConfig,
@@ -222,9 +222,7 @@ async function main(): Promise<void> {
     measure('trained', trainLoss);
   }
   results.seconds = (performance.now() - started) / 1000;
-  const write = (name: string, text: string): void => writeFileAtomic(join(out, name), [new TextEncoder().encode(text)]);
-  write('results.json', JSON.stringify(results, null, 2));
-  write('results.md', report(results));
+  writeResults(out, results, report);
   writeChart(join(out, 'deviation.png'), results);
   console.log(`\n${report(results)}\nresults in ${out}: results.json, results.md, deviation.png (${results.seconds.toFixed(0)} s)`);
 }

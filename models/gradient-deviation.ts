@@ -174,7 +174,7 @@ export function measureGradients(probe: GradientProbe, options: MeasureOptions):
       if (run.has('reinforce') || run.has('reinforce-loo')) {
         const stream = options.stream.fork(STREAM.reinforce);
         const states = 2 ** d;
-        const p = read(sg.noGrad(() => sg.tidy(() => q().probability)));
+        const p = readAndDispose(sg.noGrad(() => sg.tidy(() => q().probability)));
         const perChunk = Math.max(1, Math.floor(2 ** 20 / (batch * d)));
         let done = 0;
         const plain: GroupGradient[] = [], leaveOneOut: GroupGradient[] = [];
@@ -183,7 +183,7 @@ export function measureGradients(probe: GradientProbe, options: MeasureOptions):
           const fScore = new Float64Array(batch * d), score = new Float64Array(batch * d), fSum = new Float64Array(batch);
           for (let start = 0; start < n; start += perChunk) {
             const count = Math.min(perChunk, n - start);
-            const z = read(sg.tidy(() => new BernoulliDistribution(tileRows(logits, count)).sample(stream)));
+            const z = readAndDispose(sg.tidy(() => new BernoulliDistribution(tileRows(logits, count)).sample(stream)));
             for (let row = 0; row < count * batch; row++) {
               const b = row % batch; // row s * B + b holds draw s of image b
               const f = table[b * states + stateIndex(z, row * d, d)]!;
@@ -248,7 +248,7 @@ function pooled(groups: readonly GroupGradient[], throughEncoder: (g: Float64Arr
 }
 
 /** A tensor's values on the host; the tensor is disposed. */
-function read(t: Tensor): sg.FloatArray {
+export function readAndDispose(t: Tensor): sg.FloatArray {
   const values = t.dataSync();
   t.dispose();
   return values;

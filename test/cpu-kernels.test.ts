@@ -2,7 +2,8 @@
 // loops, in float64 so the comparisons are tight, plus a float32 smoke test of each.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { gemm, gemmRange, gemmStrided, getCpuKernels, setCpuKernels, type FloatArray } from '../backends/cpu/gemm.js';
+import type { FloatArray } from '../engine/dtype.js';
+import { gemm, gemmRange, gemmStrided, getCpuKernels, setCpuKernels } from '../backends/cpu/gemm.js';
 import { allocShared, isShared, threadCount, warmUp, workerPieces } from '../backends/cpu/parallel.js';
 import { parallelGemm } from '../backends/cpu/parallel-gemm.js';
 import {
@@ -11,13 +12,10 @@ import {
 import { direct3x3Applies } from '../backends/cpu/direct3x3.js';
 import { winogradApplies } from '../backends/cpu/winograd.js';
 import * as sg from '../engine/index.js';
+import { xorshift } from './host-rng.js';
 
-// Deterministic pseudo-random fill (xorshift), values in [-1, 1).
-let seed = 12345;
-function rand(): number {
-  seed ^= seed << 13; seed ^= seed >>> 17; seed ^= seed << 5;
-  return (seed >>> 0) / 2 ** 31 - 1;
-}
+// Deterministic pseudo-random fill, values in [-1, 1).
+const rand = xorshift(12345);
 function randomArray(n: number, shared = false, dtype: 'float32' | 'float64' = 'float64'): FloatArray {
   const a = shared ? allocShared(dtype, n) : dtype === 'float32' ? new Float32Array(n) : new Float64Array(n);
   for (let i = 0; i < n; i++) a[i] = rand();
@@ -172,7 +170,7 @@ function naiveBackwardInput(dy: ArrayLike<number>, w: ArrayLike<number>, c: Case
     for (let ci = 0; ci < c.C; ci++) for (let ki = 0; ki < c.kh; ki++) for (let kj = 0; kj < c.kw; kj++) {
       const ih = oh * c.s - c.p + ki, iw = ow * c.s - c.p + kj;
       if (ih < 0 || ih >= c.H || iw < 0 || iw >= c.W) continue;
-      dx[((n * c.C + ci) * c.H + ih) * c.W + iw] += g * w[((o * c.C + ci) * c.kh + ki) * c.kw + kj]!;
+      dx[((n * c.C + ci) * c.H + ih) * c.W + iw]! += g * w[((o * c.C + ci) * c.kh + ki) * c.kw + kj]!;
     }
   }
   return dx;
@@ -186,7 +184,7 @@ function naiveBackwardFilter(x: ArrayLike<number>, dy: ArrayLike<number>, c: Cas
     for (let ci = 0; ci < c.C; ci++) for (let ki = 0; ki < c.kh; ki++) for (let kj = 0; kj < c.kw; kj++) {
       const ih = oh * c.s - c.p + ki, iw = ow * c.s - c.p + kj;
       if (ih < 0 || ih >= c.H || iw < 0 || iw >= c.W) continue;
-      dw[((o * c.C + ci) * c.kh + ki) * c.kw + kj] += g * x[((n * c.C + ci) * c.H + ih) * c.W + iw]!;
+      dw[((o * c.C + ci) * c.kh + ki) * c.kw + kj]! += g * x[((n * c.C + ci) * c.H + ih) * c.W + iw]!;
     }
   }
   return dw;

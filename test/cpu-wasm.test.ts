@@ -5,7 +5,8 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { adamw } from '../backends/cpu/adamw.js';
 import { conv2dBackwardFilter, conv2dBackwardInput, conv2dForward } from '../backends/cpu/conv.js';
-import { gemmStrided, getCpuKernels, setCpuKernels, type FloatArray } from '../backends/cpu/gemm.js';
+import type { FloatArray } from '../engine/dtype.js';
+import { gemmStrided, getCpuKernels, setCpuKernels } from '../backends/cpu/gemm.js';
 import { allocShared, warmUp, workerPieces } from '../backends/cpu/parallel.js';
 import { parallelGemm } from '../backends/cpu/parallel-gemm.js';
 import {
@@ -19,14 +20,11 @@ import { wasmWinogradAvailable } from '../backends/cpu/wasm/winograd-f32.js';
 import { winogradApplies } from '../backends/cpu/winograd.js';
 import { ModuleBuilder } from '../backends/cpu/wasm/module.js';
 import { Op, ValType } from '../backends/cpu/wasm/opcodes.js';
+import { xorshift } from './host-rng.js';
 
 const initialKernels = getCpuKernels();
 
-let seed = 987654321;
-function rand(): number {
-  seed ^= seed << 13; seed ^= seed >>> 17; seed ^= seed << 5;
-  return (seed >>> 0) / 2 ** 31 - 1;
-}
+const rand = xorshift(987654321);
 function randomF32(n: number, shared = false): Float32Array {
   const a = shared ? allocShared('float32', n) as Float32Array : new Float32Array(n);
   for (let i = 0; i < n; i++) a[i] = rand();

@@ -153,7 +153,7 @@ function writeCifarFolder(dir: string): { folder: string; train: Uint8Array; tra
   mkdirSync(folder);
   const trainLabels = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9];
   const parts = cifar10FilePaths('train', folder).map((path, f) => writeCifar(path, trainLabels.slice(2 * f, 2 * f + 2), f));
-  const test = writeCifar(cifar10FilePaths('test', folder)[0], [3, 9, 0], 7);
+  const test = writeCifar(cifar10FilePaths('test', folder)[0]!, [3, 9, 0], 7);
   return { folder, train: concat(parts), trainLabels, test };
 }
 
@@ -174,7 +174,7 @@ test('CIFAR-10: the binary batches read back exactly, channel-major, five files 
     // Image 1's green value at row 2, column 5 is byte 1024 + 2 * 32 + 5 of its record's pixels.
     const pixels = pixelBatch(testSplit, [1]);
     assert.is(pixels.length, 3072);
-    assert.is(pixels[1024 + 2 * 32 + 5], testPixels[3072 + 1024 + 2 * 32 + 5] / 256);
+    assert.is(pixels[1024 + 2 * 32 + 5], testPixels[3072 + 1024 + 2 * 32 + 5]! / 256);
   });
 });
 
@@ -380,7 +380,7 @@ test('ImageNet 32x32: missing file, pickle version, truncated archive, corrupt e
     assertError(() => loadImagenet32('val', options), path, /not a zip archive/);
 
     const corrupt = whole.slice();
-    corrupt[200] ^= 0xff; // inside data.npy's pixels (stored)
+    corrupt[200]! ^= 0xff; // inside data.npy's pixels (stored)
     writeFileSync(path, corrupt);
     assertError(() => loadImagenet32('val', options), path, /data\.npy is corrupt: its CRC-32 does not match/);
 

@@ -62,7 +62,7 @@ function encoderGradient(estimator: Estimator, family: LatentFamily, values: Flo
 function assertUnbiased(draws: Float64Array[], exact: Float64Array, what: string): number {
   const n = draws.length, sums = new Float64Array(exact.length), squares = new Float64Array(exact.length);
   for (const g of draws)
-    for (let c = 0; c < exact.length; c++) { const y = g[c]! - exact[c]!; sums[c] += y; squares[c] += y * y; }
+    for (let c = 0; c < exact.length; c++) { const y = g[c]! - exact[c]!; sums[c]! += y; squares[c]! += y * y; }
   let worst = 0;
   for (let c = 0; c < exact.length; c++) {
     const m = sums[c]! / n, se = Math.sqrt(Math.max(squares[c]! / n - m * m, 0) / n);
@@ -109,9 +109,9 @@ function exactBernoulliGradient(logits: Float64Array, x: Float64Array, logp: (z:
     for (const z of states(d)) {
       const q = z.reduce((acc, zi, i) => acc * (zi ? p[i]! : 1 - p[i]!), 1), f = logp(z, x, b);
       e += q * f;
-      for (let i = 0; i < d; i++) grad[b * d + i] -= (q * f * (z[i]! - p[i]!)) / B;
+      for (let i = 0; i < d; i++) grad[b * d + i]! -= (q * f * (z[i]! - p[i]!)) / B;
     }
-    for (let i = 0; i < d; i++) grad[b * d + i] += (logits[b * d + i]! * p[i]! * (1 - p[i]!)) / B;
+    for (let i = 0; i < d; i++) grad[b * d + i]! += (logits[b * d + i]! * p[i]! * (1 - p[i]!)) / B;
     expectation.push(e);
   }
   return { grad, expectation };

@@ -1,6 +1,14 @@
 // A host-side random generator for the tests' own inputs and Monte Carlo references, independent
 // of the engine's Philox stream (so a bug there cannot hide in both sides of a comparison).
 
+/** A cheap xorshift32 stream of values in [-1, 1), for filling kernel test operands. */
+export function xorshift(seed: number): () => number {
+  return () => {
+    seed ^= seed << 13; seed ^= seed >>> 17; seed ^= seed << 5;
+    return (seed >>> 0) / 2 ** 31 - 1;
+  };
+}
+
 /** sfc32 with 53-bit uniforms in (0, 1) and Box-Muller normals. */
 export class HostRng {
   private a: number; private b: number; private c: number; private d = 1;

@@ -58,7 +58,7 @@ test('pixels are scaled as x_int / 256, so the maximum is 255/256', () => {
   let max = 0;
   for (const value of pixels) max = Math.max(max, value);
   assert.is(max, 255 / 256);
-  assert.is(pixels[784 * 7 + 300], train.images[784 * 7 + 300] / 256);
+  assert.is(pixels[784 * 7 + 300], train.images[784 * 7 + 300]! / 256);
   assert.equal(Array.from(labelBatch(train, [0, 1])), [train.labels[0], train.labels[1]]);
 });
 
@@ -73,9 +73,9 @@ test('dequantization adds u / 256 with u from the supplied uniform source', () =
   assert.equal(requested, [2 * 784]);
   for (let b = 0; b < indices.length; b++) {
     for (let p = 0; p < 784; p++) {
-      const expected = (train.images[indices[b] * 784 + p] + Math.fround(0.999)) / 256;
-      assert.ok(Math.abs(noisy[b * 784 + p] - expected) < 1e-6);
-      assert.ok(noisy[b * 784 + p] < 1);
+      const expected = (train.images[indices[b]! * 784 + p]! + Math.fround(0.999)) / 256;
+      assert.ok(Math.abs(noisy[b * 784 + p]! - expected) < 1e-6);
+      assert.ok(noisy[b * 784 + p]! < 1);
     }
   }
 });

@@ -5,7 +5,7 @@ import { PNG } from 'pngjs';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { loadMnist, pixelBatch } from '../experiments/data/mnist.js';
-import { SERIES_COLOURS, niceTicks, writeBarChart, writeImageGrid, writeLineChart } from '../experiments/pictures.js';
+import { niceTicks, seriesColour, writeBarChart, writeImageGrid, writeLineChart } from '../experiments/pictures.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'silentgrad-pictures-'));
 
@@ -15,7 +15,7 @@ function readPng(path: string): PNG {
 
 function pixelAt(png: PNG, x: number, y: number): [number, number, number] {
   const at = (y * png.width + x) * 4;
-  return [png.data[at], png.data[at + 1], png.data[at + 2]];
+  return [png.data[at]!, png.data[at + 1]!, png.data[at + 2]!];
 }
 
 function countColour(png: PNG, colour: readonly number[]): number {
@@ -41,13 +41,13 @@ test('image grid places the original pixels exactly, upscaled, after a label mar
   assert.is(png.width, layout.width);
   assert.is(png.height, layout.height);
   assert.is(layout.scale, 3);
-  for (const [row, image] of [[0, 0], [0, 3], [1, 1]]) {
+  for (const [row, image] of [[0, 0], [0, 3], [1, 1]] as const) {
     const origin = layout.imageOrigin(row, image);
     for (let iy = 0; iy < 28; iy++) {
       for (let ix = 0; ix < 28; ix++) {
-        const raw = mnist.images[image * 784 + iy * 28 + ix];
+        const raw = mnist.images[image * 784 + iy * 28 + ix]!;
         const expected = row === 0 ? raw : 255 - raw;
-        for (const [dx, dy] of [[0, 0], [2, 2]]) {
+        for (const [dx, dy] of [[0, 0], [2, 2]] as const) {
           const [r, g, b] = pixelAt(png, origin.x + 3 * ix + dx, origin.y + 3 * iy + dy);
           assert.equal([r, g, b], [expected, expected, expected], `row ${row} image ${image} pixel (${ix}, ${iy})`);
         }
@@ -118,11 +118,11 @@ test('line chart draws every series in its own colour and skips non-finite point
   assert.is(png.width, 860);
   assert.is(png.height, 500);
   // The legend swatches alone give each colour a few pixels; the lines give many more.
-  assert.ok(countColour(png, SERIES_COLOURS[0]) > 300, 'series 0 line');
-  assert.ok(countColour(png, SERIES_COLOURS[1]) > 300, 'series 1 line');
-  assert.ok(countColour(png, SERIES_COLOURS[2]) > 20, 'series 2 marker and legend');
-  assert.ok(countColour(png, SERIES_COLOURS[3]) > 20, 'single point marker and legend');
-  assert.is(countColour(png, SERIES_COLOURS[4]), 0);
+  assert.ok(countColour(png, seriesColour(0)) > 300, 'series 0 line');
+  assert.ok(countColour(png, seriesColour(1)) > 300, 'series 1 line');
+  assert.ok(countColour(png, seriesColour(2)) > 20, 'series 2 marker and legend');
+  assert.ok(countColour(png, seriesColour(3)) > 20, 'single point marker and legend');
+  assert.is(countColour(png, seriesColour(4)), 0);
   assert.ok(countColour(png, [255, 255, 255]) > 0.5 * 860 * 500, 'white background');
   assert.equal(readdirSync(dir).filter((name) => name.endsWith('.tmp')), []);
 });
@@ -146,10 +146,10 @@ test('bar chart draws one coloured bar per entry', () => {
   });
   const png = readPng(path);
   assert.is(png.height, 420);
-  const heights = [0, 1, 2].map((b) => countColour(png, SERIES_COLOURS[b]));
+  const heights = [0, 1, 2].map((b) => countColour(png, seriesColour(b)));
   assert.ok(heights.every((pixels) => pixels > 0), `bar pixels ${heights}`);
   // Bars have equal width, so their areas are in proportion to their values.
-  assert.ok(heights[1] > heights[2] && heights[2] > heights[0], `bar pixels ${heights}`);
+  assert.ok(heights[1]! > heights[2]! && heights[2]! > heights[0]!, `bar pixels ${heights}`);
 });
 
 test('nice ticks are round numbers covering the data', () => {

@@ -87,11 +87,11 @@ function enumerate(P: Problem, p: Float64Array): { fixed: number[]; learnable: n
           const D = P.x[b * k + j]! - U;
           if (pass === 0) {
             eFixed += q * (-(D * D) / (2 * P.sigma2) - 0.5 * Math.log(2 * Math.PI * P.sigma2));
-            eDA[j] += q * D * D * A * A;
-            eA2[j] += q * A * A;
-            eLog[j] += q * Math.log(A * A);
+            eDA[j]! += q * D * D * A * A;
+            eA2[j]! += q * A * A;
+            eLog[j]! += q * Math.log(A * A);
           } else {
-            varA2[j] += q * (A * A - eA2[j]!) ** 2; // two passes: no E[A^4] - E[A^2]^2 cancellation
+            varA2[j]! += q * (A * A - eA2[j]!) ** 2; // two passes: no E[A^4] - E[A^2]^2 cancellation
           }
         }
       }
@@ -231,12 +231,12 @@ function monteCarloCheck(P: Problem, sampler: Sampler, family: string, n: number
         const D = P.x[b * k + j]! - U, at = b * k + j;
         logp -= (D * D) / (2 * P.sigma2);
         const y = D * D * A * A - pieces.eDA[at]!;
-        da[2 * at] += y; da[2 * at + 1] += y * y;
+        da[2 * at]! += y; da[2 * at + 1]! += y * y;
         const w = A * A - pieces.eA2[at]!, w2 = w * w;
-        a2[4 * at] += w; a2[4 * at + 1] += w2; a2[4 * at + 2] += w2 * w; a2[4 * at + 3] += w2 * w2;
+        a2[4 * at]! += w; a2[4 * at + 1]! += w2; a2[4 * at + 2]! += w2 * w; a2[4 * at + 3]! += w2 * w2;
       }
       const y = logp - fixed[b]!;
-      fx[2 * b] += y; fx[2 * b + 1] += y * y;
+      fx[2 * b]! += y; fx[2 * b + 1]! += y * y;
     }
   for (let b = 0; b < B; b++) {
     assertWithinSE(fx[2 * b]!, fx[2 * b + 1]!, n, `${family} fixed form, example ${b}`);

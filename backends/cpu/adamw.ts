@@ -5,7 +5,8 @@
 // loop below is the reference and serves float64.
 import type { AdamWStep } from '../../engine/backend.js';
 import { getCpuKernels } from './gemm.js';
-import { defineKernel, parallelFor, type FloatArray } from './parallel.js';
+import type { FloatArray } from '../../engine/dtype.js';
+import { defineKernel, parallelFor } from './parallel.js';
 import { adamwF32Wasm } from './wasm/adamw-f32.js';
 
 const adamwKernel = defineKernel('silentgrad.adamw', import.meta.url, (arrays, a, start, end) => {

@@ -9,7 +9,8 @@
 // and several when P is small, keeping the col scratch to at most ~4 MB; scratch buffers are
 // kept per thread and reused across calls. The batch is split across the thread pool
 // (parallel.ts); backward filter gives each extra thread its own partial dW, summed here.
-import { gemmStrided, type FloatArray } from './gemm.js';
+import type { FloatArray } from '../../engine/dtype.js';
+import { gemmStrided } from './gemm.js';
 import { allocShared, defineKernel, parallelFor } from './parallel.js';
 import { direct3x3Applies, direct3x3BackwardFilter, direct3x3Forward } from './direct3x3.js';
 import { winogradApplies, winogradBackwardFilter, winogradBackwardInput, winogradForward } from './winograd.js';
@@ -128,9 +129,9 @@ function col2im(col: FloatArray, g: Geometry, n0: number, b: number, dx: FloatAr
             const d = rowBase + bi * P + oh * Wo;
             const dst = xc + ih * W - p + kj;
             if (s === 1) {
-              for (let ow = lo; ow < hi; ow++) dx[dst + ow] += col[d + ow]!;
+              for (let ow = lo; ow < hi; ow++) dx[dst + ow]! += col[d + ow]!;
             } else {
-              for (let ow = lo; ow < hi; ow++) dx[dst + ow * s] += col[d + ow]!;
+              for (let ow = lo; ow < hi; ow++) dx[dst + ow * s]! += col[d + ow]!;
             }
           }
         }

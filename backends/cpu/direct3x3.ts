@@ -5,7 +5,7 @@
 // the inner loops need no border tests, and a 3x3 window slides along each row keeping the 9
 // taps and the window in locals: 3 new loads per output instead of 9 (or im2col's 9 stores).
 // Both functions handle images [n0, n1) so conv.ts splits them over the pool like its others.
-import type { FloatArray } from './gemm.js';
+import type { FloatArray } from '../../engine/dtype.js';
 
 /** Few enough input channels that the direct loops beat im2col (and 3x3, stride 1). */
 export function direct3x3Applies(C: number, kh: number, kw: number, stride: number): boolean {

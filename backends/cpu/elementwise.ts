@@ -3,6 +3,7 @@
 // operand are merged first, so the common case is a single flat loop.
 import type { BinaryOp, UnaryOp } from '../../engine/backend.js';
 import type { FloatArray } from '../../engine/dtype.js';
+import { coalesce } from '../strides.js';
 import { defineKernel, PARALLEL_MIN_WORK, parallelFor } from './parallel.js';
 
 /** The JavaScript expression of each pointwise op, in terms of a, b and the parameter p. */
@@ -100,25 +101,9 @@ function loopFor(key: string, body: string, fold?: string): Loop {
   return loop;
 }
 
-/**
- * Merge adjacent axes that are laid out contiguously in every operand (and drop size-1 axes),
- * so e.g. two contiguous [64, 784] operands become one flat loop of 50176.
- */
-export function coalesce(shape: readonly number[], operands: readonly Operand[]): [number[], Operand[]] {
-  const keep = shape.map((_, i) => i).filter((i) => shape[i] !== 1);
-  const dims: number[] = [];
-  const strides: number[][] = operands.map(() => []);
-  for (const axis of keep) {
-    const last = dims.length - 1;
-    const mergeable = last >= 0 && operands.every((op, k) => strides[k]![last] === op.strides[axis]! * shape[axis]!);
-    if (mergeable) {
-      dims[last]! *= shape[axis]!;
-      operands.forEach((op, k) => (strides[k]![last] = op.strides[axis]!));
-    } else {
-      dims.push(shape[axis]!);
-      operands.forEach((op, k) => strides[k]!.push(op.strides[axis]!));
-    }
-  }
+/** `coalesce` (../strides.ts) over operands: the merged dims and each operand on them. */
+function coalesceOperands(shape: readonly number[], operands: readonly Operand[]): [number[], Operand[]] {
+  const { dims, strides } = coalesce(shape, operands.map((op) => op.strides));
   return [dims, operands.map((op, k) => ({ data: op.data, offset: op.offset, strides: strides[k]! }))];
 }
 
@@ -157,18 +142,18 @@ function runSplit(binary: boolean, opIndex: number, loop: Loop, dims: number[], 
 }
 
 export function runUnary(op: UnaryOp, shape: readonly number[], out: Operand, a: Operand, p: number): void {
-  const [dims, [o, x]] = coalesce(shape, [out, a]);
+  const [dims, [o, x]] = coalesceOperands(shape, [out, a]);
   runSplit(false, unaryOps.indexOf(op), unaryLoop(op), dims, [o!, x!, x!], p);
 }
 
 export function runBinary(op: BinaryOp, shape: readonly number[], out: Operand, a: Operand, b: Operand): void {
-  const [dims, [o, x, y]] = coalesce(shape, [out, a, b]);
+  const [dims, [o, x, y]] = coalesceOperands(shape, [out, a, b]);
   runSplit(true, binaryOps.indexOf(op), binaryLoop(op), dims, [o!, x!, y!], 0);
 }
 
 /** out (strides 0 along reduced axes) accumulates a: the same loop, reading o[io] as it goes. */
 export function runAccumulate(op: 'sum' | 'max', shape: readonly number[], out: Operand, a: Operand): void {
-  const [dims, [o, x]] = coalesce(shape, [out, a]);
+  const [dims, [o, x]] = coalesceOperands(shape, [out, a]);
   const body = op === 'sum' ? 'o[io] += a' : 'if (a > o[io] || a !== a) o[io] = a';
   const fold = op === 'sum' ? 'acc += a' : 'if (a > acc || a !== a) acc = a';
   loopFor(`r:${op}`, body, fold)(dims, o!, x!, x!, 0);

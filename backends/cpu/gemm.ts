@@ -31,11 +31,10 @@
 // `gemmStrided` exposes the leading dimensions so callers (conv, the parallel splitter) can
 // address sub-blocks of larger matrices without copying.
 
+import type { FloatArray } from '../../engine/dtype.js';
 import { packContiguous, packStrided } from './pack.js';
 import { gemmStridedF32Wasm, wasmGemmAvailable } from './wasm/gemm-f32.js';
 import { gemmStridedF64Wasm } from './wasm/gemm-f64.js';
-
-export type FloatArray = Float32Array | Float64Array;
 
 /** Which kernels float32 products use: the TypeScript one here, or the generated WebAssembly. */
 export type CpuKernels = 'js' | 'wasm';
@@ -119,18 +118,6 @@ export function gemmRange(
     C, cOffset + rowStart * N + colStart, N, accumulate);
 }
 
-/** `gemmRange` restricted to rows; the splitting variant the brief names. */
-export function gemmRows(
-  M: number, N: number, K: number,
-  A: FloatArray, aOffset: number, transA: boolean,
-  B: FloatArray, bOffset: number, transB: boolean,
-  C: FloatArray, cOffset: number, accumulate: boolean,
-  rowStart: number, rowEnd: number,
-): void {
-  gemmRange(M, N, K, A, aOffset, transA, B, bOffset, transB, C, cOffset, accumulate,
-    rowStart, rowEnd, 0, N);
-}
-
 /**
  * General form with explicit leading dimensions (row strides, in elements): element (i,k)
  * of op(A) is A[aOffset + i*lda + k] (A[aOffset + k*lda + i] when transA), (k,j) of op(B)
@@ -203,9 +190,9 @@ function micro3x4(
   if (mr === 3 && nr === 4) {
     const r1 = ci + ldc, r2 = r1 + ldc;
     if (add) {
-      C[ci] += c00; C[ci + 1] += c01; C[ci + 2] += c02; C[ci + 3] += c03;
-      C[r1] += c10; C[r1 + 1] += c11; C[r1 + 2] += c12; C[r1 + 3] += c13;
-      C[r2] += c20; C[r2 + 1] += c21; C[r2 + 2] += c22; C[r2 + 3] += c23;
+      C[ci]! += c00; C[ci + 1]! += c01; C[ci + 2]! += c02; C[ci + 3]! += c03;
+      C[r1]! += c10; C[r1 + 1]! += c11; C[r1 + 2]! += c12; C[r1 + 3]! += c13;
+      C[r2]! += c20; C[r2 + 1]! += c21; C[r2 + 2]! += c22; C[r2 + 3]! += c23;
     } else {
       C[ci] = c00; C[ci + 1] = c01; C[ci + 2] = c02; C[ci + 3] = c03;
       C[r1] = c10; C[r1 + 1] = c11; C[r1 + 2] = c12; C[r1 + 3] = c13;
@@ -243,11 +230,11 @@ function gemmSmall(
       let a = ai;
       let b = bOffset + j * bCol;
       for (let p = 0; p < K; p++) {
-        s += A[a] * B[b];
+        s += A[a]! * B[b]!;
         a += aK;
         b += bK;
       }
-      if (accumulate) C[ci + j] += s;
+      if (accumulate) C[ci + j]! += s;
       else C[ci + j] = s;
     }
   }

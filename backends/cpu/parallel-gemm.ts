@@ -2,7 +2,8 @@
 // rows or columns of C (each element is computed by one thread in one order, so the result does
 // not depend on the split).
 import { gemmRange } from './gemm.js';
-import { defineKernel, parallelFor, threadCount, type FloatArray } from './parallel.js';
+import type { FloatArray } from '../../engine/dtype.js';
+import { defineKernel, parallelFor, threadCount } from './parallel.js';
 
 const gemmKernel = defineKernel('silentgrad.gemm', import.meta.url, (arrays, a, start, end) => {
   const M = a[0]!, N = a[1]!, K = a[2]!;

@@ -4,9 +4,10 @@
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { isMainThread, receiveMessageOnPort, workerData } from 'node:worker_threads';
+import type { FloatArray } from '../../engine/dtype.js';
 import {
   DEAD, DONE, DTYPE_F32, FAILED, IDLE, INT_SLOTS, JOB_DOUBLES, LOADING, MSG_SENT, PIECES, POSTED, RUNNING,
-  SKIPPED, SPIN, STATE, isWorkerInit, kernelsByName, type FloatArray, type ToWorker, type WorkerInit,
+  SKIPPED, SPIN, STATE, isWorkerInit, kernelsByName, type ToWorker, type WorkerInit,
 } from './parallel.js';
 
 /** Bytes of forgotten buffers after which a worker runs a full GC to release them. */

@@ -20,14 +20,13 @@
 // Work that is small, arrays that are not shared, a busy or still-starting worker, or a nested
 // call all fall back to running the whole range on the calling thread.
 import type { MessagePort, Worker } from 'node:worker_threads';
+import type { FloatArray } from '../../engine/dtype.js';
 
 // worker_threads exists only in Node. In a browser (demo/) there is no pool: every job runs on
 // the calling thread, and the import below is never evaluated.
 const node = typeof process !== 'undefined' && process.versions?.node !== undefined
   ? { threads: await import('node:worker_threads'), os: await import('node:os') }
   : null;
-
-export type FloatArray = Float32Array | Float64Array;
 
 /**
  * Runs the part [start, end) of a job's range. `share` is 0 on the calling thread and

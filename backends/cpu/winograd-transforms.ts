@@ -3,7 +3,7 @@
 // winograd.ts (the reference, float64 inside) runs all five; winograd-wasm.ts (float32 in
 // WebAssembly) takes the filter transforms from here and generates the other three as SIMD.
 import { OUT, TILE, transforms, sandwichLines, type Matrix } from '../winograd-f4x3.js';
-import type { FloatArray } from './gemm.js';
+import type { FloatArray } from '../../engine/dtype.js';
 
 /**
  * out = L · X · Lᵀ for a square X, read and written in place with strides: X[r][c] is

@@ -9,7 +9,7 @@
 // Everything else is float32 arithmetic, as in PyTorch's float32 convolutions; the error against
 // the float64 path is measured in test/cpu-wasm.test.ts and docs/performance-log.md.
 import { OUT, XI } from '../winograd-f4x3.js';
-import type { FloatArray } from './gemm.js';
+import type { FloatArray } from '../../engine/dtype.js';
 import { DEFAULT_TILE } from './wasm/gemm-f32.js';
 import { winogradWasm, type WinogradWasm } from './wasm/winograd-f32.js';
 import { chunkImages, tilesX, tilesY, transformFilters, type Problem } from './winograd-transforms.js';

@@ -21,7 +21,8 @@
 //   backward filter  dM_ξ = (A dY Aᵀ)_ξ per tile, dU_ξ = V_ξᵀ · dM_ξ (36 GEMMs over the tiles),
 //                    dg = Gᵀ dU G.
 import { OUT, TILE, XI } from '../winograd-f4x3.js';
-import { gemmStrided, getCpuKernels, type FloatArray } from './gemm.js';
+import type { FloatArray } from '../../engine/dtype.js';
+import { gemmStrided, getCpuKernels } from './gemm.js';
 import { allocShared, defineKernel, parallelFor } from './parallel.js';
 import { wasmWinogradAvailable } from './wasm/winograd-f32.js';
 import { filterGradRangeWasm, forwardRangeWasm } from './winograd-wasm.js';
@@ -203,7 +204,7 @@ export function winogradBackwardFilter(x: FloatArray, xOff: number, dy: FloatArr
   run(filterGradKernel, [x, dy, slots], g, [xOff, dyOff]);
   // The chunks' sum in slot order, each slot read straight through; dU[ξ][c][o].
   const dU = scratchOf(3, size).fill(0, 0, size);
-  for (let k = 0; k < chunks; k++) for (let i = 0; i < size; i++) dU[i] += slots[k * size + i]!;
+  for (let k = 0; k < chunks; k++) for (let i = 0; i < size; i++) dU[i]! += slots[k * size + i]!;
   for (let o = 0; o < O; o++)
     for (let c = 0; c < C; c++) filterGradTransform(dU, c * O + o, TILE * C * O, C * O, dw, dwOff + (o * C + c) * 9, 3, 1);
 }

@@ -9,7 +9,7 @@
 // produces a fresh output and cannot scatter into an existing buffer.
 import type { AdamWStep, Backend, BinaryOp, Conv2dGeometry, RandomKind, ReduceOp, SilentElboGradients, SilentElboOperands, Storage, UnaryOp, View } from '../../engine/backend.js';
 import type { DType, FloatArray } from '../../engine/dtype.js';
-import { coalesce, type Operand } from '../cpu/elementwise.js';
+import { coalesce } from '../strides.js';
 import { philoxFunctions, randomArguments, randomTemplate } from './random.js';
 import { GpuJsRuntime, hostModes, type KernelArgument } from './runtime.js';
 import * as elbo from './silent-elbo.js';
@@ -34,7 +34,13 @@ function store(storage: Storage, result: Float32Array): void {
 }
 
 const size = (shape: readonly number[]): number => shape.reduce((n, d) => n * d, 1);
-const asOperand = (v: View): Operand => ({ data: dataOf(v.storage), offset: v.offset, strides: v.strides });
+
+/** `coalesce` (../strides.ts) over views: the merged dims and each view's layout on them. */
+function coalesceViews(shape: readonly number[], views: readonly View[]): [number[], T.Strided[]] {
+  const { dims, strides } = coalesce(shape, views.map((v) => v.strides));
+  return [dims, views.map((v, k) => ({ strides: strides[k]!, offset: v.offset }))];
+}
+
 const EMPTY = new Float32Array(1);
 
 export class GpuJsBackend implements Backend {
@@ -70,7 +76,7 @@ export class GpuJsBackend implements Backend {
   upload(data: FloatArray): Storage { return new GpuJsStorage(Float32Array.from(data)); }
 
   readSync(view: View): Float32Array {
-    const [dims, [x]] = coalesce(view.shape, [asOperand(view)]);
+    const [dims, [x]] = coalesceViews(view.shape, [view]);
     const t = T.elementwise('a', dims, x!, null);
     return this.runtime.run(t.source, t.constants, size(view.shape), [dataOf(view.storage), EMPTY, 0]);
   }
@@ -80,12 +86,13 @@ export class GpuJsBackend implements Backend {
   /** Put `values` (contiguous in out's shape) into out's view: whole storage or copy-on-write. */
   private write(out: View, values: Float32Array): void {
     const storage = out.storage;
+    const old = dataOf(storage);
     const n = size(out.shape);
-    const [dims, [o]] = coalesce(out.shape, [asOperand(out)]);
-    if (out.offset === 0 && n === storage.length && (dims.length === 0 || (dims.length === 1 && o!.strides[0] === 1))) return store(storage, values);
+    const [dims, [o]] = coalesceViews(out.shape, [out]);
+    if (out.offset === 0 && n === old.length && (dims.length === 0 || (dims.length === 1 && o!.strides[0] === 1))) return store(storage, values);
     if (n === 0) return;
     const t = T.writeView(dims, o!.strides, o!.offset);
-    store(storage, this.runtime.run(t.source, t.constants, storage.length, [values, dataOf(storage)]));
+    store(storage, this.runtime.run(t.source, t.constants, old.length, [values, old]));
   }
 
   fill(out: View, value: number): void {
@@ -93,13 +100,13 @@ export class GpuJsBackend implements Backend {
   }
 
   unary(op: UnaryOp, x: View, out: View, p: number): void {
-    const [dims, [a]] = coalesce(x.shape, [asOperand(x)]);
+    const [dims, [a]] = coalesceViews(x.shape, [x]);
     const t = T.elementwise(T.unaryExpressions[op], dims, a!, null);
     this.write(out, this.runtime.run(t.source, t.constants, size(x.shape), [dataOf(x.storage), EMPTY, p]));
   }
 
   binary(op: BinaryOp, a: View, b: View, out: View): void {
-    const [dims, [x, y]] = coalesce(out.shape, [asOperand(a), asOperand(b)]);
+    const [dims, [x, y]] = coalesceViews(out.shape, [a, b]);
     const t = T.elementwise(T.binaryExpressions[op], dims, x!, y!);
     this.write(out, this.runtime.run(t.source, t.constants, size(out.shape), [dataOf(a.storage), dataOf(b.storage), 0]));
   }

@@ -80,19 +80,20 @@ export function loadCifar10(split: Cifar10SplitName, options: LoadImagesOptions 
   paths.forEach((path, f) => {
     const fail = fileError('CIFAR-10', HOW_TO_GET_DATA, path);
     const bytes = plainBytes(readFileSync(path));
-    if (bytes.length !== counts[f] * CIFAR10_RECORD_BYTES) {
-      throw fail(`file changed while reading: expected ${counts[f] * CIFAR10_RECORD_BYTES} bytes, found ${bytes.length}`);
+    const records = counts[f]!; // one count per path
+    if (bytes.length !== records * CIFAR10_RECORD_BYTES) {
+      throw fail(`file changed while reading: expected ${records * CIFAR10_RECORD_BYTES} bytes, found ${bytes.length}`);
     }
-    for (let r = 0; r < counts[f]; r++) {
+    for (let r = 0; r < records; r++) {
       const record = r * CIFAR10_RECORD_BYTES;
-      const label = bytes[record];
+      const label = bytes[record]!; // record < bytes.length, checked above
       if (label >= CIFAR10_CLASSES.length) throw fail(`corrupt data: record ${r} has label ${label}, expected 0..9`);
       const kept = first + r - from;
       if (kept < 0 || kept >= count) continue;
       labels[kept] = label;
       images.set(bytes.subarray(record + 1, record + CIFAR10_RECORD_BYTES), kept * CIFAR10_PIXELS);
     }
-    first += counts[f];
+    first += records;
   });
   return { images, labels, count, channels: 3, height: 32, width: 32 };
 }

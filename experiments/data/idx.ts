@@ -82,7 +82,7 @@ export interface IdxPairSpec {
 export function loadIdxPair(spec: IdxPairSpec): { images: Uint8Array; labels: Uint8Array; count: number } {
   const failImages = spec.fail(spec.images);
   const imageFile = openIdx(spec.images, 3, 'images', failImages);
-  const [count, rows, cols] = imageFile.dims;
+  const [count, rows, cols] = imageFile.dims as [number, number, number]; // openIdx read rank 3
   if (rows !== spec.rows || cols !== spec.cols) {
     throw failImages(`corrupt header: images are ${rows}x${cols}, expected ${spec.rows}x${spec.cols}`);
   }

@@ -79,7 +79,7 @@ function openBatch(path: string, expectedCount: number | undefined): BatchFile {
     const labelsHeader = readNpyHeader(zip, labels, fail);
     const [count, ...row] = dataHeader.shape;
     const rowPixels = row.reduce((product, dim) => product * dim, 1);
-    if (dataHeader.shape.length < 2 || rowPixels !== IMAGENET32_PIXELS) {
+    if (count === undefined || row.length === 0 || rowPixels !== IMAGENET32_PIXELS) {
       throw fail(`data.npy has shape (${dataHeader.shape.join(', ')}), expected (N, ${IMAGENET32_PIXELS}) or (N, 3, 32, 32)`);
     }
     if (dataHeader.dtype !== '|u1') throw fail(`data.npy has dtype '${dataHeader.dtype}', expected '|u1' (pixel bytes 0..255)`);
@@ -124,7 +124,7 @@ export function loadImagenet32(split: Imagenet32SplitName, options: LoadImagesOp
         const bad = fileLabels.findIndex((label) => !(label >= 1 && label <= IMAGENET32_CLASSES));
         if (bad >= 0) throw batch.fail(`corrupt data: label ${bad} is ${fileLabels[bad]}, expected 1..${IMAGENET32_CLASSES}`);
         const pixels = npyData(batch.zip.read(batch.data), batch.dataHeader, 'data.npy', batch.fail);
-        for (let i = start; i < end; i++) labels[i - from] = fileLabels[i - first] - 1;
+        for (let i = start; i < end; i++) labels[i - from] = fileLabels[i - first]! - 1;
         images.set(pixels.subarray((start - first) * IMAGENET32_PIXELS, (end - first) * IMAGENET32_PIXELS), (start - from) * IMAGENET32_PIXELS);
       }
       first += batch.count;

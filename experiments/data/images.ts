@@ -87,13 +87,13 @@ export function pixelBatch(
     throw new RangeError(`pixelBatch: uniform source returned ${noise.length} values, expected ${size}`);
   }
   for (let b = 0; b < indices.length; b++) {
-    const index = indices[b];
+    const index = indices[b]!;
     checkIndex(set, index);
     const source = index * pixels;
     const target = b * pixels;
     for (let p = 0; p < pixels; p++) {
-      const jitter = noise ? noise[target + p] : 0;
-      out[target + p] = (set.images[source + p] + jitter) / 256;
+      const jitter = noise ? noise[target + p]! : 0; // noise.length >= size, checked above
+      out[target + p] = (set.images[source + p]! + jitter) / 256;
     }
   }
   return out;
@@ -105,8 +105,9 @@ export function labelBatch(set: ImageSet, indices: ArrayLike<number>): Uint8Arra
 export function labelBatch(set: ImageSet, indices: ArrayLike<number>): Uint8Array | Uint16Array {
   const out = set.labels instanceof Uint8Array ? new Uint8Array(indices.length) : new Uint16Array(indices.length);
   for (let b = 0; b < indices.length; b++) {
-    checkIndex(set, indices[b]);
-    out[b] = set.labels[indices[b]];
+    const index = indices[b]!;
+    checkIndex(set, index);
+    out[b] = set.labels[index]!;
   }
   return out;
 }
@@ -156,8 +157,8 @@ export function epochOrder(count: number, seed: number, epoch: number): Uint32Ar
   for (let i = 0; i < count; i++) order[i] = i;
   for (let i = count - 1; i > 0; i--) {
     const j = uniformBelow(next, i + 1);
-    const held = order[i];
-    order[i] = order[j];
+    const held = order[i]!;
+    order[i] = order[j]!;
     order[j] = held;
   }
   return order;

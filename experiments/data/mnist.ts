@@ -44,7 +44,7 @@ export function defaultMnistDir(): string {
 /** Reads `--data-dir DIR` or `--data-dir=DIR` from command-line arguments, if present. */
 export function dataDirFromArgs(args: readonly string[]): string | undefined {
   for (let i = 0; i < args.length; i++) {
-    const arg = args[i];
+    const arg = args[i]!;
     if (arg === '--data-dir') {
       const value = args[i + 1];
       if (value === undefined || value.startsWith('--')) throw new Error('--data-dir needs a directory argument');

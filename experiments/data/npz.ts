@@ -207,7 +207,7 @@ export function crc32(data: Uint8Array): number {
     }
   }
   let crc = 0xffffffff;
-  for (let i = 0; i < data.length; i++) crc = crcTable[(crc ^ data[i]) & 0xff] ^ (crc >>> 8);
+  for (let i = 0; i < data.length; i++) crc = crcTable[(crc ^ data[i]!) & 0xff]! ^ (crc >>> 8);
   return (crc ^ 0xffffffff) >>> 0;
 }
 
@@ -235,7 +235,7 @@ export function npyHeaderLength(prefix: Uint8Array): number {
 /** Parses the header at the start of `bytes`; `fail` gets a problem naming `name`. */
 export function parseNpyHeader(bytes: Uint8Array, name: string, fail: Fail): NpyHeader {
   if (bytes.length < 10 || NPY_MAGIC.some((b, i) => bytes[i] !== b)) throw fail(`${name} is not a .npy array (no \\x93NUMPY magic)`);
-  const major = bytes[6];
+  const major = bytes[6]!; // bytes.length >= 10, checked above
   if (major < 1 || major > 3) throw fail(`${name} is .npy version ${major}.${bytes[7]}, which is not supported (1, 2 or 3 are)`);
   const headerBytes = npyHeaderLength(bytes);
   if (bytes.length < headerBytes) throw fail(`${name} is truncated inside its .npy header`);

@@ -23,12 +23,12 @@ export interface AdamwScalars {
 export function emitAdamwModule(shared: boolean): Uint8Array<ArrayBuffer> {
   const m = new ModuleBuilder().importMemory('env', 'memory', PAGES, PAGES, shared);
   const f = m.addFunction('update', [ValType.i32, ...new Array<ValType>(8).fill(ValType.f32)], []);
-  const vectors = f.param(0);
-  const [beta1, keep1, beta2, keep2, decay, stepSize, rootCorrection, eps] = Array.from({ length: 8 }, (_, i) => {
+  const [vectors, ...scalars] = f.paramTuple(9);
+  const [beta1, keep1, beta2, keep2, decay, stepSize, rootCorrection, eps] = scalars.map((scalar) => {
     const splat = f.local(ValType.v128);
-    f.get(f.param(i + 1)).simd(SimdOp.f32x4_splat).set(splat);
+    f.get(scalar).simd(SimdOp.f32x4_splat).set(splat);
     return splat;
-  });
+  }) as typeof scalars;
   const at = f.local(ValType.i32), end = f.local(ValType.i32), g = f.local(ValType.v128), mi = f.local(ValType.v128), vi = f.local(ValType.v128);
   const [P, G, M, V] = [0, 1, 2, 3].map((k) => k * BLOCK * 4) as [number, number, number, number];
   f.get(vectors).i32(4).op(Op.i32_shl).set(end);

@@ -70,7 +70,7 @@ export function gemmStridedF32Wasm(
       for (let i = 0; i < rows; i++) {
         const dst = cOffset + (i0 + i) * ldc + jc;
         const src = k.cAt + i * ncPadded;
-        if (accumulate) for (let j = 0; j < nc; j++) C[dst + j] += mem[src + j]!;
+        if (accumulate) for (let j = 0; j < nc; j++) C[dst + j]! += mem[src + j]!;
         else C.set(mem.subarray(src, src + nc), dst);
       }
     }

@@ -5,7 +5,7 @@
 // micro-kernel does (assigned for the first block, added after), so C's element type rounds
 // them at the same points. Operands are widened to float64 as they are staged (packing.ts).
 // test/cpu-wasm.test.ts checks the bits.
-import type { FloatArray } from '../gemm.js';
+import type { FloatArray } from '../../../engine/dtype.js';
 import { gemmKernel, KC, NC } from './gemm-kernel.js';
 import { F64, type TileShape } from './macro.js';
 import { pack } from './packing.js';
@@ -40,7 +40,7 @@ export function gemmStridedF64Wasm(
         for (let i = 0; i < mc; i++) {
           const dst = cOffset + (ic + i) * ldc + jc;
           const src = k.cAt + i * ncPadded;
-          if (add) for (let j = 0; j < nc; j++) C[dst + j] += mem[src + j]!;
+          if (add) for (let j = 0; j < nc; j++) C[dst + j]! += mem[src + j]!;
           else C.set(mem.subarray(src, src + nc), dst);
         }
       }

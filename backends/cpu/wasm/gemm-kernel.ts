@@ -4,7 +4,7 @@
 // (worker_threads) that imports this module compiles its own instance with its own memory
 // (memory.ts); operating on the caller's arrays directly (the backend allocating tensors from
 // one shared WebAssembly.Memory) would remove the copies and let the workers share one module.
-import type { FloatArray } from '../gemm.js';
+import type { FloatArray } from '../../../engine/dtype.js';
 import { addMacro, relaxedMaddChosen, type Macro, type Precision, type TileShape } from './macro.js';
 import { kernelMemory, sharedMemories } from './memory.js';
 import { ModuleBuilder } from './module.js';

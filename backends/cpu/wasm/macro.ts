@@ -69,8 +69,7 @@ export function addMacro(m: ModuleBuilder, tile: TileShape, precision: Precision
   const vecs = nr / lanes; // vectors per row of the tile
   const i32 = ValType.i32;
   const f = m.addFunction('macro', new Array<ValType>(8).fill(i32), []);
-  const [kc, mc, nc, aPtr, bPtr, cPtr, ldc, load] = Array.from({ length: 8 }, (_, i) => f.param(i)) as
-    [Local, Local, Local, Local, Local, Local, Local, Local];
+  const [kc, mc, nc, aPtr, bPtr, cPtr, ldc, load] = f.paramTuple(8);
   const jcol = f.local(i32), bPanel = f.local(i32), irow = f.local(i32), aPanel = f.local(i32);
   const ap = f.local(i32), bp = f.local(i32), p = f.local(i32), row = f.local(i32), from = f.local(i32);
   const acc: Local[] = [];

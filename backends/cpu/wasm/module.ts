@@ -8,6 +8,9 @@ import { BLOCK_EMPTY, BULK_PREFIX, BulkOp, ExternalKind, FUNC_TYPE, Op, SIMD_PRE
 /** A local variable (parameters first, then declared locals), as its index. */
 export type Local = number & { readonly __local: unique symbol };
 
+/** A tuple of n elements of type T, for a literal n (an array when n is not a literal). */
+type Tuple<T, N extends number, R extends T[] = []> = number extends N ? T[] : R['length'] extends N ? R : Tuple<T, N, [...R, T]>;
+
 /**
  * The body of one function: its parameter and result types, the extra locals it declares, and
  * its instructions. Methods append one instruction each and return `this`, so code reads in
@@ -24,6 +27,12 @@ export class FunctionBuilder {
   param(i: number): Local {
     if (i < 0 || i >= this.params.length) throw new RangeError(`${this.name}: no parameter ${i}`);
     return i as Local;
+  }
+
+  /** All n parameters, in order, as a tuple to destructure; n must be the declared count. */
+  paramTuple<N extends number>(n: N): Tuple<Local, N> {
+    if (n !== this.params.length) throw new RangeError(`${this.name}: ${this.params.length} parameters, not ${n}`);
+    return Array.from({ length: n }, (_, i) => i as Local) as Tuple<Local, N>;
   }
 
   /** Declare a new local of type `type`. */
@@ -95,6 +104,11 @@ export class FunctionBuilder {
       this.get(counter).i32(1).op(Op.i32_add).set(counter);
       this.br(0);
     }));
+  }
+
+  /** `l = l + by` for i32 locals (a pointer stepped by a stride held in a local). */
+  advance(l: Local, by: Local): this {
+    return this.get(l).get(by).op(Op.i32_add).set(l);
   }
 
   /** `block … end`: a `br` to it jumps past its end. */

@@ -4,13 +4,11 @@
 // lanes, k-major, as ../pack.ts does in TypeScript: dst[(panel·kc + p)·w + l]. Element by element
 // in TypeScript the packing cost about as much as the float32 multiply-adds it fed
 // (docs/performance-log.md, "CPU Winograd in WebAssembly").
-import type { FloatArray } from '../gemm.js';
+import type { FloatArray } from '../../../engine/dtype.js';
 import type { Precision } from './macro.js';
 import { ModuleBuilder, type FunctionBuilder, type Local } from './module.js';
 import { Op, SimdOp, ValType } from './opcodes.js';
 
-/** `l += by` for an i32 local and a local step. */
-const advance = (f: FunctionBuilder, l: Local, by: Local): void => { f.get(l).get(by).op(Op.i32_add).set(l); };
 /** `l += bytes` for an i32 local and a constant step. */
 const step = (f: FunctionBuilder, l: Local, bytes: number): void => { f.get(l).i32(bytes).op(Op.i32_add).set(l); };
 
@@ -20,7 +18,7 @@ const step = (f: FunctionBuilder, l: Local, bytes: number): void => { f.get(l).i
  */
 function addPackRows(m: ModuleBuilder, w: number, e: Precision): void {
   const f = m.addFunction(`packRows${w}`, new Array<ValType>(5).fill(ValType.i32), []);
-  const [raw, rowBytes, panels, kc, dst] = Array.from({ length: 5 }, (_, i) => f.param(i));
+  const [raw, rowBytes, panels, kc, dst] = f.paramTuple(5);
   const j = f.local(ValType.i32), p = f.local(ValType.i32), src = f.local(ValType.i32), out = f.local(ValType.i32);
   const align = Math.log2(e.bytes), width = w * e.bytes;
   f.get(dst).set(out);
@@ -31,7 +29,7 @@ function addPackRows(m: ModuleBuilder, w: number, e: Precision): void {
         if (at + 16 <= width) f.get(out).get(src).simdMemory(SimdOp.v128_load, align, at).simdMemory(SimdOp.v128_store, align, at);
         else for (let b = at; b < width; b += e.bytes) f.get(out).get(src).memory(e.load, align, b).memory(e.store, align, b);
       }
-      advance(f, src, rowBytes);
+      f.advance(src, rowBytes);
       step(f, out, width);
     });
   });
@@ -43,7 +41,7 @@ function addPackRows(m: ModuleBuilder, w: number, e: Precision): void {
  */
 function addPackLanes(m: ModuleBuilder, w: number, e: Precision): void {
   const f = m.addFunction(`packLanes${w}`, new Array<ValType>(5).fill(ValType.i32), []);
-  const [raw, laneBytes, panels, kc, dst] = Array.from({ length: 5 }, (_, i) => f.param(i));
+  const [raw, laneBytes, panels, kc, dst] = f.paramTuple(5);
   const j = f.local(ValType.i32), p = f.local(ValType.i32), out = f.local(ValType.i32);
   const lanes = Array.from({ length: w }, () => f.local(ValType.i32));
   const align = Math.log2(e.bytes);

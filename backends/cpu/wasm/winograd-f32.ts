@@ -58,12 +58,6 @@ function sandwich(f: FunctionBuilder, L: Matrix, x: readonly Local[], store: (r:
     for (let s = 0; s < p; s++) store(r, s, () => combination(f, L[s]!.map((w, k) => [w, () => f.get(t[r * q + k]!)] as const)));
 }
 
-/** The first n parameters of f, declared as n i32s. */
-const params = (f: FunctionBuilder, n: number): Local[] => Array.from({ length: n }, (_, i) => f.param(i));
-
-/** `l = l + by` for i32 locals. */
-const advance = (f: FunctionBuilder, l: Local, by: Local): void => { f.get(l).get(by).op(Op.i32_add).set(l); };
-
 /** Load lane bases `table[o]` (4 byte addresses at table + 16·o) into `lanes`. */
 function loadLanes(f: FunctionBuilder, table: Local, o: Local, lanes: readonly Local[]): void {
   for (let l = 0; l < LANES; l++) f.get(table).get(o).i32(4).op(Op.i32_shl).op(Op.i32_add).memory(Op.i32_load, 2, 4 * l).set(lanes[l]!);
@@ -79,7 +73,7 @@ function loadLanes(f: FunctionBuilder, table: Local, o: Local, lanes: readonly L
 function addGather(m: ModuleBuilder, name: string, L: Matrix): void {
   const q = L[0]!.length;
   const f = m.addFunction(name, new Array<ValType>(10).fill(ValType.i32), []);
-  const [table, outer, inner, innerSrc, dst, outerDst, pairDst, halfDst, xiStride, rowBytes] = params(f, 10);
+  const [table, outer, inner, innerSrc, dst, outerDst, pairDst, halfDst, xiStride, rowBytes] = f.paramTuple(10);
   const o = f.local(ValType.i32), i = f.local(ValType.i32), out = f.local(ValType.i32);
   const lanes = Array.from({ length: LANES }, () => f.local(ValType.i32));
   const rows = Array.from({ length: LANES }, () => f.local(ValType.i32));
@@ -90,7 +84,7 @@ function addGather(m: ModuleBuilder, name: string, L: Matrix): void {
       for (let k = 0; k < q; k++) {
         for (let l = 0; l < LANES; l++) {
           if (k === 0) f.get(lanes[l]!).set(rows[l]!);
-          else advance(f, rows[l]!, rowBytes);
+          else f.advance(rows[l]!, rowBytes);
         }
         for (let c = 0; c < q; c++) {
           const e = x[k * q + c]!;
@@ -105,9 +99,9 @@ function addGather(m: ModuleBuilder, name: string, L: Matrix): void {
         f.get(out);
         push();
         f.simdMemory(SimdOp.v128_store, 4, 0);
-        advance(f, out, xiStride);
+        f.advance(out, xiStride);
       });
-      for (const l of lanes) advance(f, l, innerSrc);
+      for (const l of lanes) f.advance(l, innerSrc);
     });
   });
 }
@@ -121,7 +115,7 @@ function addGather(m: ModuleBuilder, name: string, L: Matrix): void {
 function addScatter(m: ModuleBuilder, name: string, L: Matrix): void {
   const q = L[0]!.length;
   const f = m.addFunction(name, new Array<ValType>(9).fill(ValType.i32), []);
-  const [src, outer, inner, outerSrc, innerSrc, xiStride, table, innerDst, rowBytes] = params(f, 9);
+  const [src, outer, inner, outerSrc, innerSrc, xiStride, table, innerDst, rowBytes] = f.paramTuple(9);
   const o = f.local(ValType.i32), i = f.local(ValType.i32), from = f.local(ValType.i32);
   const lanes = Array.from({ length: LANES }, () => f.local(ValType.i32));
   const rows = Array.from({ length: LANES }, () => f.local(ValType.i32));
@@ -133,20 +127,20 @@ function addScatter(m: ModuleBuilder, name: string, L: Matrix): void {
       f.get(src).get(o).get(outerSrc).op(Op.i32_mul).op(Op.i32_add).get(i).get(innerSrc).op(Op.i32_mul).op(Op.i32_add).set(from);
       x.forEach((e, n) => {
         f.get(from).simdMemory(SimdOp.v128_load, 4, 0).set(e);
-        if (n + 1 < x.length) advance(f, from, xiStride);
+        if (n + 1 < x.length) f.advance(from, xiStride);
       });
       sandwich(f, L, x, (r, s, push) => {
         if (s === 0) {
           for (let l = 0; l < LANES; l++) {
             if (r === 0) f.get(lanes[l]!).set(rows[l]!);
-            else advance(f, rows[l]!, rowBytes);
+            else f.advance(rows[l]!, rowBytes);
           }
         }
         push();
         f.set(value);
         for (let l = 0; l < LANES; l++) f.get(rows[l]!).get(value).laneMemory(SimdOp.v128_store32_lane, 2, 4 * s, l);
       });
-      for (const l of lanes) advance(f, l, innerDst);
+      for (const l of lanes) f.advance(l, innerDst);
     });
   });
 }
@@ -159,7 +153,7 @@ function addScatter(m: ModuleBuilder, name: string, L: Matrix): void {
  */
 function addCopy(m: ModuleBuilder): void {
   const f = m.addFunction('copy', new Array<ValType>(12).fill(ValType.i32), []);
-  const [src, dst, images, planes, rows, rowBytes, srcRow, srcPlane, srcImage, dstRow, dstPlane, dstImage] = params(f, 12);
+  const [src, dst, images, planes, rows, rowBytes, srcRow, srcPlane, srcImage, dstRow, dstPlane, dstImage] = f.paramTuple(12);
   const n = f.local(ValType.i32), pl = f.local(ValType.i32), r = f.local(ValType.i32);
   const s = f.local(ValType.i32), d = f.local(ValType.i32);
   f.forLoop(n, images, () => {
@@ -168,8 +162,8 @@ function addCopy(m: ModuleBuilder): void {
       f.get(dst).get(n).get(dstImage).op(Op.i32_mul).op(Op.i32_add).get(pl).get(dstPlane).op(Op.i32_mul).op(Op.i32_add).set(d);
       f.forLoop(r, rows, () => {
         f.get(d).get(s).get(rowBytes).memoryCopy();
-        advance(f, s, srcRow);
-        advance(f, d, dstRow);
+        f.advance(s, srcRow);
+        f.advance(d, dstRow);
       });
     });
   });

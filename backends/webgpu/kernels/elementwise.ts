@@ -12,6 +12,7 @@
 // (docs/performance-log.md, "Vector (vec4) storage access on lavapipe").
 // The expressions are written over the alias V (f32 or vec4<f32>) so one table serves both.
 import type { BinaryOp, UnaryOp } from '../../../engine/backend.js';
+import { coalesce } from '../../strides.js';
 import type { Dispatch } from '../queue.js';
 import { cachedSource, ceilDiv, elementLoop, elementsPerInvocation, entry, header, Params } from './wgsl.js';
 
@@ -77,27 +78,6 @@ fn powJs(x: f32, p: f32) -> f32 {
   if (p != floor(p)) { return nanF(); }
   return select(m, -m, (abs(p) % 2.0) == 1.0);
 }`;
-
-/**
- * Merge adjacent axes contiguous in every operand and drop size-1 axes (the same rule as the
- * CPU backend's coalesce), so layouts reduce to the smallest rank.
- */
-export function coalesce(shape: readonly number[], strides: readonly (readonly number[])[]): { dims: number[]; strides: number[][] } {
-  const dims: number[] = [];
-  const out: number[][] = strides.map(() => []);
-  shape.forEach((size, axis) => {
-    if (size === 1) return;
-    const last = dims.length - 1;
-    if (last >= 0 && strides.every((s, k) => out[k]![last] === s[axis]! * size)) {
-      dims[last]! *= size;
-      strides.forEach((s, k) => (out[k]![last] = s[axis]!));
-    } else {
-      dims.push(size);
-      strides.forEach((s, k) => out[k]!.push(s[axis]!));
-    }
-  });
-  return { dims, strides: out };
-}
 
 /**
  * Whether a walk with these strides (in floats) from `offset` can go 4 floats at a time along

@@ -7,7 +7,8 @@
 //    a scalar sum is not left to a single invocation.
 import type { ReduceOp } from '../../../engine/backend.js';
 import { linearGroup, type Dispatch } from '../queue.js';
-import { coalesce, vec4Strides, walksVec4, type GpuView } from './elementwise.js';
+import { coalesce } from '../../strides.js';
+import { vec4Strides, walksVec4, type GpuView } from './elementwise.js';
 import { bakeWords, cachedSource, ceilDiv, entry, header, Params } from './wgsl.js';
 
 const WORKGROUP = 64;
