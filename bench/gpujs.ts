@@ -4,8 +4,8 @@
 // case compiles its kernels and is excluded (a warm-up run before timing).
 //   node bench/gpujs.js [--channels 32] [--quick]
 import Benchmark from 'benchmark';
-import * as sg from '../engine/index.js';
-import type { Tensor } from '../engine/index.js';
+import * as sg from '../silentgrad.js';
+import type { Tensor } from '../silentgrad.js';
 import { selectBackend } from '../backends/select.js';
 import { createGpuJsBackend } from '../backends/gpujs/index.js';
 import { loadMnist } from '../experiments/data/mnist.js';

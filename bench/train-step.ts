@@ -11,7 +11,7 @@ import Benchmark from 'benchmark';
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import * as sg from '../engine/index.js';
+import * as sg from '../silentgrad.js';
 import { backendNames, selectBackend } from '../backends/select.js';
 import { loadMnist } from '../experiments/data/mnist.js';
 import { FixedVarianceVae, methodNames, type MethodName } from '../experiments/vae.js';

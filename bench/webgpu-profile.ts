@@ -3,7 +3,7 @@
 // timed (WebGpuBackend.profile), summed by kernel. The replays do not overlap as the step's
 // dispatches may, so the total is close to the step's time, not equal to it.
 //   node bench/webgpu-profile.js [--method silent-gaussian] [--channels 32] [--reps 4]
-import * as sg from '../engine/index.js';
+import * as sg from '../silentgrad.js';
 import { createWebGpuBackend, webGpuUnavailableReason } from '../backends/webgpu/index.js';
 import { loadMnist } from '../experiments/data/mnist.js';
 import { FixedVarianceVae, methodNames } from '../experiments/vae.js';

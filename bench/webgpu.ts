@@ -20,8 +20,8 @@
 // be told apart from a slower machine.
 // The training step: node bench/train-step.js --backend webgpu.
 import Benchmark from 'benchmark';
-import * as sg from '../engine/index.js';
-import type { Tensor } from '../engine/index.js';
+import * as sg from '../silentgrad.js';
+import type { Tensor } from '../silentgrad.js';
 import { scriptFlags } from '../experiments/cli.js';
 import { median } from './stats.js';
 import { createWebGpuBackend, webGpuUnavailableReason, type WebGpuBackend } from '../backends/webgpu/index.js';

@@ -6,8 +6,8 @@
 // 32 -> 32 convolution at batch 64; --layer takes any the shared rule admits (8+ channels each
 // side), also below the backend's default bar of 24 (tuned/winograd.ts, which cites runs).
 // Each variant is a backend of its own on the one device, its tuning profile naming the passes.
-import * as sg from '../engine/index.js';
-import type { Tensor } from '../engine/index.js';
+import * as sg from '../silentgrad.js';
+import type { Tensor } from '../silentgrad.js';
 import type { Conv2dGeometry } from '../engine/backend.js';
 import { createWebGpuBackend, webGpuUnavailableReason, type WebGpuBackend } from '../backends/webgpu/index.js';
 import type { WinogradPass } from '../backends/webgpu/tuning.js';

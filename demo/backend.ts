@@ -1,7 +1,7 @@
 // Which backend the page trains on: WebGPU where the browser gives an adapter (the same
 // backends/webgpu code as in Node, on the browser's own device), else the CPU backend, here in
 // the trainer's Web Worker on one thread (its thread pool is Node's worker_threads).
-import * as sg from '../engine/index.js';
+import * as sg from '../silentgrad.js';
 import { browserWebGpuBackend } from '../backends/webgpu/browser.js';
 import { getCpuKernels } from '../backends/cpu/gemm.js';
 import type { BackendRequest } from './protocol.js';

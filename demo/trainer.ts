@@ -2,7 +2,7 @@
 // (experiments/vae.ts, the class the Node study trains) on the same images and backend, one
 // step each in turn, reporting every step and a test evaluation after every epoch. The steps
 // follow experiments/training.ts's epoch order exactly, so a seed gives the Node study's numbers.
-import * as sg from '../engine/index.js';
+import * as sg from '../silentgrad.js';
 import type { MnistSplit } from '../experiments/data/mnist-split.js';
 import { epochOrder } from '../experiments/data/images.js';
 import { FixedVarianceVae, methods, type VaeConfig } from '../experiments/vae.js';

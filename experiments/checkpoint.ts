@@ -3,9 +3,9 @@
 // resumed run continues bit for bit where the interrupted one stopped. Model tensors keep
 // PyTorch's state_dict names ("encoder.0.weight"), so the file loads with the safetensors library.
 import { existsSync } from 'node:fs';
-import * as sg from '../engine/index.js';
+import * as sg from '../silentgrad.js';
 import { loadSafetensors, saveSafetensors } from '../engine/safetensors.js';
-import type { Tensor } from '../engine/index.js';
+import type { Tensor } from '../silentgrad.js';
 import { Reinforce, type Estimator } from '../models/index.js';
 
 /** What a study checkpoints: a model's named state, its optimisers, its stream, its estimators. */

@@ -7,7 +7,7 @@
 //   node experiments/fixed-variance.js --paper    the paper's configuration (500 epochs, full data)
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import * as sg from '../engine/index.js';
+import * as sg from '../silentgrad.js';
 import { selectBackend } from '../backends/select.js';
 import type { DecoderInit } from '../models/index.js';
 import { UsageError, helpText, nonNegativeInteger, parseFlags, positiveInteger, runMain, type FlagTable } from './cli.js';

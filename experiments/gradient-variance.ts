@@ -8,7 +8,7 @@
 //   node experiments/gradient-variance.js --paper   epochs 1, 50, 250, S = 200, M = 50, full MNIST
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import * as sg from '../engine/index.js';
+import * as sg from '../silentgrad.js';
 import { selectBackend } from '../backends/select.js';
 import { gradientVariance, type GradientVarianceProbe } from '../models/gradient-variance.js';
 import { UsageError, helpText, parseFlags, positiveInteger, runMain, type FlagTable } from './cli.js';

@@ -2,8 +2,8 @@
 // decoder trained on sampled z (the model that is evaluated), and, for the "With SG" methods, a
 // linear decoder whose closed-form expected log-likelihood (Eq. 7) guides the encoder
 // (Algorithm 1, Eq. 8). One training epoch and the test metrics; learnable-variance.ts runs it.
-import * as sg from '../engine/index.js';
-import type { Tensor } from '../engine/index.js';
+import * as sg from '../silentgrad.js';
+import type { Tensor } from '../silentgrad.js';
 import {
   BernoulliLatent, GaussianLatent, GumbelSoftmax, LearnableVarianceLinearDecoder, Reinforce, Reparameterization,
   table5Encoder, table6Decoder, table7Encoder, table8Decoder,

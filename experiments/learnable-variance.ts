@@ -9,7 +9,7 @@
 //   node experiments/learnable-variance.js --paper    the paper's configuration for --dataset
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import * as sg from '../engine/index.js';
+import * as sg from '../silentgrad.js';
 import { backendNames, selectBackend, type BackendName } from '../backends/select.js';
 import { UsageError, helpText, listOf, nonNegativeInteger, oneOf, parseFlags, positiveInteger, positiveNumber, runMain, type FlagTable } from './cli.js';
 import { loadCheckpoint, saveCheckpoint } from './checkpoint.js';

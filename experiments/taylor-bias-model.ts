@@ -4,8 +4,8 @@
 // LearnableVarianceLinearDecoder starts itself ('pytorch') or fitted to the training images'
 // per-pixel statistics ('fitted', the default: see TaylorBiasModel); its Silent-Gradient training;
 // and what it looks like at a measured point (describeModel). On the CPU backend in float64.
-import * as sg from '../engine/index.js';
-import type { Tensor } from '../engine/index.js';
+import * as sg from '../silentgrad.js';
+import type { Tensor } from '../silentgrad.js';
 import { BernoulliDistribution, LearnableVarianceLinearDecoder, table5Encoder } from '../models/index.js';
 import { fitLearnableDecoder, type PixelStatistics } from '../models/decoders/fitted-init.js';
 import { readAndDispose } from '../models/gradient-deviation.js';

@@ -30,7 +30,7 @@
 //   node experiments/taylor-bias.js          the default: 1.5 to 2 minutes on 2 cores
 //   node experiments/taylor-bias.js --help
 import { join } from 'node:path';
-import * as sg from '../engine/index.js';
+import * as sg from '../silentgrad.js';
 import { saveSafetensors } from '../engine/safetensors.js';
 import { MAX_ENUMERATED_LATENTS } from '../models/exact-expectation.js';
 import { NOISE_GROUPS, l2, measureGradients, methodLabels, methodNames, type MethodName } from '../models/gradient-deviation.js';

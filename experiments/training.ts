@@ -1,7 +1,7 @@
 // What every study's training does the same way: dequantized batches, one epoch of steps in a
 // seeded order with the loss summed on the device, and a clear stop when the loss diverges.
-import * as sg from '../engine/index.js';
-import type { Tensor } from '../engine/index.js';
+import * as sg from '../silentgrad.js';
+import type { Tensor } from '../silentgrad.js';
 import { epochOrder, pixelBatch, type ImageSet } from './data/images.js';
 
 /** Training stopped because the loss stopped being finite (a learning-rate search skips the rate). */

@@ -1,8 +1,8 @@
 // The fixed-variance VAE of the paper's Section 3.2 and Appendix B, shared by the experiments
 // that study it (fixed-variance.ts trains it; gradient-variance.ts measures its gradients):
 // the five methods, the model, one training epoch and the test-set metrics.
-import * as sg from '../engine/index.js';
-import type { Tensor } from '../engine/index.js';
+import * as sg from '../silentgrad.js';
+import type { Tensor } from '../silentgrad.js';
 import {
   BernoulliLatent, FixedVarianceLinearDecoder, GaussianLatent, GumbelSoftmax, Reinforce, Reparameterization,
   SilentGradients, table5Encoder, type DecoderInit, type Estimator, type LatentFamily,

@@ -2,8 +2,8 @@
 // of the weights, then the per-pixel closed forms of docs/silent-elbo.md),
 // differentiated by autograd. It is the test oracle for the fused op and its benchmark
 // baseline; training uses the fused op.
-import * as sg from '../engine/index.js';
-import type { LatentMoments, LearnableDecoderWeights, Tensor } from '../engine/index.js';
+import * as sg from '../silentgrad.js';
+import type { LatentMoments, LearnableDecoderWeights, Tensor } from '../silentgrad.js';
 
 const LOG_2PI = Math.log(2 * Math.PI);
 

@@ -1,7 +1,7 @@
 // The paper's encoders (App. B.2). The paper does not give channel counts; they are a
 // parameter here and every experiment records the one it used. Both take images [B, C, H, W]:
 // a flattened batch [B, C*H*W] from experiments/data (channel-major) reshapes to it for free.
-import * as sg from '../engine/index.js';
+import * as sg from '../silentgrad.js';
 
 export interface EncoderOptions {
   channels: number;

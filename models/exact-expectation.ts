@@ -7,8 +7,8 @@
 // (through q(z|x)) and so the encoder's parameters, and w.r.t. the decoder (through log p(x|z)).
 // The oracle that the Taylor-bias study (experiments/taylor-bias.ts) and its tests measure every
 // estimator against. It costs 2^d decoder evaluations per example, so d is capped.
-import * as sg from '../engine/index.js';
-import type { Tensor } from '../engine/index.js';
+import * as sg from '../silentgrad.js';
+import type { Tensor } from '../silentgrad.js';
 import type { ReconstructionModel } from './decoders/linear-gaussian.js';
 import { BernoulliDistribution } from './latents/bernoulli.js';
 

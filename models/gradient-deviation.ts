@@ -12,8 +12,8 @@
 //
 // Each sampled estimate comes with its own standard error, from NOISE_GROUPS groups of its draws,
 // so a deviation can be told apart from noise. experiments/taylor-bias.ts reports l2(g, g_exact).
-import * as sg from '../engine/index.js';
-import type { Tensor } from '../engine/index.js';
+import * as sg from '../silentgrad.js';
+import type { Tensor } from '../silentgrad.js';
 import type { ReconstructionModel } from './decoders/linear-gaussian.js';
 import { enumerateStates, expectationOverStates, stateIndex, tileRows } from './exact-expectation.js';
 import { BernoulliDistribution } from './latents/bernoulli.js';

@@ -16,8 +16,8 @@
 // shifted gradients and their squares), and are read once per batch and reduced in float64; a
 // draw identical to the first contributes exactly 0, which is what Silent Gradients must give
 // (it samples nothing). Across batches, Welford in float64 on the host.
-import * as sg from '../engine/index.js';
-import type { RandomStream, Tensor } from '../engine/index.js';
+import * as sg from '../silentgrad.js';
+import type { RandomStream, Tensor } from '../silentgrad.js';
 import type { ReconstructionModel } from './decoders/linear-gaussian.js';
 import type { Estimator } from './estimators/estimator.js';
 import { Reinforce } from './estimators/reinforce.js';

@@ -18,7 +18,8 @@ function tsFiles(dir) {
   return found;
 }
 
-const entryPoints = roots.flatMap((root) => tsFiles(root));
+// silentgrad.ts is the package's entry: the engine with the CPU backend as its default.
+const entryPoints = ['silentgrad.ts', ...roots.flatMap((root) => tsFiles(root))];
 await build({
   entryPoints,
   outdir: '.',

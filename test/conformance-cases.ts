@@ -11,8 +11,8 @@
 // calls test.run(). Not a test file itself (no `.test.` in the name).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import * as sg from '../engine/index.js';
-import type { Backend, Tensor } from '../engine/index.js';
+import * as sg from '../silentgrad.js';
+import type { Backend, Tensor } from '../silentgrad.js';
 import { binaryOps, reduceOps, unaryOps, type RandomKind } from '../engine/backend.js';
 import { epochOrder, loadMnist } from '../experiments/data/mnist.js';
 import { dequantized } from '../experiments/training.js';

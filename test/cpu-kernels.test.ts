@@ -11,7 +11,7 @@ import {
 } from '../backends/cpu/conv.js';
 import { direct3x3Applies } from '../backends/cpu/direct3x3.js';
 import { winogradApplies } from '../backends/cpu/winograd.js';
-import * as sg from '../engine/index.js';
+import * as sg from '../silentgrad.js';
 import { xorshift } from './host-rng.js';
 
 // Deterministic pseudo-random fill, values in [-1, 1).

@@ -10,8 +10,8 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import * as sg from '../engine/index.js';
-import type { Tensor } from '../engine/index.js';
+import * as sg from '../silentgrad.js';
+import type { Tensor } from '../silentgrad.js';
 import { BernoulliLatent, FixedVarianceLinearDecoder } from '../models/index.js';
 
 const sigma2 = 0.01, d = 3, k = 6, latent = 1;

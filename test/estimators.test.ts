@@ -8,8 +8,8 @@
 // leaf's gradient times R is draw r of the batch-B gradient of example b.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import * as sg from '../engine/index.js';
-import type { Tensor } from '../engine/index.js';
+import * as sg from '../silentgrad.js';
+import type { Tensor } from '../silentgrad.js';
 import {
   BernoulliLatent, FixedVarianceLinearDecoder, GaussianLatent, GumbelSoftmax, LaplaceLatent, LearnableVarianceLinearDecoder,
   Reinforce, Reparameterization, SilentGradients,

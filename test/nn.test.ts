@@ -1,6 +1,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import * as sg from '../engine/index.js';
+import * as sg from '../silentgrad.js';
 import { threadCount, warmUp, workerPieces } from '../backends/cpu/parallel.js';
 
 const f64 = { dtype: 'float64' as const };

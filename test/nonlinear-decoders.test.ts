@@ -5,8 +5,8 @@
 // the types let a nonlinear decoder meet.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import * as sg from '../engine/index.js';
-import type { Tensor } from '../engine/index.js';
+import * as sg from '../silentgrad.js';
+import type { Tensor } from '../silentgrad.js';
 import type { GradcheckOptions, GradcheckResult } from '../engine/gradcheck.js';
 import {
   DEFAULT_INITIAL_STD_DEV, GaussianLatent, MIN_STD_DEV, NonlinearGaussianDecoder, Reparameterization, SilentGradients,

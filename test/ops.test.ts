@@ -3,8 +3,8 @@
 // has no gradient. A new op without an entry here fails the first test.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import * as sg from '../engine/index.js';
-import type { Tensor } from '../engine/index.js';
+import * as sg from '../silentgrad.js';
+import type { Tensor } from '../silentgrad.js';
 
 const stream = new sg.RandomStream(2024);
 const f64 = { dtype: 'float64' as const };

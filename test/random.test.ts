@@ -1,6 +1,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import * as sg from '../engine/index.js';
+import * as sg from '../silentgrad.js';
 import { philox4x32 } from '../engine/random.js';
 
 const hex = (w: Uint32Array): string => [...w].map((x) => x.toString(16).padStart(8, '0')).join(' ');

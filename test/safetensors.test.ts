@@ -3,7 +3,7 @@ import * as assert from 'uvu/assert';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import * as sg from '../engine/index.js';
+import * as sg from '../silentgrad.js';
 import { loadSafetensors, saveSafetensors } from '../engine/safetensors.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'silentgrad-st-'));

@@ -4,8 +4,8 @@
 // Everything is float64 unless a test says otherwise.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import * as sg from '../engine/index.js';
-import type { DType, LatentMoments, Tensor } from '../engine/index.js';
+import * as sg from '../silentgrad.js';
+import type { DType, LatentMoments, Tensor } from '../silentgrad.js';
 import { BernoulliLatent, GaussianLatent, LaplaceLatent } from '../models/index.js';
 import { HostRng } from './host-rng.js';
 import { compositeExpectedLogLikelihoodFixed, compositeExpectedLogLikelihoodLearnable } from '../models/composite-elbo.js';

@@ -11,7 +11,7 @@ import { createWebGpuBackend, type WebGpuBackend } from '../backends/webgpu/inde
 import { winogradServes } from '../backends/webgpu/tuned/winograd.js';
 import { adapterTraits, defaultTuning, type TuningProfile, type WinogradPass } from '../backends/webgpu/tuning.js';
 import type { Conv2dGeometry } from '../engine/backend.js';
-import * as sg from '../engine/index.js';
+import * as sg from '../silentgrad.js';
 import { assertClose, runConformance } from './conformance-cases.js';
 import { webGpuOrSkip } from './webgpu-setup.js';
 

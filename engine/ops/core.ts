@@ -48,7 +48,7 @@ export function setDefaultBackend(backend: Backend): void {
 }
 
 export function getDefaultBackend(): Backend {
-  if (!defaultBackend) throw new Error('silentgrad: no backend is set; import the engine through engine/index.js');
+  if (!defaultBackend) throw new Error('silentgrad: no default backend is set: import silentgrad.js (the CPU backend by default) or call setDefaultBackend');
   return defaultBackend;
 }
 

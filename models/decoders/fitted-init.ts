@@ -1,7 +1,7 @@
 // Where a learnable-variance linear decoder starts: at the best decoder that ignores z, so the
 // part of the gradient that every image shares is zero at the first step
 // (docs/learnable-variance.md, "How the linear decoder starts").
-import * as sg from '../../engine/index.js';
+import * as sg from '../../silentgrad.js';
 import type { LearnableVarianceLinearDecoder } from './linear-gaussian.js';
 
 /** Per-pixel mean and standard deviation of the (dequantized) training images. */

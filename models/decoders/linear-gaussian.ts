@@ -1,8 +1,8 @@
 // The paper's linear decoders with a Gaussian likelihood. Each can score a sampled z (what the
 // sampling estimators use) and compute the expected log-likelihood under q in closed form
 // (the fused silent-ELBO op): the same decoder object serves every estimator.
-import * as sg from '../../engine/index.js';
-import type { LatentMoments, RandomStream, Tensor } from '../../engine/index.js';
+import * as sg from '../../silentgrad.js';
+import type { LatentMoments, RandomStream, Tensor } from '../../silentgrad.js';
 
 /** A decoder that scores sampled z: all the sampling estimators need (linear or nonlinear). */
 export interface LikelihoodModel extends sg.nn.Module {

@@ -14,8 +14,8 @@
 // bounds 1/sigma^2 by 1e6, safe in float32. Training starts at sigma = DEFAULT_INITIAL_STD_DEV =
 // 0.1 in every pixel and for every z, the fixed-variance study's sigma^2 = 0.01 (Table 2): the
 // last layer's raw-scale weights start at zero and its biases at softplus^-1(0.1 - floor).
-import * as sg from '../../engine/index.js';
-import type { RandomStream, Tensor } from '../../engine/index.js';
+import * as sg from '../../silentgrad.js';
+import type { RandomStream, Tensor } from '../../silentgrad.js';
 import type { LikelihoodModel } from './linear-gaussian.js';
 
 /** The smallest standard deviation the decoder can output (see the top of this file). */

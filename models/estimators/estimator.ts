@@ -1,6 +1,6 @@
 // An estimator turns (q(z|x), decoder, data) into a loss whose gradient is that estimator's
 // gradient of the negative ELBO; the training loop just calls backward() on it.
-import type { RandomStream, Tensor } from '../../engine/index.js';
+import type { RandomStream, Tensor } from '../../silentgrad.js';
 import type { LikelihoodModel } from '../decoders/linear-gaussian.js';
 import type { LatentDistribution, LatentFamily } from '../latents/family.js';
 

@@ -1,7 +1,7 @@
 // Gumbel-Softmax for Bernoulli latents (the binary Concrete relaxation, Maddison et al. /
 // Jang et al.): the decoder sees a relaxed z in (0, 1); biased, but low variance.
-import * as sg from '../../engine/index.js';
-import type { RandomStream, Tensor } from '../../engine/index.js';
+import * as sg from '../../silentgrad.js';
+import type { RandomStream, Tensor } from '../../silentgrad.js';
 import type { LikelihoodModel } from '../decoders/linear-gaussian.js';
 import type { LatentDistribution } from '../latents/family.js';
 import { BernoulliDistribution, BernoulliLatent } from '../latents/bernoulli.js';

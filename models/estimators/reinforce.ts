@@ -1,8 +1,8 @@
 // REINFORCE with a baseline (Williams 1992) for Bernoulli latents: the encoder gets the score
 // function gradient (log p(x|z) - b) grad log q(z|x), b a running average of the reconstruction
 // term (paper App. B.3); the decoder gets the ordinary gradient of log p(x|z).
-import * as sg from '../../engine/index.js';
-import type { RandomStream, Tensor } from '../../engine/index.js';
+import * as sg from '../../silentgrad.js';
+import type { RandomStream, Tensor } from '../../silentgrad.js';
 import type { LikelihoodModel } from '../decoders/linear-gaussian.js';
 import type { LatentDistribution } from '../latents/family.js';
 import { BernoulliDistribution, BernoulliLatent } from '../latents/bernoulli.js';

@@ -1,6 +1,6 @@
 // The reparameterization trick (Kingma & Welling): z = mu + s * eps, one sample per example.
-import * as sg from '../../engine/index.js';
-import type { RandomStream, Tensor } from '../../engine/index.js';
+import * as sg from '../../silentgrad.js';
+import type { RandomStream, Tensor } from '../../silentgrad.js';
 import type { LikelihoodModel } from '../decoders/linear-gaussian.js';
 import type { LatentDistribution } from '../latents/family.js';
 import { GaussianDistribution, GaussianLatent } from '../latents/gaussian.js';

@@ -1,7 +1,7 @@
 // Silent Gradients: the expected log-likelihood in closed form (the fused op), so nothing is
 // sampled and the encoder's gradient has zero estimator variance (paper Sec. 3).
-import * as sg from '../../engine/index.js';
-import type { RandomStream, Tensor } from '../../engine/index.js';
+import * as sg from '../../silentgrad.js';
+import type { RandomStream, Tensor } from '../../silentgrad.js';
 import { hasExpectedLogLikelihood, type LikelihoodModel, type ReconstructionModel } from '../decoders/linear-gaussian.js';
 import type { LatentDistribution, LatentFamily } from '../latents/family.js';
 import type { Estimator, EstimatorOutput } from './estimator.js';

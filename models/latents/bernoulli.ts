@@ -1,8 +1,8 @@
 // Bernoulli latents with the encoder giving logits; prior Bern(1/2). Moments of Bern(p)
 // (docs/silent-elbo.md, section 1): c2 = p(1-p), c3 = p(1-p)(1-2p),
 // k4 = c4 - 3 c2^2 = p(1-p)(1 - 6p(1-p)).
-import * as sg from '../../engine/index.js';
-import type { RandomStream, Tensor } from '../../engine/index.js';
+import * as sg from '../../silentgrad.js';
+import type { RandomStream, Tensor } from '../../silentgrad.js';
 import type { LatentDistribution, LatentFamily } from './family.js';
 
 export class BernoulliLatent implements LatentFamily {

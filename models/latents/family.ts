@@ -2,7 +2,7 @@
 // and central moments (c2, c3, the fourth cumulant k4), plus what the sampling estimators
 // need (draws and log-probabilities) and the analytic KL to the prior. Any family that
 // supplies the four moments plugs into the fused op (docs/silent-elbo.md, section 1).
-import { slice, type LatentMoments, type RandomStream, type Tensor } from '../../engine/index.js';
+import { slice, type LatentMoments, type RandomStream, type Tensor } from '../../silentgrad.js';
 
 /** q(z|x) for a batch: B independent mean-field distributions over d components. */
 export interface LatentDistribution {

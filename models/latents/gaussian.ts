@@ -1,7 +1,7 @@
 // Gaussian latents N(mu, s^2) with the encoder giving mean and log-variance; prior N(0, I).
 // Moments: c2 = s^2, c3 = k4 = 0, so the silent ELBO needs only the mean and c2 terms.
-import * as sg from '../../engine/index.js';
-import type { RandomStream, Tensor } from '../../engine/index.js';
+import * as sg from '../../silentgrad.js';
+import type { RandomStream, Tensor } from '../../silentgrad.js';
 import { splitParameters, type LatentDistribution, type LatentFamily } from './family.js';
 
 const HALF_LOG_2PI = 0.5 * Math.log(2 * Math.PI);

@@ -1,8 +1,8 @@
 // Laplace latents Lap(mu, b), encoder giving location and log-scale; prior Lap(0, 1). A third
 // family proving the silent op takes any four moments: c2 = 2b^2, c3 = 0, c4 = 24 b^4, so
 // k4 = 24 b^4 - 3 (2b^2)^2 = 12 b^4 (non-zero, unlike the Gaussian's).
-import * as sg from '../../engine/index.js';
-import type { RandomStream, Tensor } from '../../engine/index.js';
+import * as sg from '../../silentgrad.js';
+import type { RandomStream, Tensor } from '../../silentgrad.js';
 import { splitParameters, type LatentDistribution, type LatentFamily } from './family.js';
 
 export class LaplaceLatent implements LatentFamily {
