@@ -4,7 +4,8 @@
 // and its driver, Node, the CPU and its core count, the thread settings and kernel switches).
 // Any change gives a different key and a new probe. A file that cannot be read or parsed, or an
 // entry of the wrong shape, is ignored, and the next write replaces it atomically.
-import { mkdirSync, readFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { mkdirSync, readFileSync, readdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { availableParallelism, cpus, homedir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -31,6 +32,8 @@ export interface MachineFacts {
   silentgrad: string;
   /** The `webgpu` package's version: which Dawn build. */
   webgpuPackage: string;
+  /** A digest of the backends' compiled code: new kernels make old figures stale at the same version. */
+  backendsCode: string;
   node: string;
   cpu: string;
   cores: number;
@@ -72,6 +75,15 @@ function packageVersion(path: string): string {
   }
 }
 
+/** SHA-256 (first 16 hex digits) of every compiled file under backends/, names and contents. */
+function backendsDigest(): string {
+  const root = fileURLToPath(new URL('.', import.meta.url));
+  const hash = createHash('sha256');
+  const files = readdirSync(root, { recursive: true, encoding: 'utf8' }).filter((f) => f.endsWith('.js')).sort();
+  for (const file of files) hash.update(file).update(readFileSync(join(root, file)));
+  return hash.digest('hex').slice(0, 16);
+}
+
 /**
  * This machine as the key sees it. Call it after the WebGPU device is open: device.ts sets
  * LP_NUM_THREADS's default then.
@@ -89,6 +101,7 @@ export function machineFacts(env: NodeJS.ProcessEnv = process.env): MachineFacts
   return {
     silentgrad: packageVersion(fileURLToPath(new URL('../package.json', import.meta.url))),
     webgpuPackage,
+    backendsCode: backendsDigest(),
     node: process.version,
     cpu: cpus()[0]?.model.trim() ?? 'unknown',
     cores: availableParallelism(),

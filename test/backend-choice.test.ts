@@ -6,9 +6,9 @@ import * as assert from 'uvu/assert';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { cpuBackend, type Backend } from '../engine/index.js';
+import { cpuBackend, type Backend } from '../silentgrad.js';
 import { chooseAuto, type AutoDeps } from '../backends/select.js';
-import { keyString, readEntries, type AdapterFacts, type ChoiceKey, type MachineFacts } from '../backends/choice-cache.js';
+import { keyString, machineFacts, readEntries, type AdapterFacts, type ChoiceKey, type MachineFacts } from '../backends/choice-cache.js';
 import { measureProbe, PROBE_VERSION, type ProbeCandidate, type ProbeFigures } from '../backends/probe.js';
 
 /** A stand-in with its own name and description; the probe that would run on it is faked. */
@@ -26,7 +26,7 @@ const lavapipe: AdapterFacts = {
   kind: 'vulkan', vendor: 'mesa', architecture: 'software', device: 'llvmpipe-llvm-15-0-6-256-bits-',
   description: 'llvmpipe: Mesa 25.0.7-2~bpo12+1 (LLVM 15.0.6) 0.0.1', software: true,
 };
-const machine: MachineFacts = { silentgrad: '0.1.0', webgpuPackage: '0.6.2', node: 'v20.20.2', cpu: 'AMD EPYC', cores: 2, env: { LP_NUM_THREADS: '4' } };
+const machine: MachineFacts = { silentgrad: '0.1.0', webgpuPackage: '0.6.2', backendsCode: '0123456789abcdef', node: 'v20.20.2', cpu: 'AMD EPYC', cores: 2, env: { LP_NUM_THREADS: '4' } };
 
 /** Figures as measureProbe gives them, from milliseconds per candidate. */
 function figures(ms: Record<string, number>, failures: ProbeFigures['failures'] = []) {
@@ -114,7 +114,7 @@ test('SILENTGRAD_REPROBE=1 measures again and replaces the entry', async () => {
   assert.is(entries[0]!.chosen, 'cpu');
 });
 
-test('a new driver or a new package version is a new key: the cache is ignored', async () => {
+test('a new driver, package version or backend code is a new key: the cache is ignored', async () => {
   const first = setup();
   await chooseAuto(first.deps);
   const key = (adapter: AdapterFacts, facts: MachineFacts): ChoiceKey => ({ probe: PROBE_VERSION, ...facts, adapter });
@@ -122,8 +122,9 @@ test('a new driver or a new package version is a new key: the cache is ignored',
   const newPackage: MachineFacts = { ...machine, silentgrad: '0.2.0' };
   const openGl: AdapterFacts = { ...lavapipe, kind: 'opengl' };
   const moreThreads: MachineFacts = { ...machine, env: { ...machine.env, SILENTGRAD_THREADS: '1' } };
+  const newKernels: MachineFacts = { ...machine, backendsCode: 'fedcba9876543210' };
   const base = keyString(key(lavapipe, machine));
-  for (const [adapter, facts] of [[newDriver, machine], [lavapipe, newPackage], [openGl, machine], [lavapipe, moreThreads]] as const) {
+  for (const [adapter, facts] of [[newDriver, machine], [lavapipe, newPackage], [openGl, machine], [lavapipe, moreThreads], [lavapipe, newKernels]] as const) {
     assert.is.not(keyString(key(adapter, facts)), base);
     const s = setup({ cacheFile: first.cacheFile, adapter, machine: facts, ms: { webgpu: 120, cpu: 88 } });
     assert.is((await chooseAuto(s.deps)).backend, cpuBackend, 'measured again, not read from the old entry');
@@ -134,6 +135,12 @@ test('a new driver or a new package version is a new key: the cache is ignored',
   assert.is((await chooseAuto(back.deps)).backend, webgpuBackend);
   assert.is(back.probes(), 0);
   assert.is(keyString(key(lavapipe, { ...machine })), base, 'the same facts give the same key');
+});
+
+test('the key carries a digest of the backends\' code, the same on every call', () => {
+  const code = machineFacts().backendsCode;
+  assert.match(code, /^[0-9a-f]{16}$/);
+  assert.is(machineFacts().backendsCode, code);
 });
 
 test('a corrupt or foreign cache file is ignored and rewritten', async () => {
