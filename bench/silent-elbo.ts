@@ -3,59 +3,43 @@
 // timed alone and with the moments' computation from logits, the two alternating;
 // then the fused op's cost across latent dimension d and pixel count k (it should grow linearly
 // in each). Run: node bench/silent-elbo.js [--backend cpu] [--quick]
+//   node bench/silent-elbo.js --pytorch [--rounds 5] [--calls 10] [--dense conv1x1|linear]
+// instead alternates three versions round by round, fused, our composite and PyTorch's composite
+// (bench/pytorch/silent_elbo.py --serve, after checking that it computes our loss and gradients
+// on our inputs), and prints each round's ratios and their medians (bench/silent-elbo-pytorch.ts).
 import Benchmark from 'benchmark';
-import * as sg from '../engine/index.js';
+import * as sg from '../silentgrad.js';
 import { backendNames, selectBackend } from '../backends/select.js';
-import { oneOf, scriptFlags } from '../experiments/cli.js';
+import { oneOf, positiveInteger, scriptFlags } from '../experiments/cli.js';
 import { median } from './stats.js';
 import { compositeExpectedLogLikelihoodLearnable } from '../models/composite-elbo.js';
-import type { LatentMoments, LearnableDecoderWeights, Tensor } from '../engine/index.js';
+import { problem as makeProblem, type Problem } from './silent-elbo-problem.js';
+import { compareWithPytorch } from './silent-elbo-pytorch.js';
 
-const values = scriptFlags('bench/silent-elbo.js', 'The fused silent-ELBO op against its composite, and its cost across d and k.', {
+const values = scriptFlags('bench/silent-elbo.js', 'The fused silent-ELBO op against its composite (and PyTorch\'s), and its cost across d and k.', {
   backend: { type: 'string', help: `one of ${backendNames.join(', ')}`, default: 'cpu' },
   quick: { type: 'boolean', help: 'fewer samples per case' },
-}, (v) => ({ backend: oneOf('backend', v.backend as string, backendNames), quick: v.quick === true }));
+  pytorch: { type: 'boolean', help: 'alternate fused, composite and PyTorch\'s composite (bench/pytorch/silent_elbo.py --serve) and print the ratios' },
+  python: { type: 'string', help: 'the interpreter that has torch (with --pytorch)', default: '/usr/bin/python3' },
+  dense: { type: 'string', help: 'PyTorch\'s contractions: conv1x1 (oneDNN) or linear (torch.mm, Debian\'s reference BLAS) (with --pytorch)', default: 'conv1x1' },
+  rounds: { type: 'string', help: 'alternations per case (with --pytorch)', default: '5' },
+  calls: { type: 'string', help: 'timed calls per sample, median taken (with --pytorch)', default: '10' },
+}, (v) => ({
+  backend: oneOf('backend', v.backend as string, backendNames), quick: v.quick === true,
+  pytorch: v.pytorch === true, python: v.python as string, dense: oneOf('dense', v.dense as string, ['conv1x1', 'linear'] as const),
+  rounds: positiveInteger('rounds', v.rounds as string), calls: positiveInteger('calls', v.calls as string),
+}));
 const { backend, reason } = await selectBackend(values.backend);
 sg.setDefaultBackend(backend);
 console.log(reason);
 
-type Elbo = (m: LatentMoments, w: LearnableDecoderWeights, x: Tensor) => Tensor;
-
-/**
- * A Bernoulli posterior, a learnable decoder and data: one forward+backward of the expected
- * log-likelihood. `fromLogits` also times the moments' computation from leaf logits and its
- * backward (as in training); otherwise the moments are the leaves, so only the op is timed.
- */
-function problem(batch: number, d: number, k: number, fromLogits: boolean): (elbo: Elbo) => Promise<void> {
-  const stream = new sg.RandomStream(1);
-  const logits = sg.normal([batch, d], stream).keep();
-  logits.requiresGrad = true;
-  const leaf = (t: Tensor): Tensor => { t.requiresGrad = true; return t.keep(); };
-  const decoder = {
-    wMu: leaf(sg.scale(sg.normal([k, d], stream), 0.05)), bMu: leaf(sg.uniform([k], stream)),
-    wA: leaf(sg.scale(sg.normal([k, d], stream), 0.01)), bA: leaf(sg.shift(sg.uniform([k], stream), 3)),
-  };
-  const x = sg.uniform([batch, k], stream).keep();
-  const bernoulliMoments = (): LatentMoments => {
-    const p = sg.sigmoid(logits), c2 = sg.mul(p, sg.sigmoid(sg.neg(logits)));
-    return { mean: p, c2, c3: sg.mul(c2, sg.shift(sg.scale(p, -2), 1)), k4: sg.mul(c2, sg.shift(sg.scale(c2, -6), 1)) };
-  };
-  const fixed = fromLogits ? null : sg.noGrad(() => {
-    const m = bernoulliMoments();
-    return { mean: leaf(m.mean), c2: leaf(m.c2), c3: leaf(m.c3!), k4: leaf(m.k4!) };
-  });
-  const leaves = [logits, ...Object.values(decoder), ...(fixed ? Object.values(fixed) : [])];
-  return async (elbo) => {
-    const loss = sg.tidy(() => {
-      const value = sg.neg(sg.sum(elbo(fixed ?? bernoulliMoments(), decoder, x)));
-      sg.backward(value);
-      return sg.detach(value);
-    });
-    await loss.data(); // waits for the device, so asynchronous backends are timed honestly
-    loss.dispose();
-    for (const t of leaves) { t.grad?.dispose(); t.grad = null; }
-  };
+if (values.pytorch) {
+  await compareWithPytorch(values);
+  process.exit(0);
 }
+
+/** The benchmark's problem, as a function of the op (bench/silent-elbo-problem.ts). */
+const problem = (batch: number, d: number, k: number, fromLogits: boolean): Problem['run'] => makeProblem(batch, d, k, fromLogits).run;
 
 const results: string[] = [];
 function run(name: string, fn: () => Promise<void>): Promise<number> {
