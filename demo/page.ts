@@ -69,7 +69,9 @@ function reset(): void {
     setButtons(false, false);
     send({ type: 'reset', config });
   } catch (error) {
-    showError(error);
+    // Bad input: say what to fix; the run in progress, if any, carries on.
+    $('status').textContent = `${(error as Error).message}; the current run is unchanged`;
+    $('status').classList.add('error');
   }
 }
 

@@ -117,6 +117,22 @@ if (!chromium) {
     }
   });
 
+  test('the controls: a bad learning rate is refused with a message, and reset switches to the discrete pair', async () => {
+    const page = await browser!.newPage();
+    await page.goto(`${url}?backend=cpu&train=64&test=20`);
+    await page.waitForFunction(() => document.body.dataset.state === 'paused', { timeout: 120_000 });
+    await page.$eval('#lr', (e) => { (e as HTMLInputElement).value = '-1'; });
+    await page.click('#reset');
+    assert.is(await page.$eval('#status', (e) => e.textContent), "the learning rate must be a positive number, got '-1'; the current run is unchanged");
+    await page.$eval('#lr', (e) => { (e as HTMLInputElement).value = '0.001'; });
+    await page.select('#pair', 'discrete');
+    await page.click('#reset');
+    await page.waitForFunction(() => document.querySelector('#table')?.textContent?.includes('Gumbel-Softmax') && document.body.dataset.state === 'paused', { timeout: 120_000 });
+    const labels = await page.$$eval('#table tbody tr td:first-child', (cells) => cells.map((c) => c.textContent));
+    assert.equal(labels, ['Discrete Silent Gradients', 'Gumbel-Softmax']);
+    await page.close();
+  });
+
   test('the page trains on the browser\'s WebGPU, close to the CPU backend\'s numbers', async () => {
     const run = await runPage('backend=webgpu&pair=continuous', 'webgpu', 2);
     assertLearning(run, 2);
