@@ -13,7 +13,8 @@
 #              the rendering. These come from the same suite as the Vulkan driver so that one
 #              Mesa version is installed.
 #   - Browser: Debian's chromium, which the web demo's test drives headless (test/demo.test.ts)
-#              through puppeteer-core; nothing is downloaded by npm.
+#              through puppeteer-core, nothing downloaded by npm; and a font for its page text
+#              (fonts-liberation, only recommended by chromium, so not installed with it here).
 #   - Data:    Fashion-MNIST (dataset-fashion-mnist, 30 MB), which the learnable-variance study
 #              reads from /usr/share/datasets/fashion-mnist; its loader's test reads the real files.
 #
@@ -22,7 +23,7 @@
 # deb822 sources file instead of hard-coding a host.
 set -euo pipefail
 
-PACKAGES=(mesa-vulkan-drivers libvulkan1 libegl1 libegl-dev libegl-mesa0 libgl1-mesa-dri dataset-fashion-mnist chromium)
+PACKAGES=(mesa-vulkan-drivers libvulkan1 libegl1 libegl-dev libegl-mesa0 libgl1-mesa-dri dataset-fashion-mnist chromium fonts-liberation)
 MIN_MESA_MAJOR=25
 SOURCES_FILE=/etc/apt/sources.list.d/debian.sources
 BACKPORTS_FILE=/etc/apt/sources.list.d/backports.sources
