@@ -27,25 +27,30 @@ interface Run {
 const post = (message: FromTrainer): void => postMessage(message);
 
 let run: Run | null = null;
-let running = false;
-/** Bumped by every reset, so a loop of a replaced run stops. */
-let generation = 0;
+/** The training loop's ticket: a loop runs while it holds the current one, so bumping it stops the loop. */
+let ticket = 0;
+let looping = false;
+/** Settles when the last loop has finished its step and stopped. */
+let loopDone: Promise<void> = Promise.resolve();
+/** Messages are handled one after another, so a reset never frees models an evaluation is reading. */
+let handled: Promise<void> = Promise.resolve();
 
 onmessage = (event: MessageEvent<ToTrainer>) => {
   const message = event.data;
-  if (message.type === 'reset') void reset(message.config).catch(fail);
-  else if (message.type === 'start') start();
-  else pause();
+  handled = handled.then(() => (message.type === 'reset' ? reset(message.config) : message.type === 'start' ? start() : pause())).catch(fail);
 };
 
+function stopLoop(): Promise<void> {
+  ticket++;
+  return loopDone;
+}
+
 async function reset(config: DemoConfig): Promise<void> {
-  const mine = ++generation;
-  running = false;
+  await stopLoop();
   for (const model of run?.models ?? []) model.dispose();
   run = null;
   const { backend, description } = await chooseBackend(config.backend);
   const { train, test } = await fetchDataset(self.location.href, config.trainCount, config.testCount);
-  if (mine !== generation) return;
   const methodPair = pairs[config.pair];
   const vaeConfig: VaeConfig = {
     latentDim: config.latentDim, channels: 8, sigma2: 0.01, lr: config.lr, weightDecay: 0.01, batchSize: 64,
@@ -61,15 +66,16 @@ async function reset(config: DemoConfig): Promise<void> {
   post({ type: 'state', running: false, done: false });
 }
 
-function start(): void {
-  if (!run || running || done(run)) return;
-  running = true;
+async function start(): Promise<void> {
+  if (!run || looping || done(run)) return;
+  const r = run, mine = ++ticket;
+  looping = true;
   post({ type: 'state', running: true, done: false });
-  void loop(run, generation).catch(fail);
+  loopDone = loop(r, mine).catch(fail).finally(() => { looping = false; });
 }
 
-function pause(): void {
-  running = false;
+async function pause(): Promise<void> {
+  await stopLoop();
   post({ type: 'state', running: false, done: run ? done(run) : false });
 }
 
@@ -78,7 +84,7 @@ const done = (r: Run): boolean => r.steps >= r.config.epochs * stepsPerEpoch(r);
 
 async function loop(r: Run, mine: number): Promise<void> {
   const perEpoch = stepsPerEpoch(r), batch = r.models[0].config.batchSize;
-  while (running && mine === generation && !done(r)) {
+  while (mine === ticket && !done(r)) {
     const n = r.steps % perEpoch, epoch = Math.floor(r.steps / perEpoch) + 1;
     const indices = r.order.subarray(n * batch, (n + 1) * batch);
     for (let m = 0; m < 2; m++) {
@@ -96,10 +102,7 @@ async function loop(r: Run, mine: number): Promise<void> {
     // Let pause and reset messages in between steps.
     await new Promise((resolve) => setTimeout(resolve, 0));
   }
-  if (mine === generation && done(r)) {
-    running = false;
-    post({ type: 'state', running: false, done: true });
-  }
+  if (mine === ticket && done(r)) post({ type: 'state', running: false, done: true });
 }
 
 async function evaluate(r: Run, m: number, epoch: number): Promise<void> {
@@ -114,6 +117,6 @@ async function evaluate(r: Run, m: number, epoch: number): Promise<void> {
 const toBpd = (negativeElbo: number): number => negativeElbo / 784 / Math.LN2 + 8;
 
 function fail(error: unknown): void {
-  running = false;
+  ticket++;
   post({ type: 'error', message: error instanceof Error ? error.message : String(error) });
 }
