@@ -11,6 +11,7 @@ import { adamw } from './adamw.js';
 import { getCpuKernels } from './gemm.js';
 import { conv2dBackwardFilter, conv2dBackwardInput, conv2dForward } from './conv.js';
 import { allocShared, threadCount } from './parallel.js';
+import { runGemmJobs } from './gemm-jobs.js';
 import { parallelGemm } from './parallel-gemm.js';
 import { silentElboBackward, silentElboForward } from './silent-elbo.js';
 import { runAccumulate, runBinary, runUnary, type Operand } from './elementwise.js';
@@ -139,11 +140,11 @@ export class CpuBackend implements Backend {
 
 
   silentElbo(operands: SilentElboOperands, out: Storage, partials: Storage | null): void {
-    silentElboForward(operands, out, partials, dataOf, parallelGemm);
+    silentElboForward(operands, out, partials, dataOf, runGemmJobs);
   }
 
   silentElboBackward(operands: SilentElboOperands, partials: Storage, gradOut: View, grads: SilentElboGradients): void {
-    silentElboBackward(operands, partials, gradOut, grads, dataOf, parallelGemm);
+    silentElboBackward(operands, partials, gradOut, grads, dataOf, runGemmJobs);
   }
 
   random(kind: RandomKind, seed: number, offset: number, out: Storage): void {

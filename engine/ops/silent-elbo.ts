@@ -8,6 +8,7 @@
 // backward below is registered with record() exactly like every other op's.
 import { isGradEnabled, record } from '../graph.js';
 import type { SilentElboGradients, SilentElboOperands, SilentElboTerm, View } from '../backend.js';
+import type { FloatArray } from '../dtype.js';
 import type { Tensor } from '../tensor.js';
 import { checkCompatible, defineOp, empty, shapeString } from './core.js';
 import { contiguous } from './shape.js';
@@ -66,13 +67,24 @@ function validate(op: string, moments: LatentMoments, weights: Named[], x: Tenso
   for (const [name, t] of all) {
     if (!t) continue;
     const values = t.dataSync();
-    const bad = values.findIndex((v) => !Number.isFinite(v));
+    const bad = firstNonFinite(values);
     if (bad >= 0) throw new Error(`${op}: ${name} ${shapeString(t)} holds ${values[bad]} at flat index ${bad}`);
     if (name === 'c2') {
-      const negative = values.findIndex((v) => v < 0);
+      const negative = firstNegative(values);
       if (negative >= 0) throw new Error(`${op}: c2 (the variance) ${shapeString(t)} is negative (${values[negative]}) at flat index ${negative}`);
     }
   }
+}
+
+// Plain loops rather than findIndex with a callback, which took about 5 ms per call over the
+// benchmark's operands (B = 64, d = 200, k = 784): a tenth of the fused op on one thread.
+function firstNonFinite(values: FloatArray): number {
+  for (let i = 0; i < values.length; i++) if (!Number.isFinite(values[i])) return i;
+  return -1;
+}
+function firstNegative(values: FloatArray): number {
+  for (let i = 0; i < values.length; i++) if (values[i]! < 0) return i;
+  return -1;
 }
 
 function runFused(op: string, operands: Omit<SilentElboOperands, 'terms'>, inputs: Named[]): Tensor {

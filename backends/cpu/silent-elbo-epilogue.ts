@@ -1,0 +1,79 @@
+// The silent ELBO's per-pixel epilogue on the CPU: the closed forms of docs/silent-elbo.md
+// (pixelForms in engine/ops/silent-elbo-pixel.ts) as one generated JavaScript loop over the
+// (example, pixel) pairs. It reads the contractions from the GEMMs' results, adds the biases,
+// sums each example's value and writes the partials the backward reads. Generated per form and
+// set of terms, so every contraction is a local (absent ones the literal 0) rather than a slot
+// of an array handed to a per-pixel function, which cost over three times as much (a one-thread
+// profile, docs/performance-log.md).
+import type { SilentElboTerm } from '../../engine/backend.js';
+import type { FloatArray } from '../../engine/dtype.js';
+import { silentElboTerms } from '../../engine/ops/silent-elbo.js';
+import { pixelExpression, pixelForms, type PixelForm } from '../../engine/ops/silent-elbo-pixel.js';
+
+/**
+ * result[b] = sum_j of the pixel's value, and (when given) partials[n][b][j] = d(value)/d(term
+ * n's contraction). Reads x (xs), the biases and term n's contractions sums[n][b][j].
+ */
+type PixelLoop = (sums: FloatArray, xs: FloatArray, xOff: number, bMu: FloatArray, bMuOff: number,
+  bA: FloatArray | null, bAOff: number, partials: FloatArray | null, result: FloatArray, B: number, k: number, sigma2: number) => void;
+
+/**
+ * The form's constant term (PixelForm.constant: Suu fixed, Kuuaa learnable) enters every
+ * pixel's value as coefficient x contraction with one coefficient for all pixels, so it needs
+ * no GEMM: summed over pixels it is coefficient x (m_b . colsum_j of its weight power), and its
+ * gradients broadcast the same column sums. The loop therefore reads it as 0 and writes no
+ * partial for it. Halves the fixed form's GEMMs, and saves 3 of the learnable form's 30.
+ */
+export function constantCoefficient(form: 'fixed' | 'learnable', sigma2: number): number {
+  return coefficients[form](sigma2);
+}
+const coefficient = (f: PixelForm): ((sigma2: number) => number) =>
+  new Function('sigma2', `return ${pixelExpression(f.partials[f.constant]!, 'js')};`) as (sigma2: number) => number;
+const coefficients = { fixed: coefficient(pixelForms.fixed), learnable: coefficient(pixelForms.learnable) };
+
+const loops = new Map<string, PixelLoop>();
+
+/** What the loop reads and writes besides the sums; bA is null in the fixed form. */
+export interface PixelOperands {
+  x: FloatArray; xOff: number; bMu: FloatArray; bMuOff: number; bA: FloatArray | null; bAOff: number;
+  partials: FloatArray | null; result: FloatArray; B: number; k: number; sigma2: number;
+}
+
+/** The epilogue of `form` over every (example, pixel); its loop is built once per form and terms. */
+export function pixels(form: 'fixed' | 'learnable', terms: readonly SilentElboTerm[], sums: FloatArray, o: PixelOperands): void {
+  const id = `${form}|${terms.map((t) => t.name).join(',')}`;
+  let loop = loops.get(id);
+  if (!loop) {
+    loop = compile(pixelForms[form], terms);
+    loops.set(id, loop);
+  }
+  loop(sums, o.x, o.xOff, o.bMu, o.bMuOff, o.bA, o.bAOff, o.partials, o.result, o.B, o.k, o.sigma2);
+}
+
+/** Locals start with $, which no name in pixelForms does. */
+function compile(form: PixelForm, terms: readonly SilentElboTerm[]): PixelLoop {
+  const js = (expression: string): string => pixelExpression(expression, 'js');
+  const bias: Record<string, string> = { Ubar: ' + bMu[bMuOff + $j]', Abar: ' + bA[bAOff + $j]' };
+  const reads = silentElboTerms.map(({ name }) => {
+    const n = terms.findIndex((t) => t.name === name);
+    return `const ${name} = ${n < 0 ? '0' : `sums[${n} * $plane + $at]${bias[name] ?? ''}`};`;
+  });
+  const body = [
+    'const $plane = B * k;',
+    'for (let $b = 0; $b < B; $b++) {',
+    '  let $total = 0;',
+    '  for (let $j = 0; $j < k; $j++) {',
+    '    const $at = $b * k + $j, x = xs[xOff + $at];',
+    ...reads.map((line) => `    ${line}`),
+    ...form.lets.map(([name, expression]) => `    const ${name} = ${js(expression)};`),
+    `    $total += ${js(form.value)};`,
+    '    if (partials) {',
+    ...terms.map((t, n) => `      partials[${n} * $plane + $at] = ${form.partials[t.name] ? js(form.partials[t.name]!) : '0'};`),
+    '    }',
+    '  }',
+    '  result[$b] = $total;',
+    '}',
+  ];
+  return new Function('sums', 'xs', 'xOff', 'bMu', 'bMuOff', 'bA', 'bAOff', 'partials', 'result', 'B', 'k', 'sigma2',
+    body.join('\n')) as PixelLoop;
+}
