@@ -48,10 +48,8 @@ import {
   addLatents, chunkWalk, elementAt, gatherRow, layout, operandBindings, output, partials, recomputeRows, rowOut, scatterSums, shaderHead,
   type Binding, type Layout, type Pass,
 } from './silent-elbo-chunks.js';
-import {
-  bufferName, constantPartial, constantTerm, epilogueFunction, four, momentsUsed, offsetOf, operandOffsets, power,
-  SIGMA2, tileContraction, usesA, vec4Rows, type Moment,
-} from '../kernels/silent-elbo-common.js';
+import { bufferName, momentsUsed, offsetOf, operandOffsets, power, SIGMA2, usesA, type Moment } from '../kernels/silent-elbo-common.js';
+import { constantPartial, constantTerm, epilogueFunction, four, tileContraction, vec4Rows } from './silent-elbo-tiles.js';
 import { cachedSource, ceilDiv, elementLoop, elementsPerInvocation, entry, header, Params, range } from '../kernels/wgsl.js';
 import { LANES } from './wgsl.js';
 

@@ -14,7 +14,8 @@
 //  - Otherwise: workgroup memory (at most 16 KiB, WebGPU's default), a barrier after each phase,
 //    as many lanes and blocks per chunk as fit.
 import type { SilentElboOperands, SilentElboTerm, View } from '../../../engine/backend.js';
-import { bufferName, four, halfName, pixelFunction, rowAccumulators, usesA, type Moment } from '../kernels/silent-elbo-common.js';
+import { bufferName, pixelFunction, usesA, type Moment } from '../kernels/silent-elbo-common.js';
+import { four, halfName, rowAccumulators } from './silent-elbo-tiles.js';
 import { ceilDiv, entry, header, range, type BufferDecl } from '../kernels/wgsl.js';
 import { LANES, SUBGROUP_DIRECTIVES } from './wgsl.js';
 

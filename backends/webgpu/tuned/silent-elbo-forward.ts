@@ -10,7 +10,8 @@ import type { SilentElboOperands, View } from '../../../engine/backend.js';
 import type { Dispatch } from '../queue.js';
 import type { TuningProfile } from '../tuning.js';
 import { reduce } from '../kernels/reduce.js';
-import { bufferName, epilogueFunction, momentsUsed, operandOffsets, pixelFunction, rowAccumulators, tileContraction, usesA } from '../kernels/silent-elbo-common.js';
+import { bufferName, momentsUsed, operandOffsets, pixelFunction, usesA } from '../kernels/silent-elbo-common.js';
+import { epilogueFunction, rowAccumulators, tileContraction } from './silent-elbo-tiles.js';
 import { cachedSource, ceilDiv, entry, header, Params, range, type BufferDecl } from '../kernels/wgsl.js';
 import { LANES, SUBGROUP_DIRECTIVES } from './wgsl.js';
 
