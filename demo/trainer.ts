@@ -10,8 +10,8 @@ import { chooseBackend } from './backend.js';
 import { fetchDataset } from './dataset.js';
 import { pairs, type DemoConfig, type FromTrainer, type ToTrainer } from './protocol.js';
 
-/** The test digits whose reconstructions the page shows. */
-export const SHOWN_DIGITS = 10;
+/** The test digits whose reconstructions the page shows: the first ten (fewer if the test set is smaller). */
+const shownDigits = (test: MnistSplit): Uint32Array => Uint32Array.from({ length: Math.min(10, test.count) }, (_, i) => i);
 
 interface Run {
   config: DemoConfig;
@@ -59,8 +59,7 @@ async function reset(config: DemoConfig): Promise<void> {
   if (vaeConfig.batchSize > train.count) throw new Error(`${train.count} training images is fewer than one batch of ${vaeConfig.batchSize}`);
   const models = methodPair.map((m) => new FixedVarianceVae(m, vaeConfig, backend)) as [FixedVarianceVae, FixedVarianceVae];
   run = { config, backend, train, test, models, steps: 0, order: epochOrder(train.count, config.seed, 1) };
-  const shown = Uint32Array.from({ length: Math.min(SHOWN_DIGITS, test.count) }, (_, i) => i);
-  const originals = Float32Array.from(test.images.subarray(0, shown.length * 784), (v) => v / 255);
+  const originals = Float32Array.from(test.images.subarray(0, shownDigits(test).length * 784), (v) => v / 255);
   post({ type: 'ready', backend: description, methods: methodPair, labels: [methods[methodPair[0]].label, methods[methodPair[1]].label], stepsPerEpoch: stepsPerEpoch(run), originals });
   for (let m = 0; m < 2; m++) await evaluate(run, m, 0);
   post({ type: 'state', running: false, done: false });
@@ -108,8 +107,7 @@ async function loop(r: Run, mine: number): Promise<void> {
 async function evaluate(r: Run, m: number, epoch: number): Promise<void> {
   const model = r.models[m]!;
   const metrics = await model.evaluate(r.test, epoch);
-  const shown = Uint32Array.from({ length: Math.min(SHOWN_DIGITS, r.test.count) }, (_, i) => i);
-  const reconstructions = await model.reconstruct(r.test, shown);
+  const reconstructions = await model.reconstruct(r.test, shownDigits(r.test));
   post({ type: 'evaluation', model: m, epoch, step: r.steps, bpd: metrics.bpd, kl: metrics.kl, activeLatents: metrics.activeLatents, reconstructions });
 }
 
