@@ -13,7 +13,7 @@ const demoDir = dirname(fileURLToPath(import.meta.url));
 const repoRoot = join(demoDir, '..');
 
 /** Modules only Node can load, which the page's graph reaches by dynamic import alone. */
-const NODE_ONLY = [join(repoRoot, 'backends/webgpu/device.ts')];
+const NODE_ONLY = [join(repoRoot, 'backends/webgpu/device.ts'), join(repoRoot, 'backends/cpu/parallel-node.ts')];
 
 /**
  * Bundles from the .ts sources even where an import names the compiled .js beside them, and
@@ -32,7 +32,7 @@ const fromTypeScript: Plugin = {
 
 /**
  * A Node module imported statically would stop the page from loading ("Failed to resolve module
- * specifier"); only dynamic imports behind a Node check may remain (backends/cpu/parallel.ts).
+ * specifier"); Node-only code reaches the page's graph only through NODE_ONLY's dynamic imports.
  */
 function assertNoStaticNodeImports(metafile: Metafile): void {
   for (const [input, { imports }] of Object.entries(metafile.inputs)) {
@@ -55,7 +55,12 @@ export async function buildDemo(options: DemoBuildOptions): Promise<{ file: stri
   const { outDir } = options;
   mkdirSync(outDir, { recursive: true });
   const { metafile } = await build({
-    entryPoints: [join(demoDir, 'page.ts'), join(demoDir, 'trainer.ts')],
+    entryPoints: {
+      page: join(demoDir, 'page.ts'),
+      trainer: join(demoDir, 'trainer.ts'),
+      // The CPU backend's pool workers, which the trainer starts (demo/backend.ts).
+      'cpu-pool-worker': join(repoRoot, 'backends/cpu/parallel-worker-web.ts'),
+    },
     outdir: outDir,
     bundle: true,
     format: 'esm',
@@ -63,7 +68,7 @@ export async function buildDemo(options: DemoBuildOptions): Promise<{ file: stri
     target: 'es2022',
     minify: true,
     sourcemap: 'linked',
-    // The CPU backend's thread pool imports these only when it runs in Node (backends/cpu/parallel.ts).
+    // Left out rather than failing the build, so assertNoStaticNodeImports can name the importer.
     external: ['node:*'],
     plugins: [fromTypeScript],
     metafile: true,
@@ -94,7 +99,7 @@ export async function buildDemo(options: DemoBuildOptions): Promise<{ file: stri
     mkdirSync(dirname(join(outDir, 'source', path!)), { recursive: true });
     copyFileSync(from, join(outDir, 'source', path!));
   }
-  return ['page.js', 'trainer.js', 'index.html', 'style.css', DATASET_FILE, DATASET_MANIFEST].map((file) => ({ file: join(outDir, file), bytes: statSync(join(outDir, file)).size }));
+  return ['page.js', 'trainer.js', 'cpu-pool-worker.js', 'index.html', 'style.css', DATASET_FILE, DATASET_MANIFEST].map((file) => ({ file: join(outDir, file), bytes: statSync(join(outDir, file)).size }));
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {

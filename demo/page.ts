@@ -1,7 +1,7 @@
 // The page's UI thread: reads the controls, starts the trainer worker (trainer.ts), and draws
 // what it reports: the BPD curves, the numbers, the reconstructions. URL parameters preset the
-// controls and the run (backend=webgpu|cpu|auto, train, test, epochs, seed, pair, lr, latent,
-// autostart=1), which is how the browser test drives it.
+// controls and the run (backend=webgpu|cpu|auto, threads, train, test, epochs, seed, pair, lr,
+// latent, autostart=1), which is how the browser test drives it.
 import { DATASET_MANIFEST, type DatasetManifest } from './dataset.js';
 import { drawCurves, drawDigits, type Series } from './charts.js';
 import { pairs, type BackendRequest, type DemoConfig, type FromTrainer, type PairName, type ToTrainer } from './protocol.js';
@@ -49,6 +49,8 @@ function readConfig(): DemoConfig {
   if (!(Number.isInteger(latentDim) && latentDim >= 1)) throw new Error(`the latent size must be a whole number of at least 1, got '${$<HTMLInputElement>('latent').value}'`);
   const backend = params.get('backend') ?? 'auto';
   if (backend !== 'auto' && backend !== 'webgpu' && backend !== 'cpu') throw new Error(`URL parameter backend=${backend}: use auto, webgpu or cpu`);
+  const threads = number('threads', navigator.hardwareConcurrency);
+  if (!(Number.isInteger(threads) && threads >= 1)) throw new Error(`URL parameter threads=${params.get('threads')}: use a whole number of at least 1`);
   return {
     pair: $<HTMLSelectElement>('pair').value as PairName,
     lr,
@@ -56,6 +58,7 @@ function readConfig(): DemoConfig {
     trainCount: number('train', manifest.trainCount),
     testCount: number('test', manifest.testCount),
     backend: backend as BackendRequest,
+    threads,
     seed: number('seed', 0),
     epochs: number('epochs', Infinity),
   };
@@ -93,6 +96,7 @@ worker.onmessage = (event: MessageEvent<FromTrainer>) => {
       view.training.push([m.step, m.bpd]);
       view.recentMs.push(m.ms);
       if (view.recentMs.length > 10) view.recentMs.shift();
+      document.body.dataset.poolPieces = String(m.poolPieces);
       break;
     }
     case 'evaluation': {

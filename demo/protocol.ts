@@ -20,6 +20,8 @@ export interface DemoConfig {
   trainCount: number;
   testCount: number;
   backend: BackendRequest;
+  /** The CPU backend's threads (the trainer and a pool of workers); the first reset's count holds for the page's life. */
+  threads: number;
   seed: number;
   /** Stop after this many epochs (Infinity: until paused). */
   epochs: number;
@@ -32,8 +34,11 @@ export type ToTrainer =
 
 export type FromTrainer =
   | { type: 'ready'; backend: string; methods: readonly [MethodName, MethodName]; labels: readonly [string, string]; stepsPerEpoch: number; originals: Float32Array }
-  /** One training step of model `model` (0 or 1); `bpd` is its training loss in bits per dimension. */
-  | { type: 'step'; model: number; step: number; bpd: number; ms: number }
+  /**
+   * One training step of model `model` (0 or 1); `bpd` is its training loss in bits per
+   * dimension; `poolPieces` counts the kernel pieces the CPU pool's workers have run so far.
+   */
+  | { type: 'step'; model: number; step: number; bpd: number; ms: number; poolPieces: number }
   /** Test-set metrics after `epoch` epochs (0: before training), with reconstructions of the shown digits. */
   | { type: 'evaluation'; model: number; epoch: number; step: number; bpd: number; kl: number; activeLatents: number; reconstructions: Float32Array }
   | { type: 'state'; running: boolean; done: boolean }

@@ -6,6 +6,7 @@ import * as sg from '../silentgrad.js';
 import type { MnistSplit } from '../experiments/data/mnist-split.js';
 import { epochOrder } from '../experiments/data/images.js';
 import { FixedVarianceVae, methods, type VaeConfig } from '../experiments/vae.js';
+import { workerPieces } from '../backends/cpu/parallel.js';
 import { chooseBackend } from './backend.js';
 import { fetchDataset } from './dataset.js';
 import { pairs, type DemoConfig, type FromTrainer, type ToTrainer } from './protocol.js';
@@ -49,7 +50,7 @@ async function reset(config: DemoConfig): Promise<void> {
   await stopLoop();
   for (const model of run?.models ?? []) model.dispose();
   run = null;
-  const { backend, description } = await chooseBackend(config.backend);
+  const { backend, description } = await chooseBackend(config.backend, config.threads);
   const { train, test } = await fetchDataset(self.location.href, config.trainCount, config.testCount);
   const methodPair = pairs[config.pair];
   const vaeConfig: VaeConfig = {
@@ -91,7 +92,7 @@ async function loop(r: Run, mine: number): Promise<void> {
       const loss = sg.tidy(() => r.models[m]!.trainStep(r.train, indices));
       const value = await loss.item();
       loss.dispose();
-      post({ type: 'step', model: m, step: r.steps + 1, bpd: toBpd(value), ms: performance.now() - started });
+      post({ type: 'step', model: m, step: r.steps + 1, bpd: toBpd(value), ms: performance.now() - started, poolPieces: workerPieces() });
     }
     r.steps++;
     if (r.steps % perEpoch === 0) {

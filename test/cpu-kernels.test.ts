@@ -4,7 +4,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { FloatArray } from '../engine/dtype.js';
 import { gemm, gemmRange, gemmStrided, getCpuKernels, setCpuKernels } from '../backends/cpu/gemm.js';
-import { allocShared, isShared, threadCount, warmUp, workerPieces } from '../backends/cpu/parallel.js';
+import { allocShared, isShared, parallelFor, threadCount, warmUp, workerPieces } from '../backends/cpu/parallel.js';
 import { parallelGemm } from '../backends/cpu/parallel-gemm.js';
 import {
   conv2dBackwardFilter, conv2dBackwardInput, conv2dForward, convOutSize,
@@ -12,6 +12,7 @@ import {
 import { direct3x3Applies } from '../backends/cpu/direct3x3.js';
 import { winogradApplies } from '../backends/cpu/winograd.js';
 import * as sg from '../silentgrad.js';
+import { failOnWorker } from './fixtures/pool-kernels.js';
 import { xorshift } from './host-rng.js';
 
 // Deterministic pseudo-random fill, values in [-1, 1).
@@ -370,6 +371,30 @@ test('big elementwise ops split over the thread pool give exactly the one-thread
     ran = workerPieces() > before;
   }
   if (threadCount() > 1) assert.ok(ran, 'a worker ran part of an elementwise op');
+});
+
+test('an error in a worker comes back to the caller with its message', () => {
+  if (threadCount() < 2) return;
+  warmUp();
+  const flag = allocShared('float64', 1);
+  let error: unknown = null;
+  // The worker loads this kernel's module when it is first defined, so early jobs may run
+  // wholly on the calling thread.
+  for (let attempt = 0; attempt < 50 && error === null; attempt++) {
+    flag[0] = 0;
+    try {
+      parallelFor(failOnWorker, [flag], [], 64, 1, Infinity);
+    } catch (e) {
+      error = e;
+    }
+  }
+  assert.instance(error, Error);
+  assert.match((error as Error).message, /^silentgrad worker failed in kernel test\.failOnWorker: Error: refused on a worker/);
+  // The pool goes on working after a failure.
+  const n = 300, X = allocShared('float32', n * n), Y = allocShared('float32', n * n), Z = allocShared('float32', n * n);
+  X.fill(1); Y.fill(2);
+  parallelGemm(n, n, n, X, 0, false, Y, 0, false, Z, 0, false);
+  assert.ok(Z.every((z) => z === 2 * n));
 });
 
 test.run();

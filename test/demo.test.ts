@@ -3,24 +3,24 @@
 // checks the curves are finite and falling, and that a seed gives the Node study's numbers on
 // the same backend. Without a browser the test is skipped with a message, except under CI=true.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import puppeteer, { type Browser } from 'puppeteer-core';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { buildDemo } from '../demo/build.js';
+import { CHROMIUM_ARGS, CHROMIUM_PATHS, findChromium } from '../demo/chromium.js';
 import { serveDemo } from '../demo/serve.js';
 
-const CHROMIUM_PATHS = ['/usr/bin/chromium', '/usr/bin/chromium-browser', '/usr/bin/google-chrome'];
-const chromium = process.env.CHROMIUM_PATH ?? CHROMIUM_PATHS.find((p) => existsSync(p));
+const chromium = findChromium();
 const study = fileURLToPath(new URL('../experiments/fixed-variance.js', import.meta.url));
 /** A few dozen steps of each model: 3 epochs of 512 images in batches of 64 (2 on WebGPU, whose adapter here is SwiftShader's). */
 const RUN = { train: 512, test: 200 };
 
 interface Evaluation { model: string; epoch: number; bpd: number }
-interface PageRun { evaluations: Evaluation[]; backend: string; seconds: number; steps: number; screenshot: string }
+interface PageRun { evaluations: Evaluation[]; backend: string; seconds: number; steps: number; poolPieces: number; screenshot: string }
 
 const dir = mkdtempSync(join(tmpdir(), 'silentgrad-demo-'));
 let browser: Browser | null = null;
@@ -33,7 +33,7 @@ test.before(async () => {
   const served = await serveDemo(join(dir, 'dist'), 0);
   url = served.url;
   close = () => served.server.close();
-  browser = await puppeteer.launch({ executablePath: chromium, headless: true, args: ['--no-sandbox', '--enable-unsafe-webgpu'] });
+  browser = await puppeteer.launch({ executablePath: chromium, headless: true, args: CHROMIUM_ARGS });
 });
 
 test.after(async () => {
@@ -52,20 +52,21 @@ async function runPage(query: string, name: string, epochs: number): Promise<Pag
   await page.goto(`${url}?${query}&train=${RUN.train}&test=${RUN.test}&epochs=${epochs}&autostart=1`);
   await page.waitForFunction(() => ['done', 'error'].includes(document.body.dataset.state ?? ''), { timeout: 600_000 });
   const seconds = (Date.now() - started) / 1000;
-  const { state, error, backend, evaluations, steps } = await page.evaluate(() => ({
+  const { state, error, backend, evaluations, steps, poolPieces } = await page.evaluate(() => ({
     state: document.body.dataset.state,
     error: document.body.dataset.error,
     backend: document.body.dataset.backend ?? '',
     evaluations: [...document.querySelectorAll<HTMLTableRowElement>('#evaluations tbody tr')]
       .map((r) => ({ model: r.dataset.model!, epoch: Number(r.dataset.epoch), bpd: Number(r.dataset.bpd) })),
     steps: Number(document.querySelector('#table tbody td:nth-child(2)')?.textContent),
+    poolPieces: Number(document.body.dataset.poolPieces),
   }));
   const screenshot = join(tmpdir(), `silentgrad-demo-${name}.png`);
   await page.screenshot({ path: screenshot, fullPage: true });
   await page.close();
   assert.is(state, 'done', `the page stopped with: ${error ?? errors.join('; ')}`);
   assert.equal(errors, []);
-  return { evaluations, backend, seconds, steps, screenshot };
+  return { evaluations, backend, seconds, steps, poolPieces, screenshot };
 }
 
 /** Each model's test BPD by epoch, from the page's table. */
@@ -87,7 +88,7 @@ function assertLearning(run: PageRun, epochs: number): void {
     assert.ok(curve.every(Number.isFinite), `${model}: finite BPD ${curve}`);
     for (let e = 1; e < curve.length; e++) assert.ok(curve[e]! < curve[e - 1]!, `${model}: test BPD should fall every epoch: ${curve.join(', ')}`);
   }
-  console.log(`  demo on ${run.backend}: ${run.steps} steps of each model in ${run.seconds.toFixed(1)} s; screenshot ${run.screenshot}`);
+  console.log(`  demo on ${run.backend}: ${run.steps} steps of each model in ${run.seconds.toFixed(1)} s (pool workers ran ${run.poolPieces} kernel pieces); screenshot ${run.screenshot}`);
 }
 
 if (!chromium) {
@@ -102,6 +103,11 @@ if (!chromium) {
     assertLearning(run, 3);
     cpuCurves = curves(run);
     assert.match(run.backend, /^CPU backend/);
+    // The CPU backend splits its kernels over Web Workers, one per core.
+    if (availableParallelism() > 1) {
+      assert.match(run.backend, /^CPU backend, \d+ threads \(Web Workers\)/);
+      assert.ok(run.poolPieces > 0, `the pool's workers ran no kernel pieces (${run.poolPieces})`);
+    }
     // The study on the same images, seed and backend: the page's numbers to float32 tolerance.
     const out = join(dir, 'study');
     const result = spawnSync(process.execPath, [study, '--backend', 'cpu', '--methods', 'silent-gaussian,reparam', '--train-size', String(RUN.train),

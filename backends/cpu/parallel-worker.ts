@@ -1,38 +1,30 @@
 // The worker side of the CPU backend's thread pool (parallel.ts): waits on its control block,
-// runs pieces of posted jobs with the kernels its isolate has imported, and keeps its table of
-// the caller's SharedArrayBuffers in step with the messages the pool sends.
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
-import { isMainThread, receiveMessageOnPort, workerData } from 'node:worker_threads';
+// runs pieces of posted jobs with the kernels its isolate has, and keeps its table of the
+// caller's SharedArrayBuffers in step with the messages the pool sends. Host-neutral: the
+// entries parallel-worker-node.ts and parallel-worker-web.ts say how messages arrive.
 import type { FloatArray } from '../../engine/dtype.js';
 import {
   DEAD, DONE, DTYPE_F32, FAILED, IDLE, INT_SLOTS, JOB_DOUBLES, LOADING, MSG_SENT, PIECES, POSTED, RUNNING,
-  SKIPPED, SPIN, STATE, isWorkerInit, kernelsByName, type ToWorker, type WorkerInit,
+  SKIPPED, SPIN, STATE, kernelsByName, writeText, type ToWorker, type WorkerInit,
 } from './parallel.js';
 
-/** Bytes of forgotten buffers after which a worker runs a full GC to release them. */
-const FREED_BYTES_PER_GC = 64 << 20;
-
-let gcFunction: (() => void) | null | undefined;
-
-function collectGarbage(): void {
-  if (gcFunction === undefined) {
-    try {
-      setFlagsFromString('--expose-gc');
-      const f: unknown = runInNewContext('gc');
-      gcFunction = typeof f === 'function' ? (f as () => void) : null;
-    } catch {
-      gcFunction = null;
-    }
-  }
-  gcFunction?.();
+/** What the loop needs from its host. */
+export interface WorkerSide {
+  /** The next message the pool sent; the pool counts it in MSG_SENT only after sending it. */
+  nextMessage(): ToWorker | Promise<ToWorker>;
+  /** Make a module's kernels available here (Node imports it; a page's worker has them bundled). */
+  load(url: string): Promise<void>;
+  /** Release the memory of forgotten buffers now, where the host can. */
+  collectGarbage(): void;
 }
 
-async function workerMain(init: WorkerInit): Promise<void> {
+/** Bytes of forgotten buffers after which a worker asks for a full GC to release them. */
+const FREED_BYTES_PER_GC = 64 << 20;
+
+export async function runPoolWorker(init: WorkerInit, side: WorkerSide): Promise<void> {
   const ctrl = new Int32Array(init.ctrl, 0, INT_SLOTS);
   const job = new Float64Array(init.ctrl, INT_SLOTS * 4, JOB_DOUBLES);
   const next = new Int32Array(init.next);
-  const port = init.port;
   const buffers = new Map<number, SharedArrayBuffer>();
   const names = new Map<number, string>();
   const urls = new Set<string>();
@@ -43,19 +35,19 @@ async function workerMain(init: WorkerInit): Promise<void> {
   const load = async (url: string): Promise<void> => {
     if (urls.has(url)) return;
     urls.add(url);
-    await import(url);
+    await side.load(url);
   };
   for (const k of init.kernels) {
     names.set(k.index, k.name);
     await load(k.url);
   }
 
-  const drain = (): void => {
+  // A page's worker receives messages only from its event loop, so reading them may wait.
+  const drain = async (): Promise<void> => {
     while (received < Atomics.load(ctrl, MSG_SENT)) {
-      const m = receiveMessageOnPort(port) as { message: ToWorker } | undefined;
-      if (!m) continue; // posted but not yet visible: spin
+      const next = side.nextMessage();
+      const msg = next instanceof Promise ? await next : next;
       received++;
-      const msg = m.message;
       if (msg.type === 'buffer') buffers.set(msg.id, msg.buffer);
       else if (msg.type === 'free') {
         freedBytes += buffers.get(msg.id)?.byteLength ?? 0;
@@ -69,7 +61,6 @@ async function workerMain(init: WorkerInit): Promise<void> {
 
   /** Pull pieces until the range is exhausted; false if this worker lacks the kernel. */
   const runJob = (): boolean => {
-    drain();
     let o = 0;
     const name = names.get(job[o++]!);
     const kernel = name === undefined ? undefined : kernelsByName.get(name);
@@ -109,7 +100,7 @@ async function workerMain(init: WorkerInit): Promise<void> {
         // This isolate allocates almost nothing, so it would hardly ever collect the
         // SharedArrayBuffer objects it has dropped, and their memory would stay mapped.
         freedBytes = 0;
-        collectGarbage();
+        side.collectGarbage();
       }
       let s = Atomics.load(ctrl, STATE);
       if (s !== POSTED) {
@@ -120,20 +111,22 @@ async function workerMain(init: WorkerInit): Promise<void> {
         s = Atomics.load(ctrl, STATE);
       }
       if (s === POSTED) {
+        // The job may name buffers announced in messages not read yet.
+        if (received < Atomics.load(ctrl, MSG_SENT)) await drain();
         // The caller may cancel a job nobody has started; claim it first.
         if (Atomics.compareExchange(ctrl, STATE, POSTED, RUNNING) !== POSTED) continue;
         let outcome = DONE;
         try {
           if (!runJob()) outcome = SKIPPED;
         } catch (e) {
-          port.postMessage({ error: e instanceof Error ? e.stack ?? e.message : String(e) });
+          writeText(job, e instanceof Error ? e.stack ?? e.message : String(e));
           outcome = FAILED;
         }
         Atomics.store(ctrl, STATE, outcome);
         Atomics.notify(ctrl, STATE);
         continue;
       }
-      drain(); // woken for a message (buffer freed, kernel defined)
+      await drain(); // woken for a message (buffer freed, kernel defined)
       if (pendingUrls.size > 0 && (s === IDLE || s === DONE)
         && Atomics.compareExchange(ctrl, STATE, s, LOADING) === s) {
         for (const url of [...pendingUrls]) {
@@ -148,8 +141,4 @@ async function workerMain(init: WorkerInit): Promise<void> {
     Atomics.store(ctrl, STATE, DEAD);
     Atomics.notify(ctrl, STATE);
   }
-}
-
-if (!isMainThread && isWorkerInit(workerData)) {
-  void workerMain(workerData);
 }

@@ -1,32 +1,64 @@
 // A tiny synchronous thread pool for the CPU backend's kernels.
 //
 // The backend API is synchronous, so a kernel call splits its range into shares: the calling
-// thread runs share 0 and each persistent worker (worker_threads) runs one of the others. Jobs
-// are posted through a small control SharedArrayBuffer per worker and coordinated with
-// Atomics.wait/notify, with no postMessage round trip per call (measured on the 2-core dev
-// box: a no-op job costs ~1-2 µs this way against ~23-35 µs for postMessage to a worker that
-// answers through Atomics; bench/kernels.ts prints both).
+// thread runs share 0 and each persistent worker runs one of the others. Jobs are posted
+// through a small control SharedArrayBuffer per worker and coordinated with Atomics.wait/notify,
+// with no postMessage round trip per call (measured on the 2-core dev box: a no-op job costs
+// ~1-2 µs this way against ~23-35 µs for postMessage to a worker that answers through Atomics;
+// bench/kernels.ts prints both).
 //
 // Workers address the caller's arrays through their SharedArrayBuffers: the first time a
-// buffer appears in a job it gets an id (WeakMap), and the buffer is sent once over a
-// MessageChannel; a worker drains its port synchronously (receiveMessageOnPort) whenever the
-// control block says messages are pending. When a buffer is garbage-collected on this side a
-// FinalizationRegistry tells the workers to forget its id, so they never keep memory alive.
+// buffer appears in a job it gets an id (WeakMap), and the buffer is posted to every worker
+// once; a worker reads its messages whenever the control block says some are pending. When a
+// buffer is garbage-collected on this side a FinalizationRegistry tells the workers to forget
+// its id, so they never keep memory alive.
 //
+// Where the workers come from is the host's business: Node's worker_threads (parallel-node.ts,
+// the default under Node) or a page's Web Workers (parallel-web.ts, which a page opts into).
 // The worker side lives in parallel-worker.ts; GEMM over the pool in parallel-gemm.ts.
 //
 // Kernels are plain functions registered by name with `defineKernel(name, import.meta.url, fn)`;
-// a worker imports the defining module itself, so any module can make its kernels parallel.
-// Work that is small, arrays that are not shared, a busy or still-starting worker, or a nested
-// call all fall back to running the whole range on the calling thread.
-import type { MessagePort, Worker } from 'node:worker_threads';
+// a Node worker imports the defining module itself, so any module can make its kernels parallel
+// (a page's worker is bundled with the CPU backend's kernels instead). Work that is small,
+// arrays that are not shared, a busy or still-starting worker, or a nested call all fall back
+// to running the whole range on the calling thread.
 import type { FloatArray } from '../../engine/dtype.js';
 
-// worker_threads exists only in Node. In a browser (demo/) there is no pool: every job runs on
-// the calling thread, and the import below is never evaluated.
-const node = typeof process !== 'undefined' && process.versions?.node !== undefined
-  ? { threads: await import('node:worker_threads'), os: await import('node:os') }
+/** How a pool starts its workers and talks to them. */
+export interface PoolHost {
+  /** Threads a job may use, the calling thread included. */
+  readonly threads: number;
+  /** Start a worker running parallel-worker.ts's loop; `onExit` when it dies. */
+  spawn(init: WorkerInit, onExit: () => void): { send(message: ToWorker): void };
+}
+
+/** What a worker is started with. */
+export interface WorkerInit {
+  silentgradPool: true;
+  ctrl: SharedArrayBuffer;
+  next: SharedArrayBuffer;
+  kernels: { index: number; name: string; url: string }[];
+}
+
+export function isWorkerInit(d: unknown): d is WorkerInit {
+  return typeof d === 'object' && d !== null && (d as { silentgradPool?: unknown }).silentgradPool === true;
+}
+
+// Under Node the pool's workers are worker_threads; elsewhere there is no pool until a page
+// names its worker script (parallel-web.ts), and the import below is never evaluated.
+let host: PoolHost | null = typeof process !== 'undefined' && process.versions?.node !== undefined
+  ? (await import('./parallel-node.js')).nodePoolHost()
   : null;
+
+/**
+ * Make `next` the pool's host (a page's Web Workers). Only before the pool has started: it
+ * throws once jobs have run on another host's workers.
+ */
+export function usePoolHost(next: PoolHost): void {
+  if (pool) throw new Error('usePoolHost: the thread pool has already started; choose its host before the first kernel runs');
+  host = next;
+  poolDisabled = false;
+}
 
 /**
  * Runs the part [start, end) of a job's range. `share` is 0 on the calling thread and
@@ -107,53 +139,38 @@ export function isShared(a: FloatArray): boolean {
 }
 
 
-// ---- main-thread side -----------------------------------------------------------------------
+// ---- calling-thread side ---------------------------------------------------------------------
 
 export type ToWorker =
   | { type: 'buffer'; id: number; buffer: SharedArrayBuffer }
   | { type: 'free'; id: number }
   | { type: 'kernel'; index: number; name: string; url: string };
 
-type NodeThreads = typeof import('node:worker_threads');
-
 class WorkerHandle {
   readonly ctrl: Int32Array;
   readonly job: Float64Array;
-  private readonly port: MessagePort;
-  readonly worker: Worker;
+  private readonly link: { send(message: ToWorker): void };
 
-  constructor(private readonly threads: NodeThreads, url: URL, kernelList: readonly Kernel[], next: SharedArrayBuffer) {
+  constructor(spawn: PoolHost['spawn'], kernelList: readonly Kernel[], next: SharedArrayBuffer) {
     const sab = new SharedArrayBuffer(CTRL_BYTES);
     this.ctrl = new Int32Array(sab, 0, INT_SLOTS);
     this.job = new Float64Array(sab, INT_SLOTS * 4, JOB_DOUBLES);
-    const { port1, port2 } = new threads.MessageChannel();
-    this.port = port1;
-    this.worker = new threads.Worker(url, {
-      workerData: {
-        silentgradPool: true,
-        ctrl: sab,
-        next,
-        port: port2,
-        kernels: kernelList.map((k) => ({ index: k.index, name: k.name, url: k.url })),
-      },
-      transferList: [port2],
+    const init: WorkerInit = {
+      silentgradPool: true,
+      ctrl: sab,
+      next,
+      kernels: kernelList.map((k) => ({ index: k.index, name: k.name, url: k.url })),
+    };
+    this.link = spawn(init, () => {
+      Atomics.store(this.ctrl, STATE, DEAD);
+      Atomics.notify(this.ctrl, STATE);
     });
-    this.worker.unref();
-    this.port.unref();
-    this.worker.on('error', () => { Atomics.store(this.ctrl, STATE, DEAD); });
-    this.worker.on('exit', () => { Atomics.store(this.ctrl, STATE, DEAD); });
   }
 
   send(message: ToWorker): void {
-    this.port.postMessage(message);
+    this.link.send(message);
     Atomics.add(this.ctrl, MSG_SENT, 1);
     Atomics.notify(this.ctrl, STATE);
-  }
-
-  /** Error text a failed worker left on the channel, if any. */
-  error(): string {
-    const m = this.threads.receiveMessageOnPort(this.port) as { message: { error?: string } } | undefined;
-    return m?.message.error ?? 'unknown error';
   }
 }
 
@@ -167,32 +184,24 @@ interface Pool {
 }
 
 
-let threads = 0;
 /**
- * Threads a job may use (calling thread included): SILENTGRAD_THREADS or the core count, read
- * once (the pool is sized by it, and parallelGemm asks on every call: process.env is slow).
+ * Threads a job may use (calling thread included): the host's count (SILENTGRAD_THREADS or the
+ * core count under Node), or 1 where there is no pool.
  */
 export function threadCount(): number {
-  if (threads === 0) {
-    if (!node) return (threads = 1);
-    const env = Number(process.env.SILENTGRAD_THREADS);
-    const n = Number.isFinite(env) && env >= 1 ? Math.floor(env) : node.os.availableParallelism();
-    threads = Math.max(1, Math.min(n, 16));
-  }
-  return threads;
+  return host?.threads ?? 1;
 }
 
 function getPool(): Pool | null {
   if (pool || poolDisabled) return pool;
   const n = threadCount() - 1;
-  if (!node || n < 1 || !node.threads.isMainThread) {
+  if (!host || n < 1) {
     poolDisabled = true;
     return null;
   }
-  const url = new URL('./parallel-worker.js', import.meta.url);
   const next = new Int32Array(new SharedArrayBuffer(4));
   const workers: WorkerHandle[] = [];
-  for (let i = 0; i < n; i++) workers.push(new WorkerHandle(node.threads, url, kernels, next.buffer as SharedArrayBuffer));
+  for (let i = 0; i < n; i++) workers.push(new WorkerHandle(host.spawn, kernels, next.buffer as SharedArrayBuffer));
   const p: Pool = {
     workers,
     next,
@@ -208,6 +217,16 @@ function getPool(): Pool | null {
   return p;
 }
 
+/** Workers that are up and idle (threads a job can use now, the calling thread included). */
+function readyThreads(p: Pool): number {
+  return 1 + p.workers.filter((w) => Atomics.load(w.ctrl, STATE) === IDLE).length;
+}
+
+const starting = (w: WorkerHandle): boolean => {
+  const s = Atomics.load(w.ctrl, STATE);
+  return s === STARTING || s === LOADING;
+};
+
 /**
  * Start the workers now and block until they are ready (or `timeoutMs` passes). Returns the
  * number of threads jobs will use. Optional: without it the pool starts on first use and jobs
@@ -217,18 +236,24 @@ export function warmUp(timeoutMs = 10_000): number {
   const p = getPool();
   if (!p) return 1;
   const deadline = Date.now() + timeoutMs;
-  let ready = 1;
   for (const w of p.workers) {
-    for (;;) {
-      const s = Atomics.load(w.ctrl, STATE);
-      if (s !== STARTING && s !== LOADING) break;
-      const left = deadline - Date.now();
-      if (left <= 0) break;
-      Atomics.wait(w.ctrl, STATE, s, Math.min(left, 50));
+    while (starting(w) && Date.now() < deadline) {
+      Atomics.wait(w.ctrl, STATE, Atomics.load(w.ctrl, STATE), Math.min(deadline - Date.now(), 50));
     }
-    if (Atomics.load(w.ctrl, STATE) === IDLE) ready++;
   }
-  return ready;
+  return readyThreads(p);
+}
+
+/**
+ * warmUp for a thread that must not block while its workers start (a page's worker: a browser
+ * may start a nested worker only when its parent's event loop runs).
+ */
+export async function warmUpAsync(timeoutMs = 10_000): Promise<number> {
+  const p = getPool();
+  if (!p) return 1;
+  const deadline = Date.now() + timeoutMs;
+  while (p.workers.some(starting) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+  return readyThreads(p);
 }
 
 /** Pieces of parallelFor jobs the workers (not the calling thread) have run so far. */
@@ -361,7 +386,7 @@ function finish(w: WorkerHandle): string | null {
     const s = Atomics.load(ctrl, STATE);
     if (s === DONE) return null; // the next job may be posted over DONE
     if (s === FAILED) {
-      const message = w.error();
+      const message = readText(w.job);
       Atomics.store(ctrl, STATE, IDLE);
       return message;
     }
@@ -376,14 +401,16 @@ function finish(w: WorkerHandle): string | null {
 }
 
 
-export interface WorkerInit {
-  silentgradPool: true;
-  ctrl: SharedArrayBuffer;
-  next: SharedArrayBuffer;
-  port: MessagePort;
-  kernels: { index: number; name: string; url: string }[];
+/** A worker's error message goes back in its job area: [length, UTF-16 code units...]. */
+export function writeText(job: Float64Array, text: string): void {
+  const n = Math.min(text.length, job.length - 1);
+  job[0] = n;
+  for (let i = 0; i < n; i++) job[i + 1] = text.charCodeAt(i);
 }
 
-export function isWorkerInit(d: unknown): d is WorkerInit {
-  return typeof d === 'object' && d !== null && (d as { silentgradPool?: unknown }).silentgradPool === true;
+function readText(job: Float64Array): string {
+  const n = job[0]!;
+  let text = '';
+  for (let i = 0; i < n; i++) text += String.fromCharCode(job[i + 1]!);
+  return text || 'unknown error';
 }
