@@ -111,10 +111,14 @@ export async function runPoolWorker(init: WorkerInit, side: WorkerSide): Promise
         s = Atomics.load(ctrl, STATE);
       }
       if (s === POSTED) {
-        // The job may name buffers announced in messages not read yet.
+        // The job may name buffers announced in messages not read yet. Read them before
+        // claiming it, since reading may wait (a page's worker) and the caller need not.
         if (received < Atomics.load(ctrl, MSG_SENT)) await drain();
         // The caller may cancel a job nobody has started; claim it first.
         if (Atomics.compareExchange(ctrl, STATE, POSTED, RUNNING) !== POSTED) continue;
+        // And again: the job claimed may be a newer one, posted after the caller cancelled the
+        // one seen above, with buffers of its own.
+        if (received < Atomics.load(ctrl, MSG_SENT)) await drain();
         let outcome = DONE;
         try {
           if (!runJob()) outcome = SKIPPED;
