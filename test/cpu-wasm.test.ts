@@ -1,9 +1,12 @@
 // The WebAssembly emitter (backends/cpu/wasm/) and the float32 SIMD kernels generated with it:
 // the GEMM against the TypeScript reference kernel of backends/cpu/gemm.ts, and the float32
-// Winograd convolution against the float64 path of backends/cpu/winograd.ts.
+// Winograd convolution against the float64 path of backends/cpu/winograd.ts, and the float32
+// elementwise loops against backends/cpu/elementwise.ts's generated TypeScript loops.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { adamw } from '../backends/cpu/adamw.js';
+import { runBinary, runUnary, wasmLoop, type Operand } from '../backends/cpu/elementwise.js';
+import type { BinaryOp, UnaryOp } from '../engine/backend.js';
 import { conv2dBackwardFilter, conv2dBackwardInput, conv2dForward } from '../backends/cpu/conv.js';
 import type { FloatArray } from '../engine/dtype.js';
 import { gemmStrided, getCpuKernels, setCpuKernels } from '../backends/cpu/gemm.js';
@@ -16,6 +19,7 @@ import { DEFAULT_TILE, gemmStridedF32Wasm, wasmGemmAvailable } from '../backends
 import { gemmStridedF64Wasm } from '../backends/cpu/wasm/gemm-f64.js';
 import { emitGemmModule } from '../backends/cpu/wasm/gemm-kernel.js';
 import { F32, F64 } from '../backends/cpu/wasm/macro.js';
+import { binaryBodies, unaryBodies } from '../backends/cpu/wasm/elementwise-f32.js';
 import { wasmWinogradAvailable } from '../backends/cpu/wasm/winograd-f32.js';
 import { winogradApplies } from '../backends/cpu/winograd.js';
 import { ModuleBuilder } from '../backends/cpu/wasm/module.js';
@@ -305,5 +309,78 @@ test('float32 AdamW in Wasm against the TypeScript loop, across blocks, on one t
 });
 
 test.after(() => setCpuKernels(initialKernels));
+
+/** Values with every special case the ops must keep: signed zeros, infinities, NaN, subnormals. */
+function elementwiseValues(n: number, shared = false): Float32Array {
+  const specials = [0, -0, Infinity, -Infinity, NaN, 1e-40, -1e-40, 1, -1, 3.4e38];
+  const a = randomF32(n, shared);
+  for (let i = 0; i < n; i += 7) a[i] = specials[(i / 7) % specials.length]!;
+  return a;
+}
+const sameBits = (x: number, y: number): boolean => Object.is(x, y) || (Number.isNaN(x) && Number.isNaN(y));
+
+test('float32 elementwise ops in Wasm give the TypeScript loops\' values: every op, row layouts, blocks, offsets, the pool', async () => {
+  if (!wasmGemmAvailable()) return;
+  // [label, out shape, strides of out, a, b, their offsets]: rows that cross the 4096-element
+  // block, a short odd row, a row broadcast from b, b and a as per-row scalars, a padded a.
+  type Case = [string, number[], number[], number[], number[], number];
+  const cases: Case[] = [
+    ['contiguous across blocks', [3, 4100], [4100, 1], [4100, 1], [4100, 1], 0],
+    ['short odd rows', [5, 37], [37, 1], [37, 1], [37, 1], 0],
+    ['b broadcast down the rows', [5, 70], [70, 1], [70, 1], [0, 1], 0],
+    ['b one value per row', [5, 70], [70, 1], [70, 1], [1, 0], 0],
+    ['a one value per row', [5, 70], [70, 1], [1, 0], [70, 1], 0],
+    ['a padded rows at an offset', [5, 70], [70, 1], [80, 1], [70, 1], 3],
+  ];
+  const unary = Object.keys(unaryBodies) as UnaryOp[], binary = Object.keys(binaryBodies) as BinaryOp[];
+  for (const [label, shape, so, sa, sb, offset] of cases) {
+    const a = elementwiseValues(600 + 5 * 80 * 80), b = elementwiseValues(600 + 5 * 80 * 80);
+    const size = shape[0]! * shape[1]!;
+    const out = (): Operand => ({ data: new Float32Array(size), offset: 0, strides: so });
+    const A: Operand = { data: a, offset, strides: sa }, B: Operand = { data: b, offset: 1, strides: sb };
+    const check = (name: string, wasm: Operand, js: Operand): void => {
+      for (let i = 0; i < size; i++) {
+        if (!sameBits(wasm.data[i]!, js.data[i]!)) assert.unreachable(`${name}, ${label}, element ${i}: wasm ${wasm.data[i]} vs TypeScript ${js.data[i]}`);
+      }
+    };
+    for (const op of binary) {
+      assert.ok(wasmLoop(true, op, 0, shape, [out(), A, B]), `${op} takes the Wasm loop on ${label}`);
+      const w = out(), j = out();
+      runBinary(op, shape, w, A, B);
+      reference(() => runBinary(op, shape, j, A, B));
+      check(op, w, j);
+    }
+    if (sa[1] === 0) continue; // unary ops read a as rows
+    for (const op of unary) {
+      const p = op === 'scale' ? -0.375 : 2.5; // both float32 values
+      assert.ok(wasmLoop(false, op, p, shape, [out(), A, A]), `${op} takes the Wasm loop on ${label}`);
+      const w = out(), j = out();
+      runUnary(op, shape, w, A, p);
+      reference(() => runUnary(op, shape, j, A, p));
+      check(op, w, j);
+    }
+  }
+  // Where it does not apply: a strided row, a short row, float64, a p that float32 cannot hold.
+  const row = (data: FloatArray, stride: number): Operand => ({ data, offset: 0, strides: [stride] });
+  const f32 = new Float32Array(200), f64 = new Float64Array(200);
+  assert.is(wasmLoop(true, 'add', 0, [100], [row(f32, 1), row(f32, 2), row(f32, 1)]), null);
+  assert.is(wasmLoop(true, 'add', 0, [16], [row(f32, 1), row(f32, 1), row(f32, 1)]), null);
+  assert.is(wasmLoop(true, 'add', 0, [100], [row(f64, 1), row(f64, 1), row(f64, 1)]), null);
+  assert.is(wasmLoop(false, 'scale', 0.1, [100], [row(f32, 1), row(f32, 1), row(f32, 1)]), null);
+  assert.is(wasmLoop(false, 'exp', 0, [100], [row(f32, 1), row(f32, 1), row(f32, 1)]), null);
+
+  // Big enough for the pool: the workers run the Wasm loops too.
+  warmUp();
+  const n = 64 * 32 * 28 * 28, shape = [64, 32, 784];
+  const x = elementwiseValues(n, true), bias = elementwiseValues(32, true);
+  const operand = (data: FloatArray, strides: number[]): Operand => ({ data, offset: 0, strides });
+  const dense = [32 * 784, 784, 1];
+  for (const [op, bStrides, bData] of [['add', [0, 1, 0], bias], ['keepWherePositive', dense, x]] as const) {
+    const w = allocShared('float32', n), j = allocShared('float32', n);
+    runBinary(op, shape, operand(w, dense), operand(x, dense), operand(bData, [...bStrides]));
+    reference(() => runBinary(op, shape, operand(j, dense), operand(x, dense), operand(bData, [...bStrides])));
+    for (let i = 0; i < n; i++) if (!sameBits(w[i]!, j[i]!)) assert.unreachable(`${op} on the pool, element ${i}: ${w[i]} vs ${j[i]}`);
+  }
+});
 
 test.run();

@@ -1,10 +1,14 @@
 // Strided elementwise loops, generated once per op from one template (so adding a pointwise
 // op is one line in a table, never a copied loop). Dimensions that are contiguous in every
-// operand are merged first, so the common case is a single flat loop.
+// operand are merged first, so the common case is a single flat loop. Float32 ops whose rows
+// are contiguous (or broadcast along the row) run wasm/elementwise-f32.ts's SIMD loops instead,
+// which give the same bits; these loops stay the reference and serve everything else.
 import type { BinaryOp, UnaryOp } from '../../engine/backend.js';
 import type { FloatArray } from '../../engine/dtype.js';
 import { coalesce } from '../strides.js';
+import { getCpuKernels } from './gemm.js';
 import { defineKernel, PARALLEL_MIN_WORK, parallelFor } from './parallel.js';
+import { elementwiseBlock, elementwiseRow, type Layout } from './wasm/elementwise-f32.js';
 
 /** The JavaScript expression of each pointwise op, in terms of a, b and the parameter p. */
 const unaryExpressions: Record<UnaryOp, string> = {
@@ -46,7 +50,7 @@ const binaryExpressions: Record<BinaryOp, string> = {
 /** A strided operand: data plus offset and per-axis strides (in elements). */
 export interface Operand { data: FloatArray; offset: number; strides: readonly number[] }
 
-type Loop = (shape: readonly number[], out: Operand, a: Operand, b: Operand, p: number) => void;
+export type Loop = (shape: readonly number[], out: Operand, a: Operand, b: Operand, p: number) => void;
 
 /**
  * The template: iterate `shape` with an index vector, innermost axis as a tight loop.
@@ -55,7 +59,7 @@ type Loop = (shape: readonly number[], out: Operand, a: Operand, b: Operand, p: 
  * runs in a register instead of a store and reload of o[io] per element, a dependency through
  * memory that made a conv layer's bias gradient (sum over batch and pixels) 3-4x slower.
  */
-function generateLoop(body: string, fold?: string): Loop {
+function generateLoop(name: string, body: string, fold?: string): Loop {
   const source = `
     const rank = shape.length;
     const o = out.data, x = A.data, y = B.data;
@@ -90,14 +94,15 @@ function generateLoop(body: string, fold?: string): Loop {
         index[d] = 0;
       }
     }`;
-  return new Function('shape', 'out', 'A', 'B', 'p', source) as Loop;
+  // Named (unary_exp, binary_add, sum, ...) so that profiles say which op a loop is.
+  return new Function(`return function ${name}(shape, out, A, B, p) {${source}}`)() as Loop;
 }
 
 const cache = new Map<string, Loop>();
 
-function loopFor(key: string, body: string, fold?: string): Loop {
-  let loop = cache.get(key);
-  if (!loop) cache.set(key, (loop = generateLoop(body, fold)));
+function loopFor(name: string, body: string, fold?: string): Loop {
+  let loop = cache.get(name);
+  if (!loop) cache.set(name, (loop = generateLoop(name, body, fold)));
   return loop;
 }
 
@@ -109,8 +114,59 @@ function coalesceOperands(shape: readonly number[], operands: readonly Operand[]
 
 const unaryOps = Object.keys(unaryExpressions) as UnaryOp[];
 const binaryOps = Object.keys(binaryExpressions) as BinaryOp[];
-const unaryLoop = (op: UnaryOp): Loop => loopFor(`u:${op}`, `o[io] = ${unaryExpressions[op]}`);
-const binaryLoop = (op: BinaryOp): Loop => loopFor(`b:${op}`, `o[io] = ${binaryExpressions[op]}`);
+const unaryLoop = (op: UnaryOp): Loop => loopFor(`unary_${op}`, `o[io] = ${unaryExpressions[op]}`);
+const binaryLoop = (op: BinaryOp): Loop => loopFor(`binary_${op}`, `o[io] = ${binaryExpressions[op]}`);
+
+/** Rows shorter than this stay in TypeScript: a Wasm call and its copies cost more than they save. */
+const WASM_MIN_ROW = 32;
+
+/** Calls `row(io, ia, ib)` with each row's start in out, A and B, rows in order. */
+function forEachRow(shape: readonly number[], out: Operand, A: Operand, B: Operand, row: (io: number, ia: number, ib: number) => void): void {
+  const rank = shape.length;
+  const index = new Array<number>(rank - 1).fill(0);
+  let io = out.offset, ia = A.offset, ib = B.offset;
+  for (;;) {
+    row(io, ia, ib);
+    let d = rank - 2;
+    for (; d >= 0; d--) {
+      io += out.strides[d]!; ia += A.strides[d]!; ib += B.strides[d]!;
+      if (++index[d]! < shape[d]!) break;
+      io -= out.strides[d]! * shape[d]!; ia -= A.strides[d]! * shape[d]!; ib -= B.strides[d]! * shape[d]!;
+      index[d] = 0;
+    }
+    if (d < 0) return;
+  }
+}
+
+/**
+ * The Wasm SIMD loop for this op and these coalesced operands, or null where it does not apply
+ * (not float32, a row not contiguous in out, a short row, an op without one, scale or shift by a
+ * p that float32 cannot hold, or SILENTGRAD_CPU_KERNELS=js).
+ */
+export function wasmLoop(binary: boolean, op: UnaryOp | BinaryOp, p: number, dims: readonly number[], [o, x, y]: readonly Operand[]): Loop | null {
+  const rank = dims.length;
+  if (rank === 0 || dims[rank - 1]! < WASM_MIN_ROW || getCpuKernels() !== 'wasm') return null;
+  if (!(o!.data instanceof Float32Array && x!.data instanceof Float32Array && y!.data instanceof Float32Array)) return null;
+  if ((op === 'scale' || op === 'shift') && Math.fround(p) !== p) return null;
+  const layout = (operand: Operand): Layout | null => {
+    const stride = operand.strides[rank - 1];
+    return stride === 1 ? 'vector' : stride === 0 ? 'scalar' : null;
+  };
+  const aLayout = layout(x!), bLayout = binary ? layout(y!) : 'vector';
+  if (o!.strides[rank - 1] !== 1 || !aLayout || !bLayout) return null;
+  const block = elementwiseBlock(op, binary, aLayout, bLayout);
+  if (!block) return null;
+  return (shape, out, A, B, scalar) => forEachRow(shape, out, A, B, (outAt, aAt, bAt) => elementwiseRow(block, {
+    out: out.data as Float32Array, outAt, a: A.data as Float32Array, aAt, aLayout,
+    b: binary ? B.data as Float32Array : null, bAt, bLayout, n: shape[rank - 1]!,
+  }, scalar));
+}
+
+/** The loop an op runs on these operands: Wasm SIMD where it applies, else the generated one. */
+function chooseLoop(binary: boolean, opIndex: number, p: number, dims: readonly number[], operands: readonly Operand[]): Loop {
+  const op = binary ? binaryOps[opIndex]! : unaryOps[opIndex]!;
+  return wasmLoop(binary, op, p, dims, operands) ?? (binary ? binaryLoop(op as BinaryOp) : unaryLoop(op as UnaryOp));
+}
 
 /**
  * A share of an elementwise op: rows [start, end) of the outermost (coalesced) axis. Args:
@@ -124,17 +180,16 @@ const elementwiseKernel = defineKernel('silentgrad.elementwise', import.meta.url
     const strides = Array.from({ length: rank }, (_, d) => a[7 + rank + k * rank + d]!);
     return { data, offset: a[4 + rank + k]! + start * strides[0]!, strides };
   });
-  const loop = a[0] === 1 ? binaryLoop(binaryOps[a[1]!]!) : unaryLoop(unaryOps[a[1]!]!);
-  loop(dims, operands[0]!, operands[1]!, operands[2]!, a[2]!);
+  chooseLoop(a[0] === 1, a[1]!, a[2]!, dims, operands)(dims, operands[0]!, operands[1]!, operands[2]!, a[2]!);
 });
 
 /**
  * Runs `loop` over coalesced operands, split over the thread pool along the outermost axis
  * when there is enough work (a ReLU over a 64x32x28x28 activation: 1.6M elements).
  */
-function runSplit(binary: boolean, opIndex: number, loop: Loop, dims: number[], [o, x, y]: Operand[], p: number): void {
+function runSplit(binary: boolean, opIndex: number, dims: number[], [o, x, y]: Operand[], p: number): void {
   const size = dims.reduce((n, d) => n * d, 1);
-  if (dims.length === 0 || size < PARALLEL_MIN_WORK) return loop(dims, o!, x!, y!, p);
+  if (dims.length === 0 || size < PARALLEL_MIN_WORK) return chooseLoop(binary, opIndex, p, dims, [o!, x!, y!])(dims, o!, x!, y!, p);
   const ops = [o!, x!, y!];
   parallelFor(elementwiseKernel, ops.map((op) => op.data),
     [binary ? 1 : 0, opIndex, p, dims.length, ...dims, ...ops.map((op) => op.offset), ...ops.flatMap((op) => op.strides)],
@@ -143,12 +198,12 @@ function runSplit(binary: boolean, opIndex: number, loop: Loop, dims: number[], 
 
 export function runUnary(op: UnaryOp, shape: readonly number[], out: Operand, a: Operand, p: number): void {
   const [dims, [o, x]] = coalesceOperands(shape, [out, a]);
-  runSplit(false, unaryOps.indexOf(op), unaryLoop(op), dims, [o!, x!, x!], p);
+  runSplit(false, unaryOps.indexOf(op), dims, [o!, x!, x!], p);
 }
 
 export function runBinary(op: BinaryOp, shape: readonly number[], out: Operand, a: Operand, b: Operand): void {
   const [dims, [o, x, y]] = coalesceOperands(shape, [out, a, b]);
-  runSplit(true, binaryOps.indexOf(op), binaryLoop(op), dims, [o!, x!, y!], 0);
+  runSplit(true, binaryOps.indexOf(op), dims, [o!, x!, y!], 0);
 }
 
 /** out (strides 0 along reduced axes) accumulates a: the same loop, reading o[io] as it goes. */
@@ -156,5 +211,5 @@ export function runAccumulate(op: 'sum' | 'max', shape: readonly number[], out: 
   const [dims, [o, x]] = coalesceOperands(shape, [out, a]);
   const body = op === 'sum' ? 'o[io] += a' : 'if (a > o[io] || a !== a) o[io] = a';
   const fold = op === 'sum' ? 'acc += a' : 'if (a > acc || a !== a) acc = a';
-  loopFor(`r:${op}`, body, fold)(dims, o!, x!, x!, 0);
+  loopFor(op, body, fold)(dims, o!, x!, x!, 0);
 }

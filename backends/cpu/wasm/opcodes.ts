@@ -70,6 +70,7 @@ export const Op = {
   i32_and: 0x71,
   i32_shl: 0x74,
   i32_shr_u: 0x76,
+  f32_add: 0x92,
 } as const;
 
 /** The prefix byte of the bulk-memory instructions (memory.copy, memory.fill). */
@@ -94,6 +95,10 @@ export const SimdOp = {
   v128_load32_lane: 0x56,
   v128_store32_lane: 0x5a,
   f32x4_splat: 0x13,
+  f32x4_extract_lane: 0x1f,
+  f32x4_gt: 0x44,
+  v128_and: 0x4e,
+  f32x4_abs: 0xe0,
   f32x4_neg: 0xe1,
   f32x4_sqrt: 0xe3,
   f32x4_add: 0xe4,

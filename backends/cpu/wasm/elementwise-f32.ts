@@ -1,0 +1,131 @@
+// The float32 pointwise ops whose loops show in a training step's profile (bias adds, ReLU and
+// its gradient, scaling), in WebAssembly SIMD, four elements per f32x4. Each one gives the bits
+// of elementwise.ts's TypeScript loop, the reference test/cpu-wasm.test.ts checks it against:
+// float32 +, -, ×, ÷ and √ round the same as float64 arithmetic rounded to float32, and the
+// comparisons become lane masks (NaN compares false, as in JavaScript). Only a NaN's payload
+// may differ. scale and shift qualify only when p is a float32 value, for the same reason.
+//
+// Operands live in JavaScript memory and pass through this thread's Wasm memory in blocks of
+// BLOCK elements (as wasm/adamw-f32.ts does): a TypedArray.set is much cheaper than a scalar
+// JavaScript loop over the same elements (docs/performance-log.md, "CPU elementwise ops in
+// WebAssembly SIMD").
+import type { BinaryOp, UnaryOp } from '../../../engine/backend.js';
+import { kernelMemory, sharedMemories } from './memory.js';
+import { ModuleBuilder, type FunctionBuilder, type Local } from './module.js';
+import { Op, SimdOp, ValType } from './opcodes.js';
+
+/** Elements per operand per block: a, b and the output sit at 0, 1 and 2 times BLOCK·4 bytes. */
+const BLOCK = 4096;
+const PAGES = Math.ceil((3 * BLOCK * 4) / 65536);
+
+/** Pushes one f32x4 result from the operand vectors a and b and the splat parameter p. */
+type Body = (f: FunctionBuilder, a: Local, b: Local, p: Local) => void;
+
+const positive = (f: FunctionBuilder, x: Local): FunctionBuilder => f.get(x).v128Zero().simd(SimdOp.f32x4_gt);
+
+export const unaryBodies: Partial<Record<UnaryOp, Body>> = {
+  neg: (f, a) => f.get(a).simd(SimdOp.f32x4_neg),
+  abs: (f, a) => f.get(a).simd(SimdOp.f32x4_abs),
+  sqrt: (f, a) => f.get(a).simd(SimdOp.f32x4_sqrt),
+  square: (f, a) => f.get(a).get(a).simd(SimdOp.f32x4_mul),
+  reciprocal: (f, a) => f.f32x4Const(1).get(a).simd(SimdOp.f32x4_div),
+  // a > 0 ? a : 0 as a mask: all ones where a > 0, so a's bits or +0.
+  relu: (f, a) => positive(f, a).get(a).simd(SimdOp.v128_and),
+  step: (f, a) => positive(f, a).f32x4Const(1).simd(SimdOp.v128_and),
+  scale: (f, a, _b, p) => f.get(a).get(p).simd(SimdOp.f32x4_mul),
+  shift: (f, a, _b, p) => f.get(a).get(p).simd(SimdOp.f32x4_add),
+};
+
+export const binaryBodies: Partial<Record<BinaryOp, Body>> = {
+  add: (f, a, b) => f.get(a).get(b).simd(SimdOp.f32x4_add),
+  sub: (f, a, b) => f.get(a).get(b).simd(SimdOp.f32x4_sub),
+  mul: (f, a, b) => f.get(a).get(b).simd(SimdOp.f32x4_mul),
+  div: (f, a, b) => f.get(a).get(b).simd(SimdOp.f32x4_div),
+  greater: (f, a, b) => f.get(a).get(b).simd(SimdOp.f32x4_gt).f32x4Const(1).simd(SimdOp.v128_and),
+  keepWherePositive: (f, a, b) => positive(f, b).get(a).simd(SimdOp.v128_and),
+};
+
+/** How an operand's block is read: a run of elements, or one element for the whole block. */
+export type Layout = 'vector' | 'scalar';
+/** The variants each op is emitted in: unary ops read a vector; binary ops any mix but two scalars. */
+const binaryLayouts: readonly (readonly [Layout, Layout])[] = [['vector', 'vector'], ['vector', 'scalar'], ['scalar', 'vector']];
+
+const exportName = (op: string, a: Layout, b: Layout | null): string => `${op}_${a[0]}${b?.[0] ?? ''}`;
+
+/**
+ * The module: imports `env.memory` and exports, per op and layout, `name(vectors, p)`, which
+ * computes the first 4·vectors elements of the output block.
+ */
+export function emitElementwiseModule(shared: boolean): Uint8Array<ArrayBuffer> {
+  const m = new ModuleBuilder().importMemory('env', 'memory', PAGES, PAGES, shared);
+  const emit = (name: string, body: Body, aLayout: Layout, bLayout: Layout | null): void => {
+    const f = m.addFunction(name, [ValType.i32, ValType.f32], []);
+    const [vectors, scalar] = f.paramTuple(2);
+    const at = f.local(ValType.i32), end = f.local(ValType.i32);
+    const a = f.local(ValType.v128), b = f.local(ValType.v128), p = f.local(ValType.v128);
+    f.get(scalar).simd(SimdOp.f32x4_splat).set(p);
+    // A scalar operand is its block's first element, splat once.
+    if (aLayout === 'scalar') f.i32(0).simdMemory(SimdOp.v128_load32_splat, 2, 0).set(a);
+    if (bLayout === 'scalar') f.i32(0).simdMemory(SimdOp.v128_load32_splat, 2, BLOCK * 4).set(b);
+    f.get(vectors).i32(4).op(Op.i32_shl).set(end);
+    f.i32(0).set(at);
+    f.block(() => f.loop(() => {
+      f.get(at).get(end).op(Op.i32_ge_u).brIf(1);
+      if (aLayout === 'vector') f.get(at).simdMemory(SimdOp.v128_load, 4, 0).set(a);
+      if (bLayout === 'vector') f.get(at).simdMemory(SimdOp.v128_load, 4, BLOCK * 4).set(b);
+      f.get(at);
+      body(f, a, b, p);
+      f.simdMemory(SimdOp.v128_store, 4, 2 * BLOCK * 4);
+      f.get(at).i32(16).op(Op.i32_add).set(at);
+      f.br(0);
+    }));
+  };
+  for (const [op, body] of Object.entries(unaryBodies)) emit(exportName(op, 'vector', null), body, 'vector', null);
+  for (const [op, body] of Object.entries(binaryBodies)) {
+    for (const [a, b] of binaryLayouts) emit(exportName(op, a, b), body, a, b);
+  }
+  return m.encode();
+}
+
+type Block = (vectors: number, p: number) => void;
+
+let compiled: { exports: WebAssembly.Exports; f32: Float32Array } | undefined;
+
+function instance(): { exports: WebAssembly.Exports; f32: Float32Array } {
+  if (!compiled) {
+    const memory = kernelMemory(PAGES, PAGES);
+    const module = new WebAssembly.Module(emitElementwiseModule(sharedMemories()));
+    compiled = { exports: new WebAssembly.Instance(module, { env: { memory } }).exports, f32: new Float32Array(memory.buffer) };
+  }
+  return compiled;
+}
+
+/** One row of an elementwise op: n elements of out from a and, for a binary op, b. */
+export interface Row {
+  out: Float32Array; outAt: number;
+  a: Float32Array; aAt: number; aLayout: Layout;
+  b: Float32Array | null; bAt: number; bLayout: Layout;
+  n: number;
+}
+
+/** The block function of op (`unary` or `binary` table) for these layouts, or null where there is none. */
+export function elementwiseBlock(op: UnaryOp | BinaryOp, binary: boolean, aLayout: Layout, bLayout: Layout): Block | null {
+  const table: Partial<Record<string, Body>> = binary ? binaryBodies : unaryBodies;
+  if (!table[op] || (binary ? aLayout === 'scalar' && bLayout === 'scalar' : aLayout !== 'vector')) return null;
+  return instance().exports[exportName(op, aLayout, binary ? bLayout : null)] as Block;
+}
+
+/** Runs `block` over one row, BLOCK elements at a time through the Wasm memory. */
+export function elementwiseRow(block: Block, r: Row, p: number): void {
+  const f32 = instance().f32;
+  for (let s = 0; s < r.n; s += BLOCK) {
+    const n = Math.min(BLOCK, r.n - s);
+    if (r.aLayout === 'vector') f32.set(r.a.subarray(r.aAt + s, r.aAt + s + n), 0);
+    else f32[0] = r.a[r.aAt]!;
+    if (r.b && r.bLayout === 'vector') f32.set(r.b.subarray(r.bAt + s, r.bAt + s + n), BLOCK);
+    else if (r.b) f32[BLOCK] = r.b[r.bAt]!;
+    // Lanes past n compute on stale values and are not copied back.
+    block(Math.ceil(n / 4), p);
+    r.out.set(f32.subarray(2 * BLOCK, 2 * BLOCK + n), r.outAt + s);
+  }
+}
