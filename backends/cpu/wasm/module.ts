@@ -64,6 +64,12 @@ export class FunctionBuilder {
     return this;
   }
 
+  /** A SIMD instruction with a lane index (`f32x4.extract_lane`). */
+  simdLane(sub: number, lane: number): this {
+    this.code.push(SIMD_PREFIX, ...unsignedLeb128(sub), lane);
+    return this;
+  }
+
   /** A SIMD load or store with its memarg. */
   simdMemory(sub: number, alignLog2: number, offset: number): this {
     this.code.push(SIMD_PREFIX, ...unsignedLeb128(sub), ...unsignedLeb128(alignLog2), ...unsignedLeb128(offset));
