@@ -5,6 +5,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { adamw } from '../backends/cpu/adamw.js';
+import { direct3x3BackwardFilter, direct3x3Forward } from '../backends/cpu/direct3x3.js';
 import { runBinary, runUnary, wasmLoop, type Operand } from '../backends/cpu/elementwise.js';
 import type { BinaryOp, UnaryOp } from '../engine/backend.js';
 import { conv2dBackwardFilter, conv2dBackwardInput, conv2dForward } from '../backends/cpu/conv.js';
@@ -380,6 +381,35 @@ test('float32 elementwise ops in Wasm give the TypeScript loops\' values: every 
     runBinary(op, shape, operand(w, dense), operand(x, dense), operand(bData, [...bStrides]));
     reference(() => runBinary(op, shape, operand(j, dense), operand(x, dense), operand(bData, [...bStrides])));
     for (let i = 0; i < n; i++) if (!sameBits(w[i]!, j[i]!)) assert.unreachable(`${op} on the pool, element ${i}: ${w[i]} vs ${j[i]}`);
+  }
+});
+
+test('the direct 3x3 filter gradient in Wasm gives the TypeScript loop\'s bits (and the forward pass is unchanged): channels, odd widths, padding, float32 and float64', () => {
+  if (!wasmGemmAvailable()) return;
+  // [C, H, W, O, padding]: the first layer, odd output widths, an odd O (the filter gradient
+  // pairs channels, so it stays in TypeScript there), no padding.
+  const shapes: [number, number, number, number, number][] = [[1, 28, 28, 32, 1], [3, 7, 9, 4, 1], [2, 6, 5, 6, 0], [4, 5, 8, 3, 1]];
+  for (const [C, H, W, O, p] of shapes) for (const dtype of ['float32', 'float64'] as const) {
+    const Ho = H + 2 * p - 2, Wo = W + 2 * p - 2, N = 3;
+    const g = { C, H, W, O, p, Ho, Wo };
+    const make = (n: number): FloatArray => {
+      const a = dtype === 'float32' ? new Float32Array(n + 5) : new Float64Array(n + 5);
+      for (let i = 0; i < a.length; i++) a[i] = rand();
+      return a;
+    };
+    const x = make(N * C * H * W), w = make(O * C * 9), dy = make(N * O * Ho * Wo);
+    const zeros = (n: number): FloatArray => (dtype === 'float32' ? new Float32Array(n + 5) : new Float64Array(n + 5));
+    const outputs = (): [FloatArray, FloatArray] => [zeros(N * O * Ho * Wo), zeros(O * C * 9)];
+    const [yWasm, dwWasm] = outputs(), [yJs, dwJs] = outputs();
+    const run = (y: FloatArray, dw: FloatArray): void => {
+      direct3x3Forward(x, 2, w, 1, y, 3, g, 0, N);
+      direct3x3BackwardFilter(x, 2, dy, 4, dw, 1, g, 0, N);
+    };
+    run(yWasm, dwWasm);
+    reference(() => run(yJs, dwJs));
+    const label = `C=${C} ${H}x${W} O=${O} p=${p} ${dtype}`;
+    yJs.forEach((v, i) => { if (!Object.is(v, yWasm[i])) assert.unreachable(`${label}: forward element ${i}: ${yWasm[i]} vs ${v}`); });
+    dwJs.forEach((v, i) => { if (!Object.is(v, dwWasm[i])) assert.unreachable(`${label}: filter gradient element ${i}: ${dwWasm[i]} vs ${v}`); });
   }
 });
 

@@ -5,7 +5,12 @@
 // the inner loops need no border tests, and a 3x3 window slides along each row keeping the 9
 // taps and the window in locals: 3 new loads per output instead of 9 (or im2col's 9 stores).
 // Both functions handle images [n0, n1) so conv.ts splits them over the pool like its others.
+// Where the CPU kernels are Wasm (gemm.ts's switch) the filter gradient runs
+// wasm/direct3x3-f64.ts's SIMD loop, which gives this loop's bits; this stays the reference.
+// The forward pass has no such variant: one measured no faster (docs/performance-log.md).
 import type { FloatArray } from '../../engine/dtype.js';
+import { getCpuKernels } from './gemm.js';
+import { DIRECT_MAX_BYTES, direct3x3Wasm } from './wasm/direct3x3-f64.js';
 
 /** Few enough input channels that the direct loops beat im2col (and 3x3, stride 1). */
 export function direct3x3Applies(C: number, kh: number, kw: number, stride: number): boolean {
@@ -18,18 +23,35 @@ interface Plane { C: number; H: number; W: number; O: number; p: number; Ho: num
 let padded = new Float64Array(0);
 let sums = new Float64Array(0);
 
-/** Channels of image n, each zero-padded by p into a (H+2p) x (W+2p) plane of `padded`. */
-function padImage(x: FloatArray, xOff: number, g: Plane, n: number): Float64Array {
+/** Channels of image n, each zero-padded by p into a (H+2p) x (W+2p) plane of `target` from `at`. */
+function padImage(x: FloatArray, xOff: number, g: Plane, n: number, target: Float64Array, at: number): void {
   const { C, H, W, p } = g;
   const Hp = H + 2 * p, Wp = W + 2 * p;
-  if (padded.length < C * Hp * Wp) padded = new Float64Array(C * Hp * Wp);
-  padded.fill(0, 0, C * Hp * Wp);
+  target.fill(0, at, at + C * Hp * Wp);
   for (let c = 0; c < C; c++)
     for (let y = 0; y < H; y++) {
-      const from = xOff + ((n * C + c) * H + y) * W, to = (c * Hp + y + p) * Wp + p;
-      for (let i = 0; i < W; i++) padded[to + i] = x[from + i]!;
+      const from = xOff + ((n * C + c) * H + y) * W, to = at + (c * Hp + y + p) * Wp + p;
+      for (let i = 0; i < W; i++) target[to + i] = x[from + i]!;
     }
+}
+
+/** The padded planes of image n in this thread's scratch. */
+function paddedImage(x: FloatArray, xOff: number, g: Plane, n: number): Float64Array {
+  const size = g.C * (g.H + 2 * g.p) * (g.W + 2 * g.p);
+  if (padded.length < size) padded = new Float64Array(size);
+  padImage(x, xOff, g, n, padded, 0);
   return padded;
+}
+
+/** The Wasm loop's memory layout in float64 elements: the padded planes, then `after`'s regions in order. */
+function wasmLayout(g: Plane, ...after: number[]): { at: number[]; bytes: number } {
+  const at = [0];
+  let end = g.C * (g.H + 2 * g.p) * (g.W + 2 * g.p);
+  for (const size of after) {
+    at.push(end);
+    end += size;
+  }
+  return { at, bytes: end * 8 };
 }
 
 /** y[n, o] = sum_c w[o, c] ⋆ x[n, c] for the images n in [n0, n1). */
@@ -40,7 +62,7 @@ export function direct3x3Forward(x: FloatArray, xOff: number, w: FloatArray, wOf
   if (sums.length < Wo) sums = new Float64Array(Wo);
   const acc = sums;
   for (let n = n0; n < n1; n++) {
-    const xp = padImage(x, xOff, g, n);
+    const xp = paddedImage(x, xOff, g, n);
     for (let o = 0; o < O; o++)
       for (let oh = 0; oh < Ho; oh++) {
         acc.fill(0, 0, Wo);
@@ -69,10 +91,26 @@ export function direct3x3BackwardFilter(x: FloatArray, xOff: number, dy: FloatAr
   const { C, O, p, Ho, Wo } = g;
   const Wp = g.W + 2 * p, Hp = g.H + 2 * p;
   const size = O * C * 9;
+  const wasm = wasmLayout(g, O * Ho * Wo, size);
+  if (getCpuKernels() === 'wasm' && O % 2 === 0 && wasm.bytes <= DIRECT_MAX_BYTES) {
+    // The same sums for two output channels at a time (wasm/direct3x3-f64.ts), kept as
+    // [O/2][C][9][2] and unpicked at the end.
+    const k = direct3x3Wasm(), mem = k.view(wasm.bytes);
+    const [xAt, dyAt, accAt] = wasm.at as [number, number, number];
+    mem.fill(0, accAt, accAt + size);
+    for (let n = n0; n < n1; n++) {
+      padImage(x, xOff, g, n, mem, xAt);
+      mem.set(dy.subarray(dyOff + n * O * Ho * Wo, dyOff + (n + 1) * O * Ho * Wo), dyAt);
+      k.filter(C, O / 2, Hp, Wp, Ho, Wo, xAt * 8, dyAt * 8, accAt * 8);
+    }
+    for (let o = 0; o < O; o++)
+      for (let i = 0; i < C * 9; i++) dw[dwOff + o * C * 9 + i] = mem[accAt + ((o >> 1) * C * 9 + i) * 2 + (o & 1)]!;
+    return;
+  }
   if (sums.length < size) sums = new Float64Array(size);
   const acc = sums.fill(0, 0, size);
   for (let n = n0; n < n1; n++) {
-    const xp = padImage(x, xOff, g, n);
+    const xp = paddedImage(x, xOff, g, n);
     for (let o = 0; o < O; o++)
       for (let c = 0; c < C; c++) {
         let a00 = 0, a01 = 0, a02 = 0, a10 = 0, a11 = 0, a12 = 0, a20 = 0, a21 = 0, a22 = 0;

@@ -41,6 +41,11 @@ export class FunctionBuilder {
     return (this.params.length + this.localTypes.length - 1) as Local;
   }
 
+  /** n new locals of type `type`, as a tuple to destructure. */
+  locals<N extends number>(type: ValType, n: N): Tuple<Local, N> {
+    return Array.from({ length: n }, () => this.local(type)) as Tuple<Local, N>;
+  }
+
   /** A plain opcode without immediates (i32.add, f32x4 ops go through `simd`). */
   op(opcode: number): this {
     this.code.push(opcode);

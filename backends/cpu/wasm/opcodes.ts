@@ -93,6 +93,7 @@ export const SimdOp = {
   v128_const: 0x0c,
   /** Replace one lane of a vector with an f32 from memory, and store one lane to memory. */
   v128_load32_lane: 0x56,
+  v128_load64_lane: 0x57,
   v128_store32_lane: 0x5a,
   f32x4_splat: 0x13,
   f32x4_extract_lane: 0x1f,
