@@ -10,7 +10,7 @@
 // The forward pass has no such variant: one measured no faster (docs/performance-log.md).
 import type { FloatArray } from '../../engine/dtype.js';
 import { getCpuKernels } from './gemm.js';
-import { DIRECT_MAX_BYTES, direct3x3Wasm } from './wasm/direct3x3-f64.js';
+import { DIRECT_MAX_BYTES, direct3x3Wasm, direct3x3WasmAvailable } from './wasm/direct3x3-f64.js';
 
 /** Few enough input channels that the direct loops beat im2col (and 3x3, stride 1). */
 export function direct3x3Applies(C: number, kh: number, kw: number, stride: number): boolean {
@@ -92,7 +92,7 @@ export function direct3x3BackwardFilter(x: FloatArray, xOff: number, dy: FloatAr
   const Wp = g.W + 2 * p, Hp = g.H + 2 * p;
   const size = O * C * 9;
   const wasm = wasmLayout(g, O * Ho * Wo, size);
-  if (getCpuKernels() === 'wasm' && O % 2 === 0 && wasm.bytes <= DIRECT_MAX_BYTES) {
+  if (getCpuKernels() === 'wasm' && O % 2 === 0 && wasm.bytes <= DIRECT_MAX_BYTES && direct3x3WasmAvailable()) {
     // The same sums for two output channels at a time (wasm/direct3x3-f64.ts), kept as
     // [O/2][C][9][2] and unpicked at the end.
     const k = direct3x3Wasm(), mem = k.view(wasm.bytes);

@@ -72,6 +72,19 @@ export interface Direct3x3Wasm {
 }
 
 let compiled: Direct3x3Wasm | undefined;
+let available: boolean | undefined;
+
+/** Whether this engine validates the module (SIMD with lane loads: not every engine that has SIMD GEMM). */
+export function direct3x3WasmAvailable(): boolean {
+  if (available === undefined) {
+    try {
+      available = typeof WebAssembly === 'object' && WebAssembly.validate(emitDirect3x3Module(sharedMemories()));
+    } catch {
+      available = false;
+    }
+  }
+  return available;
+}
 
 export function direct3x3Wasm(): Direct3x3Wasm {
   if (compiled) return compiled;
