@@ -3,7 +3,8 @@
 // thread leads a pool (a worker thread's kernels run on the thread itself).
 import { availableParallelism } from 'node:os';
 import { isMainThread, MessageChannel, Worker } from 'node:worker_threads';
-import type { PoolHost, WorkerInit } from './parallel.js';
+import type { PoolHost } from './parallel.js';
+import type { WorkerInit } from './parallel-protocol.js';
 
 /** SILENTGRAD_THREADS or the core count, at most 16; read once (process.env is slow). */
 function threadsWanted(): number {

@@ -2,7 +2,8 @@
 // bundle of parallel-worker-web.ts. A pool leads from a thread that may block in Atomics.wait,
 // which a page allows in workers only, and shares memory only when cross-origin isolated
 // (COOP/COEP headers); anywhere else the CPU backend stays on one thread.
-import { usePoolHost, warmUpAsync, type ToWorker } from './parallel.js';
+import { usePoolHost, warmUpAsync } from './parallel.js';
+import type { ToWorker } from './parallel-protocol.js';
 
 /** Why this page cannot run a pool, or null if it can. */
 export function webPoolUnavailable(): string | null {

@@ -3,7 +3,7 @@
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { isMainThread, receiveMessageOnPort, workerData, type MessagePort } from 'node:worker_threads';
-import { isWorkerInit, type ToWorker, type WorkerInit } from './parallel.js';
+import { isWorkerInit, type ToWorker, type WorkerInit } from './parallel-protocol.js';
 import { runPoolWorker } from './parallel-worker.js';
 
 let gcFunction: (() => void) | null | undefined;

@@ -3,7 +3,7 @@
 // one. Every kernel of the CPU backend is bundled in (a page cannot import modules by the URLs
 // a Node pool sends), so a kernel defined elsewhere is skipped and run by the calling thread.
 import './index.js';
-import { isWorkerInit, type ToWorker } from './parallel.js';
+import { isWorkerInit, type ToWorker } from './parallel-protocol.js';
 import { runPoolWorker } from './parallel-worker.js';
 
 const inbox: ToWorker[] = [];

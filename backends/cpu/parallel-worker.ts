@@ -2,11 +2,11 @@
 // runs pieces of posted jobs with the kernels its isolate has, and keeps its table of the
 // caller's SharedArrayBuffers in step with the messages the pool sends. Host-neutral: the
 // entries parallel-worker-node.ts and parallel-worker-web.ts say how messages arrive.
-import type { FloatArray } from '../../engine/dtype.js';
+import { kernelsByName } from './parallel.js';
 import {
-  DEAD, DONE, DTYPE_F32, FAILED, IDLE, INT_SLOTS, JOB_DOUBLES, LOADING, MSG_SENT, PIECES, POSTED, RUNNING,
-  SKIPPED, SPIN, STATE, kernelsByName, writeText, type ToWorker, type WorkerInit,
-} from './parallel.js';
+  DEAD, DONE, FAILED, IDLE, INT_SLOTS, JOB_DOUBLES, LOADING, MSG_SENT, PIECES, POSTED, readJob, RUNNING,
+  SKIPPED, SPIN, STATE, writeText, type ToWorker, type WorkerInit,
+} from './parallel-protocol.js';
 
 /** What the loop needs from its host. */
 export interface WorkerSide {
@@ -61,28 +61,14 @@ export async function runPoolWorker(init: WorkerInit, side: WorkerSide): Promise
 
   /** Pull pieces until the range is exhausted; false if this worker lacks the kernel. */
   const runJob = (): boolean => {
-    let o = 0;
-    const name = names.get(job[o++]!);
+    const name = names.get(job[0]!);
     const kernel = name === undefined ? undefined : kernelsByName.get(name);
     if (!kernel) return false;
-    const total = job[o++]!;
-    const chunk = job[o++]!;
-    const share = job[o++]!;
-    const nArrays = job[o++]!;
-    const arrays: FloatArray[] = [];
-    for (let i = 0; i < nArrays; i++) {
-      const id = job[o++]!;
-      const dtype = job[o++]!;
-      const byteOffset = job[o++]!;
-      const length = job[o++]!;
+    const { total, chunk, share, arrays, args } = readJob(job, (id) => {
       const buffer = buffers.get(id);
       if (!buffer) throw new Error(`unknown buffer id ${id}`);
-      arrays.push(dtype === DTYPE_F32
-        ? new Float32Array(buffer, byteOffset, length)
-        : new Float64Array(buffer, byteOffset, length));
-    }
-    const nArgs = job[o++]!;
-    const args = job.slice(o, o + nArgs);
+      return buffer;
+    });
     for (;;) {
       const start = Atomics.add(next, 0, chunk);
       if (start >= total) break;

@@ -15,7 +15,8 @@
 //
 // Where the workers come from is the host's business: Node's worker_threads (parallel-node.ts,
 // the default under Node) or a page's Web Workers (parallel-web.ts, which a page opts into).
-// The worker side lives in parallel-worker.ts; GEMM over the pool in parallel-gemm.ts.
+// The worker side lives in parallel-worker.ts, what the two sides share in parallel-protocol.ts,
+// and GEMM over the pool in parallel-gemm.ts.
 //
 // Kernels are plain functions registered by name with `defineKernel(name, import.meta.url, fn)`;
 // a Node worker imports the defining module itself, so any module can make its kernels parallel
@@ -23,6 +24,10 @@
 // arrays that are not shared, a busy or still-starting worker, or a nested call all fall back
 // to running the whole range on the calling thread.
 import type { FloatArray } from '../../engine/dtype.js';
+import {
+  CTRL_BYTES, DEAD, DONE, FAILED, IDLE, INT_SLOTS, JOB_DOUBLES, LOADING, MSG_SENT, PIECES, POSTED, readText, RUNNING,
+  SKIPPED, SPIN, STARTING, STATE, writeJob, type ToWorker, type WorkerInit,
+} from './parallel-protocol.js';
 
 /** How a pool starts its workers and talks to them. */
 export interface PoolHost {
@@ -30,18 +35,6 @@ export interface PoolHost {
   readonly threads: number;
   /** Start a worker running parallel-worker.ts's loop; `onExit` when it dies. */
   spawn(init: WorkerInit, onExit: () => void): { send(message: ToWorker): void };
-}
-
-/** What a worker is started with. */
-export interface WorkerInit {
-  silentgradPool: true;
-  ctrl: SharedArrayBuffer;
-  next: SharedArrayBuffer;
-  kernels: { index: number; name: string; url: string }[];
-}
-
-export function isWorkerInit(d: unknown): d is WorkerInit {
-  return typeof d === 'object' && d !== null && (d as { silentgradPool?: unknown }).silentgradPool === true;
 }
 
 // Under Node the pool's workers are worker_threads; elsewhere there is no pool until a page
@@ -75,30 +68,6 @@ export interface Kernel {
   readonly run: RangeKernel;
 }
 
-
-// ---- control block layout (Int32 slots, then a Float64 job area) --------------------------
-export const STATE = 0;
-export const MSG_SENT = 1;
-export const PIECES = 2; // pieces this worker has run, for diagnostics
-export const INT_SLOTS = 4;
-export const JOB_DOUBLES = 512;
-export const CTRL_BYTES = INT_SLOTS * 4 + JOB_DOUBLES * 8;
-
-export const STARTING = 0;
-export const IDLE = 1;
-export const POSTED = 2;
-export const DONE = 3;
-export const FAILED = 4;
-export const LOADING = 5;
-export const DEAD = 6;
-export const SKIPPED = 7; // the worker lacked the kernel's module (the caller did all the pieces)
-export const RUNNING = 8;
-
-/** Busy-wait iterations before a thread sleeps on the futex. */
-export const SPIN = 4000;
-
-export const DTYPE_F32 = 0;
-export const DTYPE_F64 = 1;
 
 /** Multiply-adds (or comparable inner-loop steps) below which a job stays on one thread. */
 export const PARALLEL_MIN_WORK = 1 << 17;
@@ -140,11 +109,6 @@ export function isShared(a: FloatArray): boolean {
 
 
 // ---- calling-thread side ---------------------------------------------------------------------
-
-export type ToWorker =
-  | { type: 'buffer'; id: number; buffer: SharedArrayBuffer }
-  | { type: 'free'; id: number }
-  | { type: 'kernel'; index: number; name: string; url: string };
 
 class WorkerHandle {
   readonly ctrl: Int32Array;
@@ -324,7 +288,7 @@ export function parallelFor(
   const posted: WorkerHandle[] = [];
   for (let s = 1; s < shares; s++) {
     const w = avail[s - 1]!;
-    writeJob(w.job, kernel, total, chunk, s, arrays, ids, args);
+    writeJob(w.job, kernel.index, total, chunk, s, arrays, ids, args);
     const st = Atomics.load(w.ctrl, STATE);
     if ((st === IDLE || st === DONE) && Atomics.compareExchange(w.ctrl, STATE, st, POSTED) === st) {
       Atomics.notify(w.ctrl, STATE);
@@ -348,29 +312,6 @@ export function parallelFor(
   }
   if (failure) throw new Error(`silentgrad worker failed in kernel ${kernel.name}: ${failure}`);
   return shares;
-}
-
-// Job area: [kernel, total, chunk, share, nArrays, (bufferId, dtype, byteOffset, length)*, nArgs, args*]
-function writeJob(
-  job: Float64Array, kernel: Kernel, total: number, chunk: number, share: number,
-  arrays: readonly FloatArray[], ids: readonly number[], args: readonly number[],
-): void {
-  if (5 + arrays.length * 4 + 1 + args.length > JOB_DOUBLES) throw new Error('parallelFor: job too large');
-  let o = 0;
-  job[o++] = kernel.index;
-  job[o++] = total;
-  job[o++] = chunk;
-  job[o++] = share;
-  job[o++] = arrays.length;
-  for (let i = 0; i < arrays.length; i++) {
-    const a = arrays[i]!;
-    job[o++] = ids[i]!;
-    job[o++] = a instanceof Float32Array ? DTYPE_F32 : DTYPE_F64;
-    job[o++] = a.byteOffset;
-    job[o++] = a.length;
-  }
-  job[o++] = args.length;
-  for (let i = 0; i < args.length; i++) job[o++] = args[i]!;
 }
 
 /**
@@ -400,17 +341,3 @@ function finish(w: WorkerHandle): string | null {
   }
 }
 
-
-/** A worker's error message goes back in its job area: [length, UTF-16 code units...]. */
-export function writeText(job: Float64Array, text: string): void {
-  const n = Math.min(text.length, job.length - 1);
-  job[0] = n;
-  for (let i = 0; i < n; i++) job[i + 1] = text.charCodeAt(i);
-}
-
-function readText(job: Float64Array): string {
-  const n = job[0]!;
-  let text = '';
-  for (let i = 0; i < n; i++) text += String.fromCharCode(job[i + 1]!);
-  return text || 'unknown error';
-}
