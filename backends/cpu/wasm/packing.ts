@@ -85,15 +85,20 @@ export function packersOf(exports: WebAssembly.Exports, widths: readonly number[
 export function pack(packers: Packers, mem: FloatArray, src: FloatArray, off: number, ld: number, count: number, kc: number,
   w: number, lanesAreRows: boolean, raw: number, at: number): void {
   const panels = Math.ceil(count / w), width = panels * w, bytes = mem.BYTES_PER_ELEMENT;
+  // Where the block's rows are back to back in src, they are staged with one call, not one a row.
   if (lanesAreRows) {
-    for (let l = 0; l < count; l++) mem.set(src.subarray(off + l * ld, off + l * ld + kc), raw + l * kc);
+    if (ld === kc) mem.set(src.subarray(off, off + count * kc), raw);
+    else for (let l = 0; l < count; l++) mem.set(src.subarray(off + l * ld, off + l * ld + kc), raw + l * kc);
     mem.fill(0, raw + count * kc, raw + width * kc);
     packers.lanes.get(w)!(raw * bytes, kc * bytes, panels, kc, at * bytes);
     return;
   }
-  for (let p = 0; p < kc; p++) {
-    mem.set(src.subarray(off + p * ld, off + p * ld + count), raw + p * width);
-    if (width > count) mem.fill(0, raw + p * width + count, raw + (p + 1) * width);
+  if (ld === count && width === count) mem.set(src.subarray(off, off + kc * count), raw);
+  else {
+    for (let p = 0; p < kc; p++) {
+      mem.set(src.subarray(off + p * ld, off + p * ld + count), raw + p * width);
+      if (width > count) mem.fill(0, raw + p * width + count, raw + (p + 1) * width);
+    }
   }
   packers.rows.get(w)!(raw * bytes, width * bytes, panels, kc, at * bytes);
 }
