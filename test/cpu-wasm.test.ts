@@ -5,6 +5,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { adamw } from '../backends/cpu/adamw.js';
+import { heapAddress, heapArray } from '../backends/cpu/heap.js';
 import { direct3x3BackwardFilter, direct3x3Forward } from '../backends/cpu/direct3x3.js';
 import { runBinary, runUnary, wasmLoop, type Operand } from '../backends/cpu/elementwise.js';
 import type { BinaryOp, UnaryOp } from '../engine/backend.js';
@@ -410,6 +411,31 @@ test('the direct 3x3 filter gradient in Wasm gives the TypeScript loop\'s bits (
     const label = `C=${C} ${H}x${W} O=${O} p=${p} ${dtype}`;
     yJs.forEach((v, i) => { if (!Object.is(v, yWasm[i])) assert.unreachable(`${label}: forward element ${i}: ${yWasm[i]} vs ${v}`); });
     dwJs.forEach((v, i) => { if (!Object.is(v, dwWasm[i])) assert.unreachable(`${label}: filter gradient element ${i}: ${dwWasm[i]} vs ${v}`); });
+  }
+});
+
+test('GEMM operands in the heap are packed where they lie, with the bits of staged copies: shapes x transposes x float32 and float64', () => {
+  if (!wasmGemmAvailable()) return;
+  const onHeap = (dtype: 'float32' | 'float64', n: number): FloatArray => {
+    const a = heapArray(dtype, n);
+    assert.ok(a && heapAddress(a) !== null, 'the heap gives arrays where shared memories exist');
+    for (let i = 0; i < n; i++) a[i] = rand();
+    return a;
+  };
+  const copy = (a: FloatArray): FloatArray => (a instanceof Float32Array ? Float32Array.from(a) : Float64Array.from(a));
+  for (const [M, N, K] of shapes) for (const tA of [false, true]) for (const tB of [false, true]) {
+    for (const dtype of ['float32', 'float64'] as const) {
+      const A = onHeap(dtype, M * K), B = onHeap(dtype, K * N);
+      const inPlace = onHeap(dtype, M * N), staged = copy(inPlace);
+      const lda = tA ? M : K, ldb = tB ? K : N;
+      const run = (a: FloatArray, b: FloatArray, c: FloatArray): void => {
+        if (dtype === 'float32') gemmStridedF32Wasm(M, N, K, a as Float32Array, 0, lda, tA, b as Float32Array, 0, ldb, tB, c as Float32Array, 0, N, true);
+        else gemmStridedF64Wasm(M, N, K, a, 0, lda, tA, b, 0, ldb, tB, c, 0, N, true);
+      };
+      run(A, B, inPlace);
+      run(copy(A), copy(B), staged);
+      inPlace.forEach((v, i) => { if (!Object.is(v, staged[i])) assert.unreachable(`${M}x${N}x${K} tA=${tA} tB=${tB} ${dtype}: element ${i}: ${v} vs ${staged[i]}`); });
+    }
   }
 });
 

@@ -10,6 +10,7 @@ import { contiguousStrides } from '../../engine/tensor.js';
 import { adamw } from './adamw.js';
 import { getCpuKernels } from './gemm.js';
 import { conv2dBackwardFilter, conv2dBackwardInput, conv2dForward } from './conv.js';
+import { heapAddress, heapArray, heapRelease } from './heap.js';
 import { allocShared, threadCount } from './parallel.js';
 import { runGemmJobs } from './gemm-jobs.js';
 import { parallelGemm } from './parallel-gemm.js';
@@ -42,15 +43,24 @@ class ArrayPool {
     return found;
   }
 
-  give(data: FloatArray): void {
-    if (this.pooledElements + data.length > this.maxElements) return;
+  /** Keep `data` for reuse; false if the pool is full. */
+  give(data: FloatArray): boolean {
+    if (this.pooledElements + data.length > this.maxElements) return false;
     const key = `${data instanceof Float32Array ? 'float32' : 'float64'}:${data.length}`;
     const list = this.free.get(key) ?? [];
     list.push(data);
     this.free.set(key, list);
     this.pooledElements += data.length;
+    return true;
   }
 }
+
+/** A heap block goes back to the heap when its array leaves the pool or its storage is collected. */
+function releaseToHeap(data: FloatArray): void {
+  const at = heapAddress(data);
+  if (at !== null) heapRelease(at, data.byteLength);
+}
+const collected = new FinalizationRegistry<FloatArray>(releaseToHeap);
 
 const shapes = (g: Conv2dGeometry): { x: number[]; w: number[] } => ({
   x: [g.batch, g.inChannels, g.height, g.width],
@@ -70,11 +80,18 @@ export class CpuBackend implements Backend {
   }
 
   alloc(dtype: DType, length: number): Storage {
-    return new CpuStorage(this.pool.take(dtype, length) ?? allocShared(dtype, length));
+    const data = this.pool.take(dtype, length) ?? heapArray(dtype, length) ?? allocShared(dtype, length);
+    const storage = new CpuStorage(data);
+    // A storage dropped without free() gives a heap block back when collected (its array is
+    // reached only through it: reads copy, kernels hold arrays only while they run).
+    if (heapAddress(data) !== null) collected.register(storage, data, storage);
+    return storage;
   }
 
   free(storage: Storage): void {
-    this.pool.give(dataOf(storage));
+    const data = dataOf(storage);
+    collected.unregister(storage);
+    if (!this.pool.give(data)) releaseToHeap(data);
   }
 
   upload(data: FloatArray): Storage {

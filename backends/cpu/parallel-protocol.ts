@@ -7,6 +7,8 @@ import type { FloatArray } from '../../engine/dtype.js';
 /** What a worker is started with. */
 export interface WorkerInit {
   silentgradPool: true;
+  /** The CPU backend's heap (heap.ts), which job arrays with buffer id HEAP_BUFFER lie in. */
+  heap: WebAssembly.Memory | null;
   ctrl: SharedArrayBuffer;
   next: SharedArrayBuffer;
   kernels: { index: number; name: string; url: string }[];
@@ -43,6 +45,9 @@ export const RUNNING = 8;
 
 /** Busy-wait iterations before a thread sleeps on the futex. */
 export const SPIN = 4000;
+
+/** The buffer id of arrays in the heap: they need no message. */
+export const HEAP_BUFFER = 0;
 
 export const DTYPE_F32 = 0;
 export const DTYPE_F64 = 1;

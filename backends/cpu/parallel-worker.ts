@@ -5,8 +5,9 @@
 import { kernelsByName } from './parallel.js';
 import {
   DEAD, DONE, FAILED, IDLE, INT_SLOTS, JOB_DOUBLES, LOADING, MSG_SENT, PIECES, POSTED, readJob, RUNNING,
-  SKIPPED, SPIN, STATE, writeText, type ToWorker, type WorkerInit,
+  SKIPPED, SPIN, STATE, writeText, HEAP_BUFFER, type ToWorker, type WorkerInit,
 } from './parallel-protocol.js';
+import { adoptHeap, heapBuffer } from './heap.js';
 
 /** What the loop needs from its host. */
 export interface WorkerSide {
@@ -22,6 +23,7 @@ export interface WorkerSide {
 const FREED_BYTES_PER_GC = 64 << 20;
 
 export async function runPoolWorker(init: WorkerInit, side: WorkerSide): Promise<void> {
+  adoptHeap(init.heap);
   const ctrl = new Int32Array(init.ctrl, 0, INT_SLOTS);
   const job = new Float64Array(init.ctrl, INT_SLOTS * 4, JOB_DOUBLES);
   const next = new Int32Array(init.next);
@@ -65,6 +67,7 @@ export async function runPoolWorker(init: WorkerInit, side: WorkerSide): Promise
     const kernel = name === undefined ? undefined : kernelsByName.get(name);
     if (!kernel) return false;
     const { total, chunk, share, arrays, args } = readJob(job, (id) => {
+      if (id === HEAP_BUFFER && init.heap) return heapBuffer(init.heap);
       const buffer = buffers.get(id);
       if (!buffer) throw new Error(`unknown buffer id ${id}`);
       return buffer;

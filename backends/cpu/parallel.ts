@@ -26,8 +26,9 @@
 import type { FloatArray } from '../../engine/dtype.js';
 import {
   CTRL_BYTES, DEAD, DONE, FAILED, IDLE, INT_SLOTS, JOB_DOUBLES, LOADING, MSG_SENT, PIECES, POSTED, readText, RUNNING,
-  SKIPPED, SPIN, STARTING, STATE, writeJob, type ToWorker, type WorkerInit,
+  SKIPPED, SPIN, STARTING, STATE, writeJob, HEAP_BUFFER, type ToWorker, type WorkerInit,
 } from './parallel-protocol.js';
+import { heap, heapAddress } from './heap.js';
 
 /** How a pool starts its workers and talks to them. */
 export interface PoolHost {
@@ -121,6 +122,7 @@ class WorkerHandle {
     this.job = new Float64Array(sab, INT_SLOTS * 4, JOB_DOUBLES);
     const init: WorkerInit = {
       silentgradPool: true,
+      heap: heap(),
       ctrl: sab,
       next,
       kernels: kernelList.map((k) => ({ index: k.index, name: k.name, url: k.url })),
@@ -282,7 +284,7 @@ export function parallelFor(
     ? Math.ceil(options.chunk / g) * g
     : Math.ceil(total / (shares * 4 * g)) * g);
   const ids: number[] = [];
-  for (const a of arrays) ids.push(bufferId(p, a.buffer as SharedArrayBuffer));
+  for (const a of arrays) ids.push(heapAddress(a) !== null ? HEAP_BUFFER : bufferId(p, a.buffer as SharedArrayBuffer));
 
   Atomics.store(p.next, 0, 0);
   const posted: WorkerHandle[] = [];

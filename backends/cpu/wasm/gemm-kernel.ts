@@ -1,11 +1,12 @@
 // One thread's compiled GEMM module for a tile shape and element type (macro.ts and the packers
-// of packing.ts), with its memory laid out as staging and packed areas for one A block (MC×KC)
-// and one B block (KC×NC), and a C block. gemm-f32.ts and gemm-f64.ts drive it. Each thread
-// (worker_threads) that imports this module compiles its own instance with its own memory
-// (memory.ts); operating on the caller's arrays directly (the backend allocating tensors from
-// one shared WebAssembly.Memory) would remove the copies and let the workers share one module.
+// of packing.ts), with its scratch laid out as staging and packed areas for one A block (MC×KC)
+// and one B block (KC×NC), and a C block. gemm-f32.ts and gemm-f64.ts drive it. The module
+// imports the CPU backend's heap (../heap.ts), where the backend's tensors lie, and takes its
+// scratch there, so packing reads operands in place (packing.ts); where there is no heap each
+// thread's instance has a memory of its own and operands are staged into it.
 import type { FloatArray } from '../../../engine/dtype.js';
 import { addMacro, relaxedMaddChosen, type Macro, type Precision, type TileShape } from './macro.js';
+import { heap, heapAllocate, heapBuffer, HEAP_MAX_PAGES } from '../heap.js';
 import { kernelMemory, sharedMemories } from './memory.js';
 import { ModuleBuilder } from './module.js';
 import { addPackers, packersOf, type Packers } from './packing.js';
@@ -20,8 +21,9 @@ const MC_TARGET = 128;
  * The module for one tile shape and precision: imports `env.memory` (`pages` pages, `shared` or
  * not: memory.ts) and exports `macro` (macro.ts) and the packers of packing.ts.
  */
-export function emitGemmModule(tile: TileShape, pages: number, precision: Precision, fused: boolean, shared: boolean): Uint8Array<ArrayBuffer> {
-  const m = new ModuleBuilder().importMemory('env', 'memory', pages, pages, shared);
+export function emitGemmModule(tile: TileShape, pages: number, precision: Precision, fused: boolean, shared: boolean,
+  maxPages = pages): Uint8Array<ArrayBuffer> {
+  const m = new ModuleBuilder().importMemory('env', 'memory', pages, maxPages, shared);
   addMacro(m, tile, precision, fused);
   addPackers(m, [tile.mr, tile.nr], precision);
   return m.encode();
@@ -51,13 +53,25 @@ export function gemmKernel(tile: TileShape, precision: Precision, cRows: number)
   const cached = kernels.get(key);
   if (cached) return cached;
   const mc = tile.mr * Math.max(1, Math.floor(MC_TARGET / tile.mr));
-  const aRaw = 0, aAt = aRaw + mc * KC, bRaw = aAt + mc * KC, bAt = bRaw + KC * NC, cAt = bAt + KC * NC;
-  const pages = Math.ceil(((cAt + cRows * NC) * precision.bytes) / 65536);
-  const memory = kernelMemory(pages, pages);
+  const elements = 2 * mc * KC + 2 * KC * NC + cRows * NC;
   const fused = precision.name === 'f32' && relaxedMaddChosen();
-  const module = new WebAssembly.Module(emitGemmModule(tile, pages, precision, fused, sharedMemories()));
-  const instance = new WebAssembly.Instance(module, { env: { memory } });
-  const mem = precision.name === 'f32' ? new Float32Array(memory.buffer) : new Float64Array(memory.buffer);
+  // In the heap where there is one: the scratch is a block of it, never given back.
+  const shared = heap();
+  const base = shared ? heapAllocate(elements * precision.bytes) : null;
+  let memory: WebAssembly.Memory, bytes: Uint8Array<ArrayBuffer>, first = 0;
+  if (shared && base !== null) {
+    memory = shared;
+    bytes = emitGemmModule(tile, 1, precision, fused, true, HEAP_MAX_PAGES);
+    first = base / precision.bytes;
+  } else {
+    const pages = Math.ceil((elements * precision.bytes) / 65536);
+    memory = kernelMemory(pages, pages);
+    bytes = emitGemmModule(tile, pages, precision, fused, sharedMemories());
+  }
+  const aRaw = first, aAt = aRaw + mc * KC, bRaw = aAt + mc * KC, bAt = bRaw + KC * NC, cAt = bAt + KC * NC;
+  const instance = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { memory } });
+  const buffer = memory === shared ? heapBuffer(memory) : memory.buffer;
+  const mem = precision.name === 'f32' ? new Float32Array(buffer) : new Float64Array(buffer);
   const kernel: GemmKernel = {
     tile, mc, macro: instance.exports.macro as Macro, packers: packersOf(instance.exports, [tile.mr, tile.nr]),
     mem, aRaw, aAt, bRaw, bAt, cAt,

@@ -5,6 +5,7 @@
 // in TypeScript the packing cost about as much as the float32 multiply-adds it fed
 // (docs/performance-log.md, "CPU Winograd in WebAssembly").
 import type { FloatArray } from '../../../engine/dtype.js';
+import { heapAddress, heapBytes } from '../heap.js';
 import type { Precision } from './macro.js';
 import { ModuleBuilder, type FunctionBuilder, type Local } from './module.js';
 import { Op, SimdOp, ValType } from './opcodes.js';
@@ -85,6 +86,18 @@ export function packersOf(exports: WebAssembly.Exports, widths: readonly number[
 export function pack(packers: Packers, mem: FloatArray, src: FloatArray, off: number, ld: number, count: number, kc: number,
   w: number, lanesAreRows: boolean, raw: number, at: number): void {
   const panels = Math.ceil(count / w), width = panels * w, bytes = mem.BYTES_PER_ELEMENT;
+  // An operand in the kernel's own memory (the heap) is packed where it lies. Lanes past
+  // `count` in the last panel then hold whatever follows the block, which only reaches the C
+  // tiles' unused rows or columns; the read must stay inside the memory.
+  const srcAt = heapAddress(src);
+  if (srcAt !== null && src.BYTES_PER_ELEMENT === bytes && heapAddress(mem) !== null) {
+    const first = srcAt + off * bytes;
+    const last = first + (lanesAreRows ? (width - 1) * ld + kc : (kc - 1) * ld + width) * bytes;
+    if (last <= heapBytes()) {
+      (lanesAreRows ? packers.lanes : packers.rows).get(w)!(first, ld * bytes, panels, kc, at * bytes);
+      return;
+    }
+  }
   // Where the block's rows are back to back in src, they are staged with one call, not one a row.
   if (lanesAreRows) {
     if (ld === kc) mem.set(src.subarray(off, off + count * kc), raw);
