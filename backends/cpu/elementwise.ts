@@ -156,10 +156,18 @@ export function wasmLoop(binary: boolean, op: UnaryOp | BinaryOp, p: number, dim
   if (o!.strides[rank - 1] !== 1 || !aLayout || !bLayout) return null;
   const block = elementwiseBlock(op, binary, aLayout, bLayout);
   if (!block) return null;
-  return (shape, out, A, B, scalar) => forEachRow(shape, out, A, B, (outAt, aAt, bAt) => elementwiseRow(block, {
-    out: out.data as Float32Array, outAt, a: A.data as Float32Array, aAt, aLayout,
-    b: binary ? B.data as Float32Array : null, bAt, bLayout, n: shape[rank - 1]!,
-  }, scalar));
+  // A row's last few elements, where the Wasm loop leaves them, take the TypeScript loop.
+  const tail = binary ? binaryLoop(op as BinaryOp) : unaryLoop(op as UnaryOp);
+  const from = (operand: Operand, at: number, layout: Layout, done: number): Operand =>
+    ({ data: operand.data, offset: layout === 'vector' ? at + done : at, strides: [layout === 'vector' ? 1 : 0] });
+  return (shape, out, A, B, scalar) => forEachRow(shape, out, A, B, (outAt, aAt, bAt) => {
+    const n = shape[rank - 1]!;
+    const done = elementwiseRow(block, {
+      out: out.data as Float32Array, outAt, a: A.data as Float32Array, aAt, aLayout,
+      b: binary ? B.data as Float32Array : null, bAt, bLayout, n,
+    }, scalar);
+    if (done < n) tail([n - done], from(out, outAt, 'vector', done), from(A, aAt, aLayout, done), from(B, bAt, bLayout, done), scalar);
+  });
 }
 
 /** The loop an op runs on these operands: Wasm SIMD where it applies, else the generated one. */

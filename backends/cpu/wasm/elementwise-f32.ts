@@ -5,11 +5,12 @@
 // comparisons become lane masks (NaN compares false, as in JavaScript). Only a NaN's payload
 // may differ. scale and shift qualify only when p is a float32 value, for the same reason.
 //
-// Operands live in JavaScript memory and pass through this thread's Wasm memory in blocks of
-// BLOCK elements (as wasm/adamw-f32.ts does): a TypedArray.set is much cheaper than a scalar
-// JavaScript loop over the same elements (docs/performance-log.md, "CPU elementwise ops in
-// WebAssembly SIMD").
+// Operands in the CPU backend's heap (../heap.ts), which the module imports, are used where they
+// lie; others pass through a staging area in blocks of BLOCK elements (a TypedArray.set is much
+// cheaper than a scalar JavaScript loop over the same elements: docs/performance-log.md, "CPU
+// elementwise ops in WebAssembly SIMD").
 import type { BinaryOp, UnaryOp } from '../../../engine/backend.js';
+import { heap, heapAddress, heapAllocate, heapBuffer, HEAP_MAX_PAGES } from '../heap.js';
 import { kernelMemory, sharedMemories } from './memory.js';
 import { ModuleBuilder, type FunctionBuilder, type Local } from './module.js';
 import { Op, SimdOp, ValType } from './opcodes.js';
@@ -53,30 +54,32 @@ const binaryLayouts: readonly (readonly [Layout, Layout])[] = [['vector', 'vecto
 const exportName = (op: string, a: Layout, b: Layout | null): string => `${op}_${a[0]}${b?.[0] ?? ''}`;
 
 /**
- * The module: imports `env.memory` and exports, per op and layout, `name(vectors, p)`, which
- * computes the first 4·vectors elements of the output block.
+ * The module: imports `env.memory` (the heap, or a memory of its own) and exports, per op and
+ * layout, `name(vectors, p, a, b, out)`: 4·vectors elements of out from a and b, all byte
+ * addresses (a scalar operand's one element at its address).
  */
-export function emitElementwiseModule(shared: boolean): Uint8Array<ArrayBuffer> {
-  const m = new ModuleBuilder().importMemory('env', 'memory', PAGES, PAGES, shared);
+export function emitElementwiseModule(shared: boolean, pages: number, maxPages: number): Uint8Array<ArrayBuffer> {
+  const m = new ModuleBuilder().importMemory('env', 'memory', pages, maxPages, shared);
   const emit = (name: string, body: Body, aLayout: Layout, bLayout: Layout | null): void => {
-    const f = m.addFunction(name, [ValType.i32, ValType.f32], []);
-    const [vectors, scalar] = f.paramTuple(2);
-    const at = f.local(ValType.i32), end = f.local(ValType.i32);
+    const f = m.addFunction(name, [ValType.i32, ValType.f32, ValType.i32, ValType.i32, ValType.i32], []);
+    const [vectors, scalar, aAt, bAt, outAt] = f.paramTuple(5);
+    const end = f.local(ValType.i32);
     const a = f.local(ValType.v128), b = f.local(ValType.v128), p = f.local(ValType.v128);
     f.get(scalar).simd(SimdOp.f32x4_splat).set(p);
-    // A scalar operand is its block's first element, splat once.
-    if (aLayout === 'scalar') f.i32(0).simdMemory(SimdOp.v128_load32_splat, 2, 0).set(a);
-    if (bLayout === 'scalar') f.i32(0).simdMemory(SimdOp.v128_load32_splat, 2, BLOCK * 4).set(b);
-    f.get(vectors).i32(4).op(Op.i32_shl).set(end);
-    f.i32(0).set(at);
+    // A scalar operand is splat once.
+    if (aLayout === 'scalar') f.get(aAt).simdMemory(SimdOp.v128_load32_splat, 2, 0).set(a);
+    if (bLayout === 'scalar') f.get(bAt).simdMemory(SimdOp.v128_load32_splat, 2, 0).set(b);
+    f.get(vectors).i32(4).op(Op.i32_shl).get(outAt).op(Op.i32_add).set(end);
     f.block(() => f.loop(() => {
-      f.get(at).get(end).op(Op.i32_ge_u).brIf(1);
-      if (aLayout === 'vector') f.get(at).simdMemory(SimdOp.v128_load, 4, 0).set(a);
-      if (bLayout === 'vector') f.get(at).simdMemory(SimdOp.v128_load, 4, BLOCK * 4).set(b);
-      f.get(at);
+      f.get(outAt).get(end).op(Op.i32_ge_u).brIf(1);
+      if (aLayout === 'vector') f.get(aAt).simdMemory(SimdOp.v128_load, 2, 0).set(a);
+      if (bLayout === 'vector') f.get(bAt).simdMemory(SimdOp.v128_load, 2, 0).set(b);
+      f.get(outAt);
       body(f, a, b, p);
-      f.simdMemory(SimdOp.v128_store, 4, 2 * BLOCK * 4);
-      f.get(at).i32(16).op(Op.i32_add).set(at);
+      f.simdMemory(SimdOp.v128_store, 2, 0);
+      f.get(outAt).i32(16).op(Op.i32_add).set(outAt);
+      if (aLayout === 'vector') f.get(aAt).i32(16).op(Op.i32_add).set(aAt);
+      if (bLayout === 'vector') f.get(bAt).i32(16).op(Op.i32_add).set(bAt);
       f.br(0);
     }));
   };
@@ -87,15 +90,24 @@ export function emitElementwiseModule(shared: boolean): Uint8Array<ArrayBuffer> 
   return m.encode();
 }
 
-type Block = (vectors: number, p: number) => void;
+type Block = (vectors: number, p: number, a: number, b: number, out: number) => void;
 
-let compiled: { exports: WebAssembly.Exports; f32: Float32Array } | undefined;
+/** This thread's module and its staging area: 3 blocks of BLOCK floats from element `scratch` of `f32`. */
+let compiled: { exports: WebAssembly.Exports; f32: Float32Array; scratch: number } | undefined;
 
-function instance(): { exports: WebAssembly.Exports; f32: Float32Array } {
+function instance(): { exports: WebAssembly.Exports; f32: Float32Array; scratch: number } {
   if (!compiled) {
-    const memory = kernelMemory(PAGES, PAGES);
-    const module = new WebAssembly.Module(emitElementwiseModule(sharedMemories()));
-    compiled = { exports: new WebAssembly.Instance(module, { env: { memory } }).exports, f32: new Float32Array(memory.buffer) };
+    const shared = heap();
+    const at = shared ? heapAllocate(3 * BLOCK * 4) : null;
+    if (shared && at !== null) {
+      const module = new WebAssembly.Module(emitElementwiseModule(true, 1, HEAP_MAX_PAGES));
+      const exports = new WebAssembly.Instance(module, { env: { memory: shared } }).exports;
+      compiled = { exports, f32: new Float32Array(heapBuffer(shared)), scratch: at / 4 };
+    } else {
+      const memory = kernelMemory(PAGES, PAGES);
+      const module = new WebAssembly.Module(emitElementwiseModule(sharedMemories(), PAGES, PAGES));
+      compiled = { exports: new WebAssembly.Instance(module, { env: { memory } }).exports, f32: new Float32Array(memory.buffer), scratch: 0 };
+    }
   }
   return compiled;
 }
@@ -115,17 +127,30 @@ export function elementwiseBlock(op: UnaryOp | BinaryOp, binary: boolean, aLayou
   return instance().exports[exportName(op, aLayout, binary ? bLayout : null)] as Block;
 }
 
-/** Runs `block` over one row, BLOCK elements at a time through the Wasm memory. */
-export function elementwiseRow(block: Block, r: Row, p: number): void {
-  const f32 = instance().f32;
+/**
+ * Runs `block` over one row and returns how many of its elements it computed. Operands in the
+ * module's memory (the heap) are read and written where they lie, four at a time, and the last
+ * n mod 4 are left to the caller (a vector there would write past the row). Others pass through
+ * the staging area BLOCK elements at a time, and all n are done.
+ */
+export function elementwiseRow(block: Block, r: Row, p: number): number {
+  const { f32, scratch } = instance();
+  const out = heapAddress(r.out), a = heapAddress(r.a), b = r.b ? heapAddress(r.b) : 0;
+  if (out !== null && a !== null && b !== null && heapAddress(f32) !== null) {
+    const vectors = r.n >> 2;
+    block(vectors, p, a + (r.aAt << 2), r.b ? b + (r.bAt << 2) : 0, out + (r.outAt << 2));
+    return vectors << 2;
+  }
+  const [A, B, O] = [scratch, scratch + BLOCK, scratch + 2 * BLOCK];
   for (let s = 0; s < r.n; s += BLOCK) {
     const n = Math.min(BLOCK, r.n - s);
-    if (r.aLayout === 'vector') f32.set(r.a.subarray(r.aAt + s, r.aAt + s + n), 0);
-    else f32[0] = r.a[r.aAt]!;
-    if (r.b && r.bLayout === 'vector') f32.set(r.b.subarray(r.bAt + s, r.bAt + s + n), BLOCK);
-    else if (r.b) f32[BLOCK] = r.b[r.bAt]!;
+    if (r.aLayout === 'vector') f32.set(r.a.subarray(r.aAt + s, r.aAt + s + n), A);
+    else f32[A] = r.a[r.aAt]!;
+    if (r.b && r.bLayout === 'vector') f32.set(r.b.subarray(r.bAt + s, r.bAt + s + n), B);
+    else if (r.b) f32[B] = r.b[r.bAt]!;
     // Lanes past n compute on stale values and are not copied back.
-    block(Math.ceil(n / 4), p);
-    r.out.set(f32.subarray(2 * BLOCK, 2 * BLOCK + n), r.outAt + s);
+    block(Math.ceil(n / 4), p, A * 4, B * 4, O * 4);
+    r.out.set(f32.subarray(O, O + n), r.outAt + s);
   }
+  return r.n;
 }
