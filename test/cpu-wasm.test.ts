@@ -289,24 +289,29 @@ test('float64 convolutions are the same bits with the js and wasm kernels', () =
 
 // ---- AdamW -------------------------------------------------------------------------------------
 
-test('float32 AdamW in Wasm against the TypeScript loop, across blocks, on one thread and the pool', async () => {
+test('float32 AdamW in Wasm against the TypeScript loop, across blocks, on one thread, the pool and in place in the heap', async () => {
   await warmUp();
   const n = 3 * 4096 + 1234; // several of the kernel's blocks and a ragged tail
   const step = { lr: 1e-3, weightDecay: 0.01, beta1: 0.9, beta2: 0.999, eps: 1e-8, step: 3 };
   const start = [randomF32(n), randomF32(n), randomF32(n).map((x) => x / 10), randomF32(n).map((x) => x * x / 100)];
-  const run = (kernels: 'js' | 'wasm', shared: boolean): Float32Array[] => {
+  // Plain arrays and SharedArrayBuffers are staged; heap arrays are updated in place.
+  const run = (kernels: 'js' | 'wasm', where: 'plain' | 'shared' | 'heap'): Float32Array[] => {
     setCpuKernels(kernels);
-    const [p, g, m, v] = start.map((a) => { const c = shared ? allocShared('float32', n) as Float32Array : new Float32Array(n); c.set(a); return c; }) as
-      [Float32Array, Float32Array, Float32Array, Float32Array];
+    const make = (): Float32Array => (where === 'heap' ? heapArray('float32', n) as Float32Array | null : null)
+      ?? (where === 'plain' ? new Float32Array(n) : allocShared('float32', n) as Float32Array);
+    const [p, g, m, v] = start.map((a) => { const c = make(); c.set(a); return c; }) as [Float32Array, Float32Array, Float32Array, Float32Array];
     for (let i = 0; i < 3; i++) adamw(p, g, m, v, { ...step, step: step.step + i });
     return [p, m, v];
   };
-  const want = run('js', false), alone = run('wasm', false), pooled = run('wasm', true);
+  const want = run('js', 'plain'), alone = run('wasm', 'plain'), pooled = run('wasm', 'shared'), inPlace = run('wasm', 'heap');
   // Float32 arithmetic against float64 with float32 stores: a few float32 roundings apart.
   ['parameters', 'first moments', 'second moments'].forEach((what, i) => {
     const e = scaledError(alone[i]!, want[i]!);
     assert.ok(e <= 1e-6, `${what}: error ${e} of the scale`);
-    if (process.env.SILENTGRAD_CPU_KERNELS !== 'js') assert.equal([...pooled[i]!], [...alone[i]!], `${what}: the pool gives one thread's bits`);
+    if (process.env.SILENTGRAD_CPU_KERNELS !== 'js') {
+      assert.equal([...pooled[i]!], [...alone[i]!], `${what}: the pool gives one thread's bits`);
+      assert.equal([...inPlace[i]!], [...alone[i]!], `${what}: in place in the heap, the staged bits`);
+    }
   });
 });
 
