@@ -221,11 +221,16 @@ type Layer = [number, number, number, number, number, number];
  * The three passes of `layer` on float32 copies of x, w, dy (or float64 ones), with every array
  * placed `off` elements into a larger one, plain or shared (so split over the pool).
  */
+/** Where convPasses puts its arrays: plain arrays, SharedArrayBuffers (the pool) or the heap (read in place). */
+type Placement = 'plain' | 'shared' | 'heap';
+
 function convPasses(layer: Layer, x: Float64Array, w: Float64Array, dy: Float64Array, dtype: 'float32' | 'float64',
-  shared: boolean, off: number): [FloatArray, FloatArray, FloatArray] {
+  where: Placement, off: number): [FloatArray, FloatArray, FloatArray] {
   const [N, C, H, W, O, p] = layer;
   const place = (a: ArrayLike<number>): FloatArray => {
-    const out = shared ? allocShared(dtype, a.length + off) : dtype === 'float32' ? new Float32Array(a.length + off) : new Float64Array(a.length + off);
+    const n = a.length + off;
+    const out = (where === 'heap' ? heapArray(dtype, n) : null)
+      ?? (where === 'plain' ? (dtype === 'float32' ? new Float32Array(n) : new Float64Array(n)) : allocShared(dtype, n));
     out.set(a, off);
     return out;
   };
@@ -252,7 +257,7 @@ const layers: Layer[] = [
   [11, 16, 12, 12, 12, 1], [19, 8, 28, 28, 9, 1], [4, 32, 28, 28, 32, 1],
 ];
 
-test('float32 Winograd in Wasm against the float64 path: odd shapes, paddings, offsets, the pool', async () => {
+test('float32 Winograd in Wasm against the float64 path: odd shapes, paddings, offsets, the pool, the heap', async () => {
   assert.ok(wasmWinogradAvailable(), 'this Node validates the Winograd module');
   setCpuKernels('wasm');
   await warmUp();
@@ -261,16 +266,20 @@ test('float32 Winograd in Wasm against the float64 path: odd shapes, paddings, o
     assert.ok(winogradApplies(C, O, 3, 3, 1, p, H + 2 * p - 2, W + 2 * p - 2), `${layer} takes Winograd`);
     const x = Float64Array.from(randomF32(N * C * H * W)), w = Float64Array.from(randomF32(O * C * 9));
     const dy = Float64Array.from(randomF32(N * O * (H + 2 * p - 2) * (W + 2 * p - 2)));
-    const want = convPasses(layer, x, w, dy, 'float64', false, 0);
-    const alone = convPasses(layer, x, w, dy, 'float32', false, 3);
-    const pooled = convPasses(layer, x, w, dy, 'float32', true, 5);
+    const want = convPasses(layer, x, w, dy, 'float64', 'plain', 0);
+    const alone = convPasses(layer, x, w, dy, 'float32', 'plain', 3);
+    const pooled = convPasses(layer, x, w, dy, 'float32', 'shared', 5);
+    const inPlace = convPasses(layer, x, w, dy, 'float32', 'heap', 7);
     // Measured (docs/performance-log.md, "CPU Winograd in WebAssembly"): up to 1e-5 of the
     // scale, 10-25x float32 im2col's; a wrong transform entry or panel offset is off by O(1).
     ['forward', 'input gradient', 'filter gradient'].forEach((pass, i) => {
       const e = scaledError(alone[i]!, want[i]!);
       assert.ok(e <= 2e-5, `${layer} ${pass}: error ${e} of the scale`);
       // Workers take SILENTGRAD_CPU_KERNELS, not setCpuKernels.
-      if (process.env.SILENTGRAD_CPU_KERNELS !== 'js') assert.equal([...pooled[i]!], [...alone[i]!], `${layer} ${pass}: the pool gives one thread's bits`);
+      if (process.env.SILENTGRAD_CPU_KERNELS !== 'js') {
+        assert.equal([...pooled[i]!], [...alone[i]!], `${layer} ${pass}: the pool gives one thread's bits`);
+        assert.equal([...inPlace[i]!], [...alone[i]!], `${layer} ${pass}: read and written in place in the heap, the same bits`);
+      }
     });
   }
 });
@@ -281,9 +290,9 @@ test('float64 convolutions are the same bits with the js and wasm kernels', () =
   const x = Float64Array.from(randomF32(N * C * H * W)), w = Float64Array.from(randomF32(O * C * 9));
   const dy = Float64Array.from(randomF32(N * O * H * W));
   setCpuKernels('wasm');
-  const wasm = convPasses(layer, x, w, dy, 'float64', false, 0);
+  const wasm = convPasses(layer, x, w, dy, 'float64', 'plain', 0);
   setCpuKernels('js');
-  const js = convPasses(layer, x, w, dy, 'float64', false, 0);
+  const js = convPasses(layer, x, w, dy, 'float64', 'plain', 0);
   for (let i = 0; i < 3; i++) assert.equal([...wasm[i]!], [...js[i]!]);
 });
 

@@ -86,6 +86,11 @@ export function heapAllocate(bytes: number): number | null {
   }
 }
 
+/** Whether this thread created the heap (and so may give blocks back). */
+export function heapOwner(): boolean {
+  return owner;
+}
+
 /** Give a block back (the creating thread only); later allocations of its size reuse it. */
 export function heapRelease(at: number, bytes: number): void {
   if (!owner) throw new Error('heapRelease: only the thread that created the heap frees its blocks');

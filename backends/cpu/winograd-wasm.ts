@@ -1,6 +1,7 @@
 // Float32 Winograd F(4x4, 3x3) on the WebAssembly kernels of wasm/winograd-f32.ts: winograd.ts's
 // forward and filter-gradient ranges for float32 arrays when float32 products run in Wasm
-// (SILENTGRAD_CPU_KERNELS, gemm.ts). Per chunk of images, in this thread's Wasm memory:
+// (SILENTGRAD_CPU_KERNELS, gemm.ts). Per chunk of images, in this thread's scratch (in the heap
+// where the module imports it, which arrays in the heap are read from and written to in place):
 //   raw      the chunk's planes, copied in with one set() (and the output's, on the way out)
 //   in, out  the same planes zero-padded so every tile lies wholly inside, with the channel count
 //            rounded up to 4 so four-channel lanes never reach another image
@@ -10,6 +11,7 @@
 // the float64 path is measured in test/cpu-wasm.test.ts and docs/performance-log.md.
 import { OUT, XI } from '../winograd-f4x3.js';
 import type { FloatArray } from '../../engine/dtype.js';
+import { heapAddress } from './heap.js';
 import { DEFAULT_TILE } from './wasm/gemm-f32.js';
 import { winogradWasm, type WinogradWasm } from './wasm/winograd-f32.js';
 import { chunkImages, tilesX, tilesY, transformFilters, type Problem } from './winograd-transforms.js';
@@ -28,7 +30,8 @@ interface Layout {
   raw: number; in: number; out: number; tableA: number; tableB: number; U: number; V: number; M: number; end: number;
 }
 
-function layoutOf(g: Problem): Layout {
+/** The regions from byte address `base` (0 to learn the size first). */
+function layoutOf(g: Problem, base = 0): Layout {
   const ty = tilesY(g), tx = tilesX(g), b = chunkImages(g), T = b * ty * tx, T4 = up(T, MR);
   const Cin4 = up(g.Cin, 4), Cout4 = up(g.Cout, 4), Cout8 = up(g.Cout, NR);
   const input: Planes = { channels: Cin4, rows: ty * OUT + 2, cols: tx * OUT + 2 };
@@ -38,11 +41,11 @@ function layoutOf(g: Problem): Layout {
     in: b * imageBytes(input), out: b * imageBytes(output), tableA: 4 * 4 * T4, tableB: 4 * 4 * T4,
     U: 4 * XI * Cin4 * Cout8, V: 4 * XI * T4 * Cin4, M: 4 * XI * T4 * Cout8,
   };
-  let at = 0;
+  let at = base;
   const place = (bytes: number): number => { const a = at; at += up(bytes, 16); return a; };
   const raw = place(sizes.raw), inAt = place(sizes.in), out = place(sizes.out), tableA = place(sizes.tableA);
   const tableB = place(sizes.tableB), U = place(sizes.U), V = place(sizes.V), M = place(sizes.M);
-  return { input, output, raw, in: inAt, out, tableA, tableB, U, V, M, end: at };
+  return { input, output, raw, in: inAt, out, tableA, tableB, U, V, M, end: at - base };
 }
 
 /**
@@ -61,20 +64,31 @@ function fillTable(i32: Int32Array, table: number, count: number, g: Problem, pl
   }
 }
 
-/** Copy images [n, n + b) of an [N, C, H, W] array into `planes` at `at`, zero-padded, the data at (top, left). */
+/**
+ * Copy images [n, n + b) of an [N, C, H, W] array into `planes` at `at`, zero-padded, the data at
+ * (top, left). An array in the module's memory (the heap) is read where it lies; others are
+ * first copied into `raw` with one set().
+ */
 function padIn(k: WinogradWasm, f32: Float32Array, src: Float32Array, off: number, C: number, H: number, W: number,
   n: number, b: number, lay: Layout, planes: Planes, at: number, top: number, left: number): void {
-  f32.set(src.subarray(off + n * C * H * W, off + (n + b) * C * H * W), lay.raw / 4);
+  const first = off + n * C * H * W, inPlace = k.inHeap ? heapAddress(src) : null;
+  if (inPlace === null) f32.set(src.subarray(first, first + b * C * H * W), lay.raw / 4);
   f32.fill(0, at / 4, at / 4 + (b * imageBytes(planes)) / 4);
-  k.copy(lay.raw, at + (top * planes.cols + left) * 4, b, C, H, W * 4, W * 4, H * W * 4, C * H * W * 4,
+  k.copy(inPlace === null ? lay.raw : inPlace + first * 4, at + (top * planes.cols + left) * 4, b, C, H, W * 4, W * 4, H * W * 4, C * H * W * 4,
     planes.cols * 4, planeBytes(planes), imageBytes(planes));
+}
+
+/** Scratch for problem g in this thread's memory, and the layout of its regions there. */
+function scratchFor(k: WinogradWasm, g: Problem): { f32: Float32Array; i32: Int32Array; lay: Layout } {
+  const { f32, i32, base } = k.views(layoutOf(g).end);
+  return { f32, i32, lay: layoutOf(g, base) };
 }
 
 /** y for images [n0, n1): the forward of winograd.ts, float32 in WebAssembly. */
 export function forwardRangeWasm(x: Float32Array, xOff: number, w: Float32Array, wOff: number, y: Float32Array, yOff: number,
   g: Problem, n0: number, n1: number): void {
   const { Cin, Cout, Hin, Win, Hout, Wout } = g;
-  const k = winogradWasm(), lay = layoutOf(g), { f32, i32 } = k.views(lay.end);
+  const k = winogradWasm(), { f32, i32, lay } = scratchFor(k, g);
   const { input, output } = lay, chunk = chunkImages(g), tiles = tilesY(g) * tilesX(g);
   const Cout8 = up(Cout, NR), US = Cin * Cout8 * 4;
   // Columns past Cout only feed outputs nobody reads, but stale bits there could be slow denormals.
@@ -92,13 +106,17 @@ export function forwardRangeWasm(x: Float32Array, xOff: number, w: Float32Array,
     // Each tile's outputs, four channels at a time, into the padded output planes.
     fillTable(i32, lay.tableB, T, g, output, lay.out, (o) => o, planeBytes(output));
     k.outputTransform(lay.M, T, output.channels / 4, Cout8 * 4, 16, MS, lay.tableB, 4 * planeBytes(output), output.cols * 4);
+    // Into y where it lies when it is in the heap, else through raw (or straight from the planes).
+    const first = yOff + n * Cout * Hout * Wout, inPlace = k.inHeap ? heapAddress(y) : null;
     let from = lay.out;
-    if (!exact) {
-      k.copy(lay.out, lay.raw, b, Cout, Hout, Wout * 4, output.cols * 4, planeBytes(output), imageBytes(output),
+    if (!exact || inPlace !== null) {
+      const to = inPlace === null ? lay.raw : inPlace + first * 4;
+      k.copy(lay.out, to, b, Cout, Hout, Wout * 4, output.cols * 4, planeBytes(output), imageBytes(output),
         Wout * 4, Hout * Wout * 4, Cout * Hout * Wout * 4);
+      if (inPlace !== null) continue;
       from = lay.raw;
     }
-    y.set(f32.subarray(from / 4, from / 4 + b * Cout * Hout * Wout), yOff + n * Cout * Hout * Wout);
+    y.set(f32.subarray(from / 4, from / 4 + b * Cout * Hout * Wout), first);
   }
 }
 
@@ -109,7 +127,7 @@ export function forwardRangeWasm(x: Float32Array, xOff: number, w: Float32Array,
 export function filterGradRangeWasm(x: Float32Array, xOff: number, dy: Float32Array, dyOff: number, slots: FloatArray,
   g: Problem, n0: number, n1: number): void {
   const { Cin, Cout, Hin, Win, Hout, Wout } = g;
-  const k = winogradWasm(), lay = layoutOf(g), { f32, i32 } = k.views(lay.end);
+  const k = winogradWasm(), { f32, i32, lay } = scratchFor(k, g);
   const { input, output } = lay, chunk = chunkImages(g), tiles = tilesY(g) * tilesX(g);
   const Cin4 = input.channels, Cout8 = up(Cout, NR), US = Cin4 * Cout8 * 4;
   for (let n = n0; n < n1; n += chunk) {

@@ -16,13 +16,14 @@
 import { transforms, type Matrix } from '../../winograd-f4x3.js';
 import { DEFAULT_TILE } from './gemm-f32.js';
 import { addMacro, F32, relaxedMaddChosen, type Macro } from './macro.js';
+import { heap, heapAllocate, heapBuffer, heapOwner, heapRelease, HEAP_MAX_PAGES } from '../heap.js';
 import { kernelMemory, sharedMemories } from './memory.js';
 import { ModuleBuilder, type FunctionBuilder, type Local } from './module.js';
 import { Op, SimdOp, ValType } from './opcodes.js';
 
 const LANES = 4;
 /** The memory's limit in 64 KiB pages (1 GiB): a shared memory reserves its maximum up front. */
-const MAX_PAGES = 16384;
+const MAX_PAGES = HEAP_MAX_PAGES;
 
 /**
  * Push Σ coefficient·term on the stack (f32x4), skipping zero coefficients; terms are pushed by
@@ -200,8 +201,13 @@ export interface WinogradWasm {
   /** M (6x6) -> Aᵀ M A (4x4) */
   readonly outputTransform: Scatter;
   readonly copy: Copy;
-  /** Views of the memory, grown first to at least `bytes` (views taken before a growth go stale). */
-  views(bytes: number): { f32: Float32Array; i32: Int32Array };
+  /**
+   * Views of the memory and the byte address of this thread's scratch of at least `bytes` (in
+   * the heap where the module imports it; views taken before a growth go stale).
+   */
+  views(bytes: number): { f32: Float32Array; i32: Int32Array; base: number };
+  /** Whether the module's memory is the heap (../heap.ts), so heap arrays can be read in place. */
+  readonly inHeap: boolean;
 }
 
 let compiled: WinogradWasm | undefined;
@@ -222,21 +228,39 @@ export function wasmWinogradAvailable(): boolean {
 /** Compile (once per thread) and return the kernels. */
 export function winogradWasm(): WinogradWasm {
   if (compiled) return compiled;
-  const memory = kernelMemory(1, MAX_PAGES);
-  const instance = new WebAssembly.Instance(new WebAssembly.Module(emitWinogradModule(relaxedMaddChosen(), sharedMemories())), { env: { memory } });
+  const shared = heap();
+  const memory = shared ?? kernelMemory(1, MAX_PAGES);
+  const instance = new WebAssembly.Instance(new WebAssembly.Module(emitWinogradModule(relaxedMaddChosen(), shared !== null || sharedMemories())), { env: { memory } });
   const e = instance.exports;
-  let f32 = new Float32Array(memory.buffer), i32 = new Int32Array(memory.buffer);
+  const buffer = (): ArrayBufferLike => (shared ? heapBuffer(shared) : memory.buffer);
+  let f32 = new Float32Array(buffer()), i32 = new Int32Array(buffer());
+  // In the heap, a block that is replaced by a bigger one when a problem needs more.
+  let scratch: { at: number; bytes: number } | null = null;
   compiled = {
     macro: e.macro as Macro,
     inputTransform: e.inputTransform as Gather,
     outputGradTransform: e.outputGradTransform as Gather,
     outputTransform: e.outputTransform as Scatter,
     copy: e.copy as Copy,
+    inHeap: shared !== null,
     views(bytes: number) {
-      const have = memory.buffer.byteLength;
-      if (have < bytes) memory.grow(Math.ceil((bytes - have) / 65536));
-      if (f32.buffer !== memory.buffer) { f32 = new Float32Array(memory.buffer); i32 = new Int32Array(memory.buffer); }
-      return { f32, i32 };
+      let base = 0;
+      if (shared) {
+        if (!scratch || scratch.bytes < bytes) {
+          const size = Math.max(bytes, 2 * (scratch?.bytes ?? 0));
+          const at = heapAllocate(size);
+          if (at === null) throw new Error(`the CPU backend's heap has no room for ${size} bytes of Winograd scratch`);
+          if (scratch && heapOwner()) heapRelease(scratch.at, scratch.bytes);
+          scratch = { at, bytes: size };
+        }
+        base = scratch.at;
+      } else {
+        const have = memory.buffer.byteLength;
+        if (have < bytes) memory.grow(Math.ceil((bytes - have) / 65536));
+      }
+      const b = buffer();
+      if (f32.buffer !== b) { f32 = new Float32Array(b); i32 = new Int32Array(b); }
+      return { f32, i32, base };
     },
   };
   return compiled;
