@@ -6,8 +6,9 @@
 //
 // Allocation bumps an atomic top (any thread: scratch is taken once per thread and kept); only
 // the thread that created the heap frees, into lists by size that later allocations of that size
-// reuse. Where shared memories are unavailable (a page without cross-origin isolation) or the
-// heap is full, there is no heap block and callers allocate as before.
+// reuse. Where shared memories are unavailable (a page without cross-origin isolation), under
+// SILENTGRAD_CPU_KERNELS=js, or when the heap is full, there is no heap block and callers
+// allocate as before.
 import { sharedMemories } from './wasm/memory.js';
 
 /** The heap's limit: a shared memory reserves its maximum up front, so 1 GiB, not 4. */
@@ -28,7 +29,9 @@ const buffers = new WeakSet<ArrayBufferLike>();
 export function heap(): WebAssembly.Memory | null {
   if (memory === undefined) {
     memory = null;
-    if (sharedMemories()) {
+    // SILENTGRAD_CPU_KERNELS=js runs the backend without WebAssembly, its memory included.
+    const jsOnly = typeof process !== 'undefined' && process.env?.SILENTGRAD_CPU_KERNELS === 'js';
+    if (!jsOnly && sharedMemories()) {
       try {
         memory = new WebAssembly.Memory({ initial: 16, maximum: HEAP_MAX_PAGES, shared: true });
         owner = true;

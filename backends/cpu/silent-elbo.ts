@@ -10,6 +10,7 @@ import type { SilentElboGradients, SilentElboOperands, SilentElboTerm, Storage, 
 import type { DType, FloatArray } from '../../engine/dtype.js';
 import { pixelForms } from '../../engine/ops/silent-elbo-pixel.js';
 import type { Product, runGemmJobs } from './gemm-jobs.js';
+import { heapAddress, heapArray, heapOwner, heapRelease } from './heap.js';
 import { allocShared } from './parallel.js';
 import { constantCoefficient, pixels } from './silent-elbo-epilogue.js';
 import { chainRule, weightPowers, type Weights } from './silent-elbo-powers.js';
@@ -22,13 +23,18 @@ type DataOf = (s: Storage) => FloatArray;
 const scratch: Record<DType, FloatArray> = { float32: new Float32Array(0), float64: new Float64Array(0) };
 /**
  * One growing scratch region per element type, carved into pieces per call (no allocation per
- * step); shared memory, so the workers can address it. The contractions' operands and results
- * take the inputs' type: float32 products run the float32 Wasm GEMM, and float64 ones (the
- * gradient-check reference) stay float64 throughout.
+ * step); in the heap (heap.ts), so the workers address it and the GEMMs pack from it in place
+ * (else shared memory). The contractions' operands and results take the inputs' type: float32
+ * products run the float32 Wasm GEMM, and float64 ones (the gradient-check reference) stay
+ * float64 throughout.
  */
 function scratchPieces(dtype: DType, sizes: readonly number[]): FloatArray[] {
   const total = sizes.reduce((a, b) => a + b, 0);
-  if (scratch[dtype].length < total) scratch[dtype] = allocShared(dtype, total);
+  if (scratch[dtype].length < total) {
+    const old = scratch[dtype], at = heapAddress(old);
+    if (at !== null && heapOwner()) heapRelease(at, old.byteLength);
+    scratch[dtype] = heapArray(dtype, total) ?? allocShared(dtype, total);
+  }
   let offset = 0;
   return sizes.map((n) => scratch[dtype].subarray(offset, (offset += n)));
 }
