@@ -24,6 +24,10 @@ import { F32, F64 } from '../backends/cpu/wasm/macro.js';
 import { binaryBodies, unaryBodies } from '../backends/cpu/wasm/elementwise-f32.js';
 import { wasmWinogradAvailable } from '../backends/cpu/wasm/winograd-f32.js';
 import { winogradApplies } from '../backends/cpu/winograd.js';
+import { pixels } from '../backends/cpu/silent-elbo-epilogue.js';
+import { heap } from '../backends/cpu/heap.js';
+import { silentElboTerms } from '../engine/ops/silent-elbo.js';
+import { pixelForms } from '../engine/ops/silent-elbo-pixel.js';
 import { ModuleBuilder } from '../backends/cpu/wasm/module.js';
 import { Op, ValType } from '../backends/cpu/wasm/opcodes.js';
 import { xorshift } from './host-rng.js';
@@ -460,6 +464,38 @@ test('GEMM operands in the heap are packed where they lie, with the bits of stag
       inPlace.forEach((v, i) => { if (!Object.is(v, staged[i])) assert.unreachable(`${M}x${N}x${K} tA=${tA} tB=${tB} ${dtype}: element ${i}: ${v} vs ${staged[i]}`); });
     }
   }
+});
+
+test('the silent ELBO epilogue in Wasm gives the JavaScript loop\'s bits: both forms, term subsets, odd rows, float32 and float64, with and without partials, the pool', async () => {
+  if (heap() === null) return;
+  warmUp();
+  const before = workerPieces();
+  const fill = (a: FloatArray, lo: number, hi: number): FloatArray => { for (let i = 0; i < a.length; i++) a[i] = lo + (hi - lo) * (rand() + 1) / 2; return a; };
+  for (const form of ['fixed', 'learnable'] as const) for (const dtype of ['float32', 'float64'] as const) {
+    const all = silentElboTerms.filter((t) => t.name !== pixelForms[form].constant && (form === 'learnable' || ['Ubar', 'Suu'].includes(t.name)));
+    // Every GEMM term; a subset without third and fourth moments; one without the mean's terms.
+    const subsets = [all, all.filter((t) => t.moment === 'mean' || t.moment === 'c2'), all.filter((t) => t.moment !== 'mean')];
+    for (const terms of subsets) for (const [B, k] of [[3, 7], [64, 784], [1, 1], [2, 2]] as const) for (const writes of [true, false]) {
+      const plane = B * k;
+      const onHeap = (n: number): FloatArray => heapArray(dtype, n)!;
+      // Variances positive and E[A^2] away from 0, as the op's inputs are; offsets into x and the biases.
+      const sums = onHeap(terms.length * plane);
+      terms.forEach((t, n) => fill(sums.subarray(n * plane, (n + 1) * plane), t.moment === 'mean' ? -1 : 0.01, t.moment === 'mean' ? 1 : 0.2));
+      const x = fill(onHeap(plane + 3), 0, 1), bMu = fill(onHeap(k + 1), -0.5, 0.5), bA = fill(onHeap(k + 2), 2, 3);
+      const run = (wasm: boolean): { result: FloatArray; partials: FloatArray | null } => {
+        const result = onHeap(B), partials = writes ? onHeap(terms.length * plane) : null;
+        const go = (): void => pixels(form, terms, sums, { x, xOff: 3, bMu, bMuOff: 1, bA: form === 'fixed' ? null : bA, bAOff: 2, partials, result, B, k, sigma2: 0.37 });
+        if (wasm) go(); else reference(go);
+        return { result, partials };
+      };
+      const js = run(false), wasm = run(true);
+      const what = `${form} ${dtype} ${terms.map((t) => t.name)} ${B}x${k} partials=${writes}`;
+      wasm.result.forEach((v, i) => { if (!Object.is(v, js.result[i])) assert.unreachable(`${what}: result ${i}: ${v} vs ${js.result[i]}`); });
+      wasm.partials?.forEach((v, i) => { if (!Object.is(v, js.partials![i])) assert.unreachable(`${what}: partial ${i}: ${v} vs ${js.partials![i]}`); });
+      assert.ok(js.result.every(Number.isFinite), `${what}: finite values`);
+    }
+  }
+  assert.ok(workerPieces() > before, 'the 64x784 rows ran partly on the pool\'s workers');
 });
 
 test.run();

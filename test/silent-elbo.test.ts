@@ -9,7 +9,7 @@ import type { DType, LatentMoments, Tensor } from '../silentgrad.js';
 import { BernoulliLatent, GaussianLatent, LaplaceLatent } from '../models/index.js';
 import { HostRng } from './host-rng.js';
 import { compositeExpectedLogLikelihoodFixed, compositeExpectedLogLikelihoodLearnable } from '../models/composite-elbo.js';
-import { pixelExpression, pixelForms, type PixelForm } from '../engine/ops/silent-elbo-pixel.js';
+import { parsePixelExpression, pixelExpression, pixelForms, type PixelForm, type PixelNode } from '../engine/ops/silent-elbo-pixel.js';
 
 const LOG_2PI = Math.log(2 * Math.PI);
 
@@ -477,6 +477,38 @@ test('per-pixel table: each partial is the derivative of the value, and the cons
       const coefficient = (new Function('sigma2', `return ${pixelExpression(form.partials[c]!, 'js')};`) as (s: number) => number)(at.sigma2!);
       assertClose([value(c, 0)], [value(c, -at[c]!) + coefficient * at[c]!], 1e-12, `${name}: ${c} enters as ${coefficient} x ${c}`);
     }
+});
+
+function evaluateTree(node: PixelNode, at: Record<string, number>): number {
+  switch (node.kind) {
+    case 'number': return node.value;
+    case 'name': return at[node.name]!;
+    case 'negate': return -evaluateTree(node.operand, at);
+    case 'log': return Math.log(evaluateTree(node.operand, at));
+    case 'binary': {
+      const a = evaluateTree(node.left, at), b = evaluateTree(node.right, at);
+      return node.op === '+' ? a + b : node.op === '-' ? a - b : node.op === '*' ? a * b : a / b;
+    }
+  }
+}
+
+test('per-pixel table: the parsed trees (for backends that emit instructions) give the JavaScript expressions\' bits', () => {
+  const rng = new HostRng(58);
+  for (const [name, form] of Object.entries(pixelForms))
+    for (let trial = 0; trial < 50; trial++) {
+      const at: Record<string, number> = { x: rng.uniform(), sigma2: 0.2 + rng.uniform() };
+      for (const t of sg.silentElboTerms) at[t.name] = 0.1 + rng.uniform();
+      const withLets = { ...at };
+      for (const [letName, e] of form.lets) withLets[letName] = evaluateTree(parsePixelExpression(e), withLets);
+      for (const e of [form.value, ...Object.values(form.partials)]) {
+        const tree = evaluateTree(parsePixelExpression(e), withLets), js = evaluatePixel(form, e, at);
+        assert.ok(Object.is(tree, js), `${name}: ${e}: ${tree} vs ${js}`);
+      }
+    }
+  // Precedence as in JavaScript: unary minus binds tighter than / and *, and - is left-associative.
+  assert.is(evaluateTree(parsePixelExpression('-(x + 1.0) / 2.0 - 3.0 - 4.0 * -x'), { x: 0.5 }), -(0.5 + 1) / 2 - 3 - 4 * -0.5);
+  assert.throws(() => parsePixelExpression('x % 2.0'), /unexpected characters/);
+  assert.throws(() => parsePixelExpression('(x + 1.0'), /expected \)/);
 });
 
 // ---- 4. fused vs composite ----------------------------------------------------------------------

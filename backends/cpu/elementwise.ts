@@ -7,6 +7,7 @@ import type { BinaryOp, UnaryOp } from '../../engine/backend.js';
 import type { FloatArray } from '../../engine/dtype.js';
 import { coalesce } from '../strides.js';
 import { getCpuKernels } from './gemm.js';
+import { generatedFunction } from './generated.js';
 import { defineKernel, PARALLEL_MIN_WORK, parallelFor } from './parallel.js';
 import { elementwiseBlock, elementwiseRow, type Layout } from './wasm/elementwise-f32.js';
 
@@ -95,7 +96,7 @@ function generateLoop(name: string, body: string, fold?: string): Loop {
       }
     }`;
   // Named (unary_exp, binary_add, sum, ...) so that profiles say which op a loop is.
-  return new Function(`return function ${name}(shape, out, A, B, p) {${source}}`)() as Loop;
+  return generatedFunction<Loop>(name, ['shape', 'out', 'A', 'B', 'p'], source);
 }
 
 const cache = new Map<string, Loop>();

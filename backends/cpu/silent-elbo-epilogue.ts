@@ -9,6 +9,11 @@ import type { SilentElboTerm } from '../../engine/backend.js';
 import type { FloatArray } from '../../engine/dtype.js';
 import { silentElboTerms } from '../../engine/ops/silent-elbo.js';
 import { pixelExpression, pixelForms, type PixelForm } from '../../engine/ops/silent-elbo-pixel.js';
+import { getCpuKernels } from './gemm.js';
+import { generatedFunction } from './generated.js';
+import { heap, heapAddress } from './heap.js';
+import { defineKernel, parallelFor } from './parallel.js';
+import { epilogueRows } from './wasm/silent-elbo-epilogue.js';
 
 /**
  * result[b] = sum_j of the pixel's value, and (when given) partials[n][b][j] = d(value)/d(term
@@ -39,19 +44,57 @@ export interface PixelOperands {
   partials: FloatArray | null; result: FloatArray; B: number; k: number; sigma2: number;
 }
 
-/** The epilogue of `form` over every (example, pixel); its loop is built once per form and terms. */
+/**
+ * Examples [start, end) in WebAssembly (wasm/silent-elbo-epilogue.ts) on any thread of the pool.
+ * Args: form (0 fixed, 1 learnable), float64?, writes partials?, the term count, each term's
+ * index in silentElboTerms, then k, plane, sigma2 and the heap byte addresses of the operands.
+ */
+const epilogueKernel = defineKernel('silentgrad.silentElboEpilogue', import.meta.url, (_arrays, a, start, end) => {
+  const terms = Array.from({ length: a[3]! }, (_, n) => silentElboTerms[a[4 + n]!]!.name);
+  const [k, plane, sigma2, sums, x, bMu, bA, partials, result] = Array.from(a).slice(4 + terms.length) as Tuple9;
+  epilogueRows(heap()!, a[0] === 0 ? 'fixed' : 'learnable', terms, a[1] === 1 ? 'float64' : 'float32', a[2] === 1)(
+    start, end, k, plane, sigma2, sums, x, bMu, bA, partials, result);
+});
+type Tuple9 = [number, number, number, number, number, number, number, number, number];
+
+/** Multiply-adds a pixel costs, about (for the pool's threshold). */
+const PIXEL_WORK = 40;
+
+/**
+ * The epilogue in WebAssembly over the pool when every operand is in the heap and Wasm kernels
+ * are on; returns false (nothing done) otherwise.
+ */
+function wasmPixels(form: 'fixed' | 'learnable', terms: readonly SilentElboTerm[], sums: FloatArray, o: PixelOperands): boolean {
+  if (getCpuKernels() !== 'wasm' || heap() === null) return false;
+  const size = sums.BYTES_PER_ELEMENT;
+  const at = (a: FloatArray | null, offset: number): number | null => (a === null ? 0 : heapAddress(a) === null ? null : heapAddress(a)! + offset * size);
+  const addresses = [at(sums, 0), at(o.x, o.xOff), at(o.bMu, o.bMuOff), at(o.bA, o.bAOff), at(o.partials, 0), at(o.result, 0)];
+  if (addresses.some((a) => a === null) || [o.x, o.bMu, o.bA, o.partials, o.result].some((a) => a !== null && a.BYTES_PER_ELEMENT !== size)) return false;
+  const indices = terms.map((t) => silentElboTerms.findIndex((s) => s.name === t.name));
+  const args = [form === 'fixed' ? 0 : 1, size === 8 ? 1 : 0, o.partials ? 1 : 0, terms.length, ...indices,
+    o.k, o.B * o.k, o.sigma2, ...(addresses as number[])];
+  parallelFor(epilogueKernel, [], args, o.B, 1, o.B * o.k * PIXEL_WORK);
+  return true;
+}
+
+/**
+ * The epilogue of `form` over every (example, pixel): in WebAssembly where it can, else the
+ * generated JavaScript loop, built once per form and terms (the reference the Wasm one matches).
+ */
 export function pixels(form: 'fixed' | 'learnable', terms: readonly SilentElboTerm[], sums: FloatArray, o: PixelOperands): void {
+  if (wasmPixels(form, terms, sums, o)) return;
   const id = `${form}|${terms.map((t) => t.name).join(',')}`;
   let loop = loops.get(id);
   if (!loop) {
-    loop = compile(pixelForms[form], terms);
+    loop = compile(form, terms);
     loops.set(id, loop);
   }
   loop(sums, o.x, o.xOff, o.bMu, o.bMuOff, o.bA, o.bAOff, o.partials, o.result, o.B, o.k, o.sigma2);
 }
 
 /** Locals start with $, which no name in pixelForms does. */
-function compile(form: PixelForm, terms: readonly SilentElboTerm[]): PixelLoop {
+function compile(name: 'fixed' | 'learnable', terms: readonly SilentElboTerm[]): PixelLoop {
+  const form = pixelForms[name];
   const js = (expression: string): string => pixelExpression(expression, 'js');
   const bias: Record<string, string> = { Ubar: ' + bMu[bMuOff + $j]', Abar: ' + bA[bAOff + $j]' };
   const reads = silentElboTerms.map(({ name }) => {
@@ -74,6 +117,6 @@ function compile(form: PixelForm, terms: readonly SilentElboTerm[]): PixelLoop {
     '  result[$b] = $total;',
     '}',
   ];
-  return new Function('sums', 'xs', 'xOff', 'bMu', 'bMuOff', 'bA', 'bAOff', 'partials', 'result', 'B', 'k', 'sigma2',
-    body.join('\n')) as PixelLoop;
+  return generatedFunction<PixelLoop>(`epilogue_${name}`, ['sums', 'xs', 'xOff', 'bMu', 'bMuOff', 'bA', 'bAOff', 'partials', 'result', 'B', 'k', 'sigma2'],
+    body.join('\n'));
 }

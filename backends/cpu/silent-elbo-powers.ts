@@ -7,6 +7,7 @@
 // arrays gave.
 import type { SilentElboTerm } from '../../engine/backend.js';
 import type { FloatArray } from '../../engine/dtype.js';
+import { generatedFunction } from './generated.js';
 
 type Powers = SilentElboTerm['powers'];
 
@@ -76,7 +77,7 @@ export function weightPowers(w: Weights, out: FloatArray, colsum: Float64Array):
   cached('powers', w, (all) => {
     const body = w.terms.map((t, n) => `out[${n} * size + idx] = ${local(...t.powers)};`);
     if (w.summed) body.push(`colsum[i] += ${local(...w.summed.powers)};`);
-    return new Function('u', 'uOff', 'a', 'aOff', 'out', 'colsum', 'k', 'd', loop(all, body)) as PowersLoop;
+    return generatedFunction<PowersLoop>('weight_powers', ['u', 'uOff', 'a', 'aOff', 'out', 'colsum', 'k', 'd'], loop(all, body));
   })(w.u, w.uOff, w.a, w.aOff, out, colsum, w.k, w.d);
 }
 
@@ -101,6 +102,6 @@ export function chainRule(w: Weights, h: FloatArray, hs: Float64Array, gwMu: Flo
       ...(gwMu ? [sum('gwMu', (p, q) => (p - 1 + q > 0 ? [p - 1, q] : null), (p) => p)] : []),
       ...(gwA ? [sum('gwA', (p, q) => (p + q - 1 > 0 ? [p, q - 1] : null), (_p, q) => q)] : []),
     ];
-    return new Function('u', 'uOff', 'a', 'aOff', 'h', 'hs', 'gwMu', 'gwA', 'k', 'd', loop(all, body)) as ChainLoop;
+    return generatedFunction<ChainLoop>('weight_chain_rule', ['u', 'uOff', 'a', 'aOff', 'h', 'hs', 'gwMu', 'gwA', 'k', 'd'], loop(all, body));
   })(w.u, w.uOff, w.a, w.aOff, h, hs, gwMu, gwA, w.k, w.d);
 }

@@ -4,6 +4,7 @@
 // WebAssembly) takes the filter transforms from here and generates the other three as SIMD.
 import { OUT, TILE, transforms, sandwichLines, type Matrix } from '../winograd-f4x3.js';
 import type { FloatArray } from '../../engine/dtype.js';
+import { generatedFunction } from './generated.js';
 
 /**
  * out = L · X · Lᵀ for a square X, read and written in place with strides: X[r][c] is
@@ -16,17 +17,17 @@ type Sandwich = (x: FloatArray, xo: number, xs: number, xc: number, out: FloatAr
  * The straight-line body of ../winograd-f4x3.ts (shared with the WebGPU backend) as a
  * JavaScript function: each element of X loaded once, every intermediate in a local.
  */
-function sandwich(L: Matrix): Sandwich {
+function sandwich(name: string, L: Matrix): Sandwich {
   const lines = sandwichLines(L, (k, c) => `x[xo+${k}*xs+${c}*xc]`, (r, s, e) => `out[oo+${r}*os+${s}*oc]=${e};`,
     { declare: (name, expr) => `const ${name}=${expr};` });
-  return new Function('x', 'xo', 'xs', 'xc', 'out', 'oo', 'os', 'oc', lines.join('\n')) as Sandwich;
+  return generatedFunction<Sandwich>(`winograd_${name}`, ['x', 'xo', 'xs', 'xc', 'out', 'oo', 'os', 'oc'], lines.join('\n'));
 }
 
-export const inputTransform = sandwich(transforms.input); // d (6x6) -> Bᵀ d B
-const filterTransform = sandwich(transforms.filter); // g (3x3) -> G g Gᵀ (6x6)
-export const outputTransform = sandwich(transforms.output); // M (6x6) -> Aᵀ M A (4x4)
-export const outputGradTransform = sandwich(transforms.outputGradient); // dY (4x4) -> A dY Aᵀ (6x6)
-export const filterGradTransform = sandwich(transforms.filterGradient); // dU (6x6) -> Gᵀ dU G (3x3)
+export const inputTransform = sandwich('input', transforms.input); // d (6x6) -> Bᵀ d B
+const filterTransform = sandwich('filter', transforms.filter); // g (3x3) -> G g Gᵀ (6x6)
+export const outputTransform = sandwich('output', transforms.output); // M (6x6) -> Aᵀ M A (4x4)
+export const outputGradTransform = sandwich('outputGradient', transforms.outputGradient); // dY (4x4) -> A dY Aᵀ (6x6)
+export const filterGradTransform = sandwich('filterGradient', transforms.filterGradient); // dU (6x6) -> Gᵀ dU G (3x3)
 
 /**
  * One correlation with 3x3 filters: `input` [N, Cin, Hin, Win] -> [N, Cout, Hout, Wout] with

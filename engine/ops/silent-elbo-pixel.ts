@@ -89,3 +89,51 @@ export function letsFor(form: PixelForm, expressions: readonly string[]): PixelF
   }
   return kept;
 }
+
+/** An expression of the table as a tree, for backends that emit instructions, not source. */
+export type PixelNode =
+  | { readonly kind: 'number'; readonly value: number }
+  | { readonly kind: 'name'; readonly name: string }
+  | { readonly kind: 'negate'; readonly operand: PixelNode }
+  | { readonly kind: 'log'; readonly operand: PixelNode }
+  | { readonly kind: 'binary'; readonly op: '+' | '-' | '*' | '/'; readonly left: PixelNode; readonly right: PixelNode };
+
+/**
+ * Parses `expression` with JavaScript's precedence and left associativity (unary minus binds
+ * tighter than * and /), so evaluating the tree in float64 gives the generated JavaScript's
+ * bits. LOG_2PI becomes its literal.
+ */
+export function parsePixelExpression(expression: string): PixelNode {
+  const tokens = pixelExpression(expression, 'wgsl').match(/\d+\.\d+(?:e[+-]?\d+)?|[A-Za-z_]\w*|[-+*/()]/g) ?? [];
+  if (tokens.join('') !== expression.replace(/\bLOG_2PI\b/g, String(LOG_2PI)).replace(/\s+/g, ''))
+    throw new Error(`parsePixelExpression: unexpected characters in ${expression}`);
+  let at = 0;
+  const peek = (): string | undefined => tokens[at];
+  const take = (expected?: string): string => {
+    const token = tokens[at++];
+    if (token === undefined || (expected !== undefined && token !== expected))
+      throw new Error(`parsePixelExpression: expected ${expected ?? 'more'} at token ${at} of ${expression}`);
+    return token;
+  };
+  const binary = (next: () => PixelNode, ops: readonly string[]): PixelNode => {
+    let left = next();
+    while (ops.includes(peek() ?? '')) {
+      const op = take() as '+' | '-' | '*' | '/';
+      left = { kind: 'binary', op, left, right: next() };
+    }
+    return left;
+  };
+  const sum = (): PixelNode => binary(product, ['+', '-']);
+  const product = (): PixelNode => binary(unary, ['*', '/']);
+  function unary(): PixelNode {
+    if (peek() === '-') { take(); return { kind: 'negate', operand: unary() }; }
+    const token = take();
+    if (token === '(') { const inner = sum(); take(')'); return inner; }
+    if (/^\d/.test(token)) return { kind: 'number', value: Number(token) };
+    if (token === 'log') { take('('); const operand = sum(); take(')'); return { kind: 'log', operand }; }
+    return { kind: 'name', name: token };
+  }
+  const tree = sum();
+  if (at !== tokens.length) throw new Error(`parsePixelExpression: unexpected ${tokens[at]} in ${expression}`);
+  return tree;
+}

@@ -89,3 +89,10 @@ export function float32Bytes(value: number): number[] {
   view.setFloat32(0, value, true);
   return [view.getUint8(0), view.getUint8(1), view.getUint8(2), view.getUint8(3)];
 }
+
+/** An f64 as its eight IEEE 754 bytes, little-endian (`f64.const`, f64x2 `v128.const`). */
+export function float64Bytes(value: number): number[] {
+  const view = new DataView(new ArrayBuffer(8));
+  view.setFloat64(0, value, true);
+  return Array.from({ length: 8 }, (_, i) => view.getUint8(i));
+}

@@ -1,8 +1,8 @@
-// A minimal WebAssembly module builder: function types, an imported memory, functions built
-// instruction by instruction, and exports. Enough for generated numeric kernels; no tables,
+// A minimal WebAssembly module builder: function types, an imported memory and imported
+// functions, functions built instruction by instruction, and exports. Enough for generated numeric kernels; no tables,
 // globals or data segments. Layout of the result (spec 5.5): magic "\0asm", version 1, then the
 // sections in id order, each as id, byte size, contents.
-import { encodeName, encodeVector, float32Bytes, signedLeb128, unsignedLeb128 } from './encoding.js';
+import { encodeName, encodeVector, float32Bytes, float64Bytes, signedLeb128, unsignedLeb128 } from './encoding.js';
 import { BLOCK_EMPTY, BULK_PREFIX, BulkOp, ExternalKind, FUNC_TYPE, Op, SIMD_PREFIX, Section, SimdOp, ValType } from './opcodes.js';
 
 /** A local variable (parameters first, then declared locals), as its index. */
@@ -56,6 +56,9 @@ export class FunctionBuilder {
   set(l: Local): this { this.code.push(Op.local_set, ...unsignedLeb128(l)); return this; }
   tee(l: Local): this { this.code.push(Op.local_tee, ...unsignedLeb128(l)); return this; }
   i32(value: number): this { this.code.push(Op.i32_const, ...signedLeb128(value)); return this; }
+  f64(value: number): this { this.code.push(Op.f64_const, ...float64Bytes(value)); return this; }
+  /** Call function `index` (imports first, as ModuleBuilder.importFunction numbers them). */
+  call(index: number): this { this.code.push(Op.call, ...unsignedLeb128(index)); return this; }
 
   /** A load or store: opcode, then the memarg (log2 of the alignment hint, constant offset). */
   memory(opcode: number, alignLog2: number, offset: number): this {
@@ -90,6 +93,13 @@ export class FunctionBuilder {
   /** v128.const of sixteen zero bytes. */
   v128Zero(): this {
     this.code.push(SIMD_PREFIX, ...unsignedLeb128(SimdOp.v128_const), ...new Array<number>(16).fill(0));
+    return this;
+  }
+
+  /** v128.const with `value` in both f64 lanes. */
+  f64x2Const(value: number): this {
+    const lane = float64Bytes(value);
+    this.code.push(SIMD_PREFIX, ...unsignedLeb128(SimdOp.v128_const), ...lane, ...lane);
     return this;
   }
 
@@ -146,10 +156,6 @@ export class FunctionBuilder {
     return [...unsignedLeb128(body.length), ...body];
   }
 
-  /** Its type, as the type section writes it. */
-  encodeType(): number[] {
-    return [FUNC_TYPE, ...encodeVector(this.params.map((t) => [t])), ...encodeVector(this.results.map((t) => [t]))];
-  }
 
   private structured(opcode: number, body: () => void): this {
     this.code.push(opcode, BLOCK_EMPTY);
@@ -161,15 +167,32 @@ export class FunctionBuilder {
   }
 }
 
-/** One module: an optional imported memory and exported functions. */
+/** A function type as the type section writes it. */
+const encodeType = (params: readonly ValType[], results: readonly ValType[]): number[] =>
+  [FUNC_TYPE, ...encodeVector(params.map((t) => [t])), ...encodeVector(results.map((t) => [t]))];
+
+/** A function the module imports, by its type. */
+interface FunctionImport { module: string; field: string; params: readonly ValType[]; results: readonly ValType[] }
+
+/** One module: an optional imported memory, imported functions and exported functions. */
 export class ModuleBuilder {
   private readonly functions: FunctionBuilder[] = [];
+  private readonly functionImports: FunctionImport[] = [];
   private memoryImport: { module: string; field: string; minPages: number; maxPages?: number; shared: boolean } | null = null;
 
   /** Import a memory as `module`.`field` with at least `minPages` 64 KiB pages. */
   importMemory(module: string, field: string, minPages: number, maxPages?: number, shared = false): this {
     this.memoryImport = { module, field, minPages, shared, ...(maxPages === undefined ? {} : { maxPages }) };
     return this;
+  }
+
+  /**
+   * Import a function as `module`.`field`; returns the index `call` takes. Imports come before
+   * the module's own functions in the index space, so import before adding functions.
+   */
+  importFunction(module: string, field: string, params: readonly ValType[], results: readonly ValType[]): number {
+    if (this.functions.length > 0) throw new Error('ModuleBuilder: import functions before adding any');
+    return this.functionImports.push({ module, field, params, results }) - 1;
   }
 
   /** A new exported function; fill its body through the returned builder. */
@@ -184,18 +207,24 @@ export class ModuleBuilder {
     const section = (id: number, contents: number[]): void => {
       bytes.push(id, ...unsignedLeb128(contents.length), ...contents);
     };
-    // One type per function (duplicates are allowed; deduplicating would save a few bytes).
-    section(Section.type, encodeVector(this.functions.map((f) => f.encodeType())));
+    // One type per function, imports first (duplicates are allowed; deduplicating would save a
+    // few bytes). Function i of the module's own is type and function index imports + i.
+    const imported = this.functionImports.length;
+    section(Section.type, encodeVector([
+      ...[...this.functionImports, ...this.functions].map((f) => encodeType(f.params, f.results)),
+    ]));
+    const imports = this.functionImports.map((f, i) => [...encodeName(f.module), ...encodeName(f.field), ExternalKind.func, ...unsignedLeb128(i)]);
     if (this.memoryImport) {
       const m = this.memoryImport;
       // Limits: flag 0 = min only, 1 = min and max, 3 = shared with min and max.
       const limits = m.maxPages === undefined
         ? [0x00, ...unsignedLeb128(m.minPages)]
         : [m.shared ? 0x03 : 0x01, ...unsignedLeb128(m.minPages), ...unsignedLeb128(m.maxPages)];
-      section(Section.import, encodeVector([[...encodeName(m.module), ...encodeName(m.field), ExternalKind.memory, ...limits]]));
+      imports.push([...encodeName(m.module), ...encodeName(m.field), ExternalKind.memory, ...limits]);
     }
-    section(Section.function, encodeVector(this.functions.map((_, i) => unsignedLeb128(i))));
-    section(Section.export, encodeVector(this.functions.map((f, i) => [...encodeName(f.name), ExternalKind.func, ...unsignedLeb128(i)])));
+    if (imports.length > 0) section(Section.import, encodeVector(imports));
+    section(Section.function, encodeVector(this.functions.map((_, i) => unsignedLeb128(imported + i))));
+    section(Section.export, encodeVector(this.functions.map((f, i) => [...encodeName(f.name), ExternalKind.func, ...unsignedLeb128(imported + i)])));
     section(Section.code, encodeVector(this.functions.map((f) => f.encodeBody())));
     return new Uint8Array(bytes);
   }

@@ -48,6 +48,7 @@ export const Op = {
   br: 0x0c,
   br_if: 0x0d,
   return: 0x0f,
+  call: 0x10,
   drop: 0x1a,
   local_get: 0x20,
   local_set: 0x21,
@@ -59,6 +60,7 @@ export const Op = {
   f32_store: 0x38,
   f64_store: 0x39,
   i32_const: 0x41,
+  f64_const: 0x44,
   i32_eqz: 0x45,
   i32_eq: 0x46,
   i32_ne: 0x47,
@@ -71,6 +73,13 @@ export const Op = {
   i32_shl: 0x74,
   i32_shr_u: 0x76,
   f32_add: 0x92,
+  f64_neg: 0x9a,
+  f64_add: 0xa0,
+  f64_sub: 0xa1,
+  f64_mul: 0xa2,
+  f64_div: 0xa3,
+  f32_demote_f64: 0xb6,
+  f64_promote_f32: 0xbb,
 } as const;
 
 /** The prefix byte of the bulk-memory instructions (memory.copy, memory.fill). */
@@ -95,8 +104,16 @@ export const SimdOp = {
   v128_load32_lane: 0x56,
   v128_load64_lane: 0x57,
   v128_store32_lane: 0x5a,
+  v128_store64_lane: 0x5b,
+  /** Load 64 bits into lane 0 (the rest zero): two float32s for f64x2_promote_low_f32x4. */
+  v128_load64_zero: 0x5d,
+  f32x4_demote_f64x2_zero: 0x5e,
+  f64x2_promote_low_f32x4: 0x5f,
   f32x4_splat: 0x13,
+  f64x2_splat: 0x14,
   f32x4_extract_lane: 0x1f,
+  f64x2_extract_lane: 0x21,
+  f64x2_replace_lane: 0x22,
   f32x4_gt: 0x44,
   v128_and: 0x4e,
   f32x4_abs: 0xe0,
@@ -106,8 +123,11 @@ export const SimdOp = {
   f32x4_sub: 0xe5,
   f32x4_mul: 0xe6,
   f32x4_div: 0xe7,
+  f64x2_neg: 0xed,
   f64x2_add: 0xf0,
+  f64x2_sub: 0xf1,
   f64x2_mul: 0xf2,
+  f64x2_div: 0xf3,
   /** Relaxed SIMD (a·b + c, fused or not as the machine prefers); Node 20 needs a flag. */
   f32x4_relaxed_madd: 0x105,
 } as const;
