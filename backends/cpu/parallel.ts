@@ -317,6 +317,20 @@ export function parallelFor(
 }
 
 /**
+ * Runs `fn` with every parallelFor inside it on the calling thread alone: a reference run of
+ * this thread's kernels (setCpuKernels), which the pool's workers do not follow.
+ */
+export function onCallingThread<T>(fn: () => T): T {
+  const was = busy;
+  busy = true;
+  try {
+    return fn();
+  } finally {
+    busy = was;
+  }
+}
+
+/**
  * After the caller has run out of pieces: cancel the job if the worker has not started it,
  * else wait for it (spinning briefly first: a futex wake-up costs tens of µs). Returns an
  * error message or null.
