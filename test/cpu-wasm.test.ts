@@ -25,6 +25,7 @@ import { binaryBodies, unaryBodies } from '../backends/cpu/wasm/elementwise-f32.
 import { wasmWinogradAvailable } from '../backends/cpu/wasm/winograd-f32.js';
 import { winogradApplies } from '../backends/cpu/winograd.js';
 import { pixels } from '../backends/cpu/silent-elbo-epilogue.js';
+import { epilogueWasmAvailable } from '../backends/cpu/wasm/silent-elbo-epilogue.js';
 import { heap } from '../backends/cpu/heap.js';
 import { silentElboTerms } from '../engine/ops/silent-elbo.js';
 import { pixelForms } from '../engine/ops/silent-elbo-pixel.js';
@@ -468,6 +469,7 @@ test('GEMM operands in the heap are packed where they lie, with the bits of stag
 
 test('the silent ELBO epilogue in Wasm gives the JavaScript loop\'s bits: both forms, term subsets, odd rows, float32 and float64, with and without partials, the pool', async () => {
   if (heap() === null) return;
+  assert.ok(epilogueWasmAvailable(), 'an engine with shared memories and SIMD validates the epilogue');
   warmUp();
   const before = workerPieces();
   const fill = (a: FloatArray, lo: number, hi: number): FloatArray => { for (let i = 0; i < a.length; i++) a[i] = lo + (hi - lo) * (rand() + 1) / 2; return a; };

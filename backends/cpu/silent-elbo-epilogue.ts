@@ -13,7 +13,7 @@ import { getCpuKernels } from './gemm.js';
 import { generatedFunction } from './generated.js';
 import { heap, heapAddress } from './heap.js';
 import { defineKernel, parallelFor } from './parallel.js';
-import { epilogueRows } from './wasm/silent-elbo-epilogue.js';
+import { epilogueRows, epilogueWasmAvailable } from './wasm/silent-elbo-epilogue.js';
 
 /**
  * result[b] = sum_j of the pixel's value, and (when given) partials[n][b][j] = d(value)/d(term
@@ -65,7 +65,7 @@ const PIXEL_WORK = 40;
  * are on; returns false (nothing done) otherwise.
  */
 function wasmPixels(form: 'fixed' | 'learnable', terms: readonly SilentElboTerm[], sums: FloatArray, o: PixelOperands): boolean {
-  if (getCpuKernels() !== 'wasm' || heap() === null) return false;
+  if (getCpuKernels() !== 'wasm' || heap() === null || !epilogueWasmAvailable()) return false;
   const size = sums.BYTES_PER_ELEMENT;
   const at = (a: FloatArray | null, offset: number): number | null => (a === null ? 0 : heapAddress(a) === null ? null : heapAddress(a)! + offset * size);
   const addresses = [at(sums, 0), at(o.x, o.xOff), at(o.bMu, o.bMuOff), at(o.bA, o.bAOff), at(o.partials, 0), at(o.result, 0)];

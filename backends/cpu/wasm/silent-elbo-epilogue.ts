@@ -184,6 +184,19 @@ function setAddresses(f: FunctionBuilder, b: Local, j: Local, k: Local, size: nu
 }
 
 const instances = new Map<string, EpilogueRows>();
+let available: boolean | undefined;
+
+/** Whether this engine validates the epilogue's instructions (f64x2, lane stores, float32 widening). */
+export function epilogueWasmAvailable(): boolean {
+  if (available === undefined) {
+    try {
+      available = typeof WebAssembly === 'object' && WebAssembly.validate(emitEpilogueModule('learnable', ['Ubar', 'Abar'], 'float32', true));
+    } catch {
+      available = false;
+    }
+  }
+  return available;
+}
 
 /** This thread's epilogue for these terms (names, in plane order), built on first use. */
 export function epilogueRows(memory: WebAssembly.Memory, form: 'fixed' | 'learnable', termNames: readonly string[], dtype: DType, writesPartials: boolean): EpilogueRows {
