@@ -12,6 +12,7 @@ import {
 import { direct3x3Applies } from '../backends/cpu/direct3x3.js';
 import { winogradApplies } from '../backends/cpu/winograd.js';
 import * as sg from '../silentgrad.js';
+import { referenceDraw } from '../engine/random.js';
 import { failOnWorker } from './fixtures/pool-kernels.js';
 import { xorshift } from './host-rng.js';
 
@@ -371,6 +372,42 @@ test('big elementwise ops split over the thread pool give exactly the one-thread
     ran = workerPieces() > before;
   }
   if (threadCount() > 1) assert.ok(ran, 'a worker ran part of an elementwise op');
+});
+
+test('copies by rows (native set) and by the loop put every element where it belongs: slices, strided destinations, short rows, float32 <-> float64', () => {
+  const rand = xorshift(4242);
+  for (const [rows, cols, width] of [[3, 40, 100], [5, 16, 16], [7, 15, 31], [2, 1, 3], [0, 20, 20], [64, 200, 400]] as const)
+    for (const [from, to] of [['float32', 'float32'], ['float64', 'float32'], ['float32', 'float64']] as const) {
+      // Columns [2, 2 + cols) of a [rows, width] matrix (a slice, rows contiguous), copied into
+      // the same columns of another (a strided destination); the rest of it must stay as it was.
+      const source = Array.from({ length: rows * width }, () => rand());
+      const offset = Math.min(2, width - cols);
+      const src = sg.tensor(source, [rows, width], { dtype: from });
+      const dst = sg.full([rows, width], 7, { dtype: to });
+      const slice = (t: sg.Tensor): sg.Tensor => t.view([rows, cols], [width, 1], t.offset + offset);
+      sg.cpuBackend.unary('copy', slice(src), slice(dst), 0);
+      const got = dst.dataSync(), rounded = sg.tensor(source, [rows, width], { dtype: to === 'float32' || from === 'float32' ? 'float32' : 'float64' }).dataSync();
+      for (let r = 0; r < rows; r++) for (let c = 0; c < width; c++) {
+        const inside = c >= offset && c < offset + cols, at = r * width + c;
+        const expected = inside ? rounded[at]! : 7;
+        if (!Object.is(got[at], expected)) assert.unreachable(`${rows}x${cols} of ${width} ${from}->${to}: (${r}, ${c}) is ${got[at]}, expected ${expected}`);
+      }
+    }
+});
+
+test('random draws dealt over the pool give referenceDraw\'s stream element for element, lengths not a multiple of 4 included', () => {
+  warmUp();
+  const before = workerPieces();
+  for (const kind of ['uniform', 'normal'] as const) for (const length of [100_003, 5, 0]) for (const dtype of ['float32', 'float64'] as const) {
+    const storage = sg.cpuBackend.alloc(dtype, length);
+    const seed = 2 ** 40 + 17, offset = 123_456_789;
+    sg.cpuBackend.random(kind, seed, offset, storage);
+    const got = sg.cpuBackend.readSync({ storage, shape: [length], strides: [1], offset: 0 });
+    const expected = dtype === 'float32' ? new Float32Array(length) : new Float64Array(length);
+    referenceDraw(kind, seed, offset, expected);
+    got.forEach((v, i) => { if (!Object.is(v, expected[i])) assert.unreachable(`${kind} ${dtype} length ${length}: element ${i}: ${v} vs ${expected[i]}`); });
+  }
+  if (threadCount() > 1) assert.ok(workerPieces() > before, 'a worker drew part of the big draws');
 });
 
 test('an error in a worker comes back to the caller with its message', () => {

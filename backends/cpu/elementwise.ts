@@ -171,10 +171,28 @@ export function wasmLoop(binary: boolean, op: UnaryOp | BinaryOp, p: number, dim
   });
 }
 
-/** The loop an op runs on these operands: Wasm SIMD where it applies, else the generated one. */
+/** Rows shorter than this are copied by the loop: a TypedArray.set call costs more than it saves. */
+const SET_MIN_ROW = 16;
+
+/**
+ * A copy whose rows are contiguous in both operands (a slice of a wider matrix, a strided
+ * destination) as one native TypedArray.set a row, which converts between float32 and float64
+ * as the loop's assignment does; null where rows are strided or short.
+ */
+function rowCopy(dims: readonly number[], [o, x]: readonly Operand[]): Loop | null {
+  const rank = dims.length;
+  if (rank === 0 || dims[rank - 1]! < SET_MIN_ROW || o!.strides[rank - 1] !== 1 || x!.strides[rank - 1] !== 1) return null;
+  return (shape, out, A, B) => forEachRow(shape, out, A, B, (outAt, aAt) => out.data.set(A.data.subarray(aAt, aAt + shape[rank - 1]!), outAt));
+}
+
+/**
+ * The loop an op runs on these operands: a native copy or Wasm SIMD where it applies, else the
+ * generated one.
+ */
 function chooseLoop(binary: boolean, opIndex: number, p: number, dims: readonly number[], operands: readonly Operand[]): Loop {
   const op = binary ? binaryOps[opIndex]! : unaryOps[opIndex]!;
-  return wasmLoop(binary, op, p, dims, operands) ?? (binary ? binaryLoop(op as BinaryOp) : unaryLoop(op as UnaryOp));
+  return (op === 'copy' ? rowCopy(dims, operands) : null) ?? wasmLoop(binary, op, p, dims, operands)
+    ?? (binary ? binaryLoop(op as BinaryOp) : unaryLoop(op as UnaryOp));
 }
 
 /**

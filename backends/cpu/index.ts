@@ -5,7 +5,6 @@
 // reuses last step's arrays instead of allocating (and zeroing) new ones.
 import type { AdamWStep, Backend, BinaryOp, Conv2dGeometry, RandomKind, ReduceOp, SilentElboGradients, SilentElboOperands, Storage, UnaryOp, View } from '../../engine/backend.js';
 import { arrayFor, type DType, type FloatArray } from '../../engine/dtype.js';
-import { referenceDraw } from '../../engine/random.js';
 import { contiguousStrides } from '../../engine/tensor.js';
 import { coalesce } from '../strides.js';
 import { adamw } from './adamw.js';
@@ -15,6 +14,7 @@ import { heapAddress, heapArray, heapRelease } from './heap.js';
 import { allocShared, threadCount } from './parallel.js';
 import { runGemmJobs } from './gemm-jobs.js';
 import { parallelGemm } from './parallel-gemm.js';
+import { randomDraw } from './random.js';
 import { silentElboBackward, silentElboForward } from './silent-elbo.js';
 import { runAccumulate, runBinary, runUnary, type Operand } from './elementwise.js';
 
@@ -172,7 +172,7 @@ export class CpuBackend implements Backend {
   }
 
   random(kind: RandomKind, seed: number, offset: number, out: Storage): void {
-    referenceDraw(kind, seed, offset, dataOf(out));
+    randomDraw(kind, seed, offset, dataOf(out));
   }
 }
 
