@@ -25,6 +25,7 @@ import { binaryBodies, unaryBodies } from '../backends/cpu/wasm/elementwise-f32.
 import { wasmWinogradAvailable } from '../backends/cpu/wasm/winograd-f32.js';
 import { winogradApplies } from '../backends/cpu/winograd.js';
 import { pixels } from '../backends/cpu/silent-elbo-epilogue.js';
+import { chainRule, weightPowers } from '../backends/cpu/silent-elbo-powers.js';
 import { epilogueWasmAvailable } from '../backends/cpu/wasm/silent-elbo-epilogue.js';
 import { heap } from '../backends/cpu/heap.js';
 import { silentElboTerms } from '../engine/ops/silent-elbo.js';
@@ -498,6 +499,39 @@ test('the silent ELBO epilogue in Wasm gives the JavaScript loop\'s bits: both f
     }
   }
   assert.ok(workerPieces() > before, 'the 64x784 rows ran partly on the pool\'s workers');
+});
+
+test('the silent ELBO\'s weight loops in Wasm give the JavaScript loops\' bits: powers, column sums, chain rule to either target, odd widths, both types, the pool', async () => {
+  if (heap() === null) return;
+  warmUp();
+  const before = workerPieces();
+  const learnable = silentElboTerms.filter((t) => t.name !== 'Kuuaa'), kuuaa = silentElboTerms.find((t) => t.name === 'Kuuaa')!;
+  const ubar = silentElboTerms.filter((t) => t.name === 'Ubar'), suu = silentElboTerms.find((t) => t.name === 'Suu')!;
+  const sets = [
+    { terms: learnable, summed: kuuaa }, { terms: ubar, summed: suu },
+    { terms: learnable.filter((t) => t.moment !== 'c3'), summed: null },
+  ];
+  for (const { terms, summed } of sets) for (const dtype of ['float32', 'float64'] as const) for (const [k, d] of [[784, 200], [5, 7], [3, 1]] as const) {
+    const onHeap = (n: number): FloatArray => { const a = heapArray(dtype, n)!; for (let i = 0; i < n; i++) a[i] = rand(); return a; };
+    const usesA = [...terms, ...(summed ? [summed] : [])].some((t) => t.powers[1] > 0);
+    const u = onHeap(k * d + 2), a = usesA ? onHeap(k * d + 1) : null;
+    const weights = { u, uOff: 2, a, aOff: 1, k, d, terms, summed };
+    const h = onHeap(terms.length * k * d), hsValues = Float64Array.from({ length: d }, () => rand());
+    const run = (wasm: boolean, mu: boolean, aTarget: boolean): FloatArray[] => {
+      const out = heapArray(dtype, terms.length * k * d)!, colsum = heapArray('float64', d) as Float64Array, hs = heapArray('float64', d) as Float64Array;
+      hs.set(hsValues);
+      const gwMu = mu ? heapArray(dtype, k * d)! : null, gwA = aTarget && usesA ? heapArray(dtype, k * d)! : null;
+      const go = (): void => { weightPowers(weights, out, colsum); chainRule(weights, h, hs, gwMu, gwA); };
+      if (wasm) go(); else reference(go);
+      return [out, colsum, ...(gwMu ? [gwMu] : []), ...(gwA ? [gwA] : [])];
+    };
+    for (const [mu, aTarget] of [[true, true], [true, false], [false, true]] as const) {
+      const js = run(false, mu, aTarget), wasm = run(true, mu, aTarget);
+      const what = `${terms.map((t) => t.name)}+${summed?.name ?? '-'} ${dtype} ${k}x${d} mu=${mu} a=${aTarget}`;
+      js.forEach((x, n) => x.forEach((v, i) => { if (!Object.is(v, wasm[n]![i])) assert.unreachable(`${what}: output ${n} element ${i}: ${wasm[n]![i]} vs ${v}`); }));
+    }
+  }
+  assert.ok(workerPieces() > before, 'the 784-row loops ran partly on the pool\'s workers');
 });
 
 test.run();

@@ -1,15 +1,20 @@
 // The elementwise work on the k x d weights around the silent ELBO's GEMMs (silent-elbo.ts):
 // the powers u^p a^q that the GEMMs read, and the chain rule from dL/d(u^p a^q) back to dL/du
-// and dL/da. Each is one generated loop over the weights that keeps every power of the element
-// in registers, where building each power in an array of its own and chaining term by term
+// and dL/da. Each is one loop over the weights that keeps every power of the element in
+// registers, where building each power in an array of its own and chaining term by term
 // walked the k x d weights once per power and twice per chain-rule term. Every power is one
 // multiply from the lower power powersNeeded lists before it, so float64 gets the bits the
-// arrays gave.
+// arrays gave. The loops are described once (weightLoops) and built from that description as
+// generated JavaScript (the reference) and as WebAssembly (wasm/silent-elbo-weights.ts, the same
+// bits, rows dealt over the pool), which runs where every operand is in the heap.
 import type { SilentElboTerm } from '../../engine/backend.js';
 import type { FloatArray } from '../../engine/dtype.js';
+import { silentElboTerms } from '../../engine/ops/silent-elbo.js';
+import { getCpuKernels } from './gemm.js';
 import { generatedFunction } from './generated.js';
-
-type Powers = SilentElboTerm['powers'];
+import { heap, heapAddress } from './heap.js';
+import { defineKernel, parallelFor } from './parallel.js';
+import { weightsModule, type ChainPart, type Powers, type WeightLoops } from './wasm/silent-elbo-weights.js';
 
 /**
  * Every power the terms use and the lower ones the chain rule needs (d/du u^p a^q =
@@ -26,46 +31,116 @@ function powersNeeded(terms: readonly SilentElboTerm[]): Powers[] {
   return [...wanted.values()];
 }
 
-/** The local holding u^p a^q in the generated loops. */
-const local = (p: number, q: number): string => `w${p}_${q}`;
-
-/** The generated loop over the elements idx = j·d + i of the k x d weights, every power as a local. */
-function loop(terms: readonly SilentElboTerm[], body: readonly string[]): string {
-  const powers = powersNeeded(terms);
-  return [
-    'const size = k * d;',
-    'for (let j = 0, idx = 0; j < k; j++) for (let i = 0; i < d; i++, idx++) {',
-    '  const u0 = u[uOff + idx];',
-    powers.some(([, q]) => q > 0) ? '  const a0 = a[aOff + idx];' : '',
-    ...powers.map(([p, q]) => {
-      const w = q > 0 ? 'a0' : 'u0', [lp, lq] = q > 0 ? [p, q - 1] : [p - 1, q];
-      return `  const ${local(p, q)} = ${lp + lq === 0 ? w : `${local(lp, lq)} * ${w}`};`;
-    }),
-    ...body.map((line) => `  ${line}`),
-    '}',
-  ].join('\n');
-}
-
 /** The weights and the terms a call works on (silent-elbo.ts's Context). */
 export interface Weights {
   u: FloatArray; uOff: number; a: FloatArray | null; aOff: number; k: number; d: number;
   terms: readonly SilentElboTerm[]; summed: SilentElboTerm | null;
 }
 
+/**
+ * What the loops compute for these terms: the powers, and per target the chain rule's parts,
+ * p u^(p-1) a^q h and q u^p a^(q-1) h summed in term order with the summed term last.
+ */
+function weightLoops(terms: readonly SilentElboTerm[], summed: SilentElboTerm | null, mu: boolean, a: boolean): WeightLoops {
+  const all = summed ? [...terms, summed] : terms;
+  const parts = (lower: (p: number, q: number) => Powers | null, factor: (p: number, q: number) => number): ChainPart[] =>
+    all.flatMap((t, term) => {
+      const [p, q] = t.powers, f = factor(p, q);
+      return f === 0 ? [] : [{ factor: f, lower: lower(p, q), term }];
+    });
+  return {
+    powers: powersNeeded(all), termPowers: terms.map((t) => t.powers), summed: summed?.powers ?? null,
+    chainMu: mu ? parts((p, q) => (p - 1 + q > 0 ? [p - 1, q] : null), (p) => p) : null,
+    chainA: a ? parts((p, q) => (p + q - 1 > 0 ? [p, q - 1] : null), (_p, q) => q) : null,
+  };
+}
+
+/** The local holding u^p a^q in the generated loops. */
+const local = ([p, q]: Powers): string => `w${p}_${q}`;
+
+/** The generated loop over the elements idx = j·d + i of the k x d weights, every power as a local. */
+function loop(loops: WeightLoops, body: readonly string[]): string {
+  return [
+    'const size = k * d;',
+    'for (let j = 0, idx = 0; j < k; j++) for (let i = 0; i < d; i++, idx++) {',
+    '  const u0 = u[uOff + idx];',
+    loops.powers.some(([, q]) => q > 0) ? '  const a0 = a[aOff + idx];' : '',
+    ...loops.powers.map(([p, q]) => {
+      const w = q > 0 ? 'a0' : 'u0', lower: Powers = q > 0 ? [p, q - 1] : [p - 1, q];
+      return `  const ${local([p, q])} = ${lower[0] + lower[1] === 0 ? w : `${local(lower)} * ${w}`};`;
+    }),
+    ...body.map((line) => `  ${line}`),
+    '}',
+  ].join('\n');
+}
+
 type PowersLoop = (u: FloatArray, uOff: number, a: FloatArray | null, aOff: number, out: FloatArray, colsum: Float64Array, k: number, d: number) => void;
 type ChainLoop = (u: FloatArray, uOff: number, a: FloatArray | null, aOff: number, h: FloatArray, hs: Float64Array,
   gwMu: FloatArray | null, gwA: FloatArray | null, k: number, d: number) => void;
 
-/** Generated loops by kind and terms, built once each. */
-const loops = new Map<string, PowersLoop | ChainLoop>();
-function cached<L extends PowersLoop | ChainLoop>(kind: string, w: Weights, build: (all: readonly SilentElboTerm[]) => L): L {
-  const id = `${kind} ${w.terms.map((t) => t.name).join(',')} ${w.summed?.name ?? ''}`;
-  let found = loops.get(id) as L | undefined;
+const powersLoop = (loops: WeightLoops): PowersLoop => {
+  const body = loops.termPowers.map((powers, n) => `out[${n} * size + idx] = ${local(powers)};`);
+  if (loops.summed) body.push(`colsum[i] += ${local(loops.summed)};`);
+  return generatedFunction<PowersLoop>('weight_powers', ['u', 'uOff', 'a', 'aOff', 'out', 'colsum', 'k', 'd'], loop(loops, body));
+};
+
+const chainLoop = (loops: WeightLoops): ChainLoop => {
+  const read = (n: number): string => (n < loops.termPowers.length ? `h[${n} * size + idx]` : 'hs[i]');
+  const sum = (target: string, parts: readonly ChainPart[]): string =>
+    `{ let g = 0; ${parts.map(({ factor, lower, term }) => `g += ${factor} * ${lower ? `${local(lower)} * ` : ''}${read(term)};`).join(' ')} ${target}[idx] = g; }`;
+  const body = [...(loops.chainMu ? [sum('gwMu', loops.chainMu)] : []), ...(loops.chainA ? [sum('gwA', loops.chainA)] : [])];
+  return generatedFunction<ChainLoop>('weight_chain_rule', ['u', 'uOff', 'a', 'aOff', 'h', 'hs', 'gwMu', 'gwA', 'k', 'd'], loop(loops, body));
+};
+
+/** The loops of a set of terms and targets, described and compiled once each. */
+interface Built { id: string; loops: WeightLoops; powers?: PowersLoop; chain?: ChainLoop }
+const built = new Map<string, Built>();
+
+function describe(termIndices: readonly number[], summedIndex: number, mu: boolean, a: boolean): Built {
+  const id = `${termIndices.join(',')}|${summedIndex}|${mu ? 'mu' : ''}|${a ? 'a' : ''}`;
+  let found = built.get(id);
   if (!found) {
-    found = build(w.summed ? [...w.terms, w.summed] : w.terms);
-    loops.set(id, found);
+    const terms = termIndices.map((n) => silentElboTerms[n]!), summed = summedIndex < 0 ? null : silentElboTerms[summedIndex]!;
+    found = { id, loops: weightLoops(terms, summed, mu, a) };
+    built.set(id, found);
   }
   return found;
+}
+
+const indexOf = (t: SilentElboTerm): number => silentElboTerms.findIndex((s) => s.name === t.name);
+
+/**
+ * Rows [start, end) of the weights in WebAssembly, on any thread. Args: powers (0) or chain
+ * (1), float64?, the summed term's index (-1: none), targets (1 mu, 2 a), the term count and
+ * indices, then d, k·d and the heap byte addresses: u, a, then out (powers) or h, hs, gwMu, gwA.
+ */
+const weightsKernel = defineKernel('silentgrad.silentElboWeights', import.meta.url, (_arrays, args, start, end) => {
+  const a = Array.from(args);
+  const count = a[4]!, terms = a.slice(5, 5 + count), rest = a.slice(5 + count);
+  const b = describe(terms, a[2]!, (a[3]! & 1) !== 0, (a[3]! & 2) !== 0);
+  const module = weightsModule(heap()!, b.id, b.loops, a[1] === 1 ? 'float64' : 'float32');
+  (a[0] === 0 ? module.powers : module.chain)(start, end, ...rest);
+});
+
+/** Multiply-adds per weight, about (for the pool's threshold). */
+const WEIGHT_WORK = 16;
+
+/** Heap byte addresses of the arrays (null ones 0) at their offsets, or null if one is not in the heap. */
+function addresses(arrays: readonly [FloatArray | null, number][]): number[] | null {
+  const out: number[] = [];
+  for (const [a, offset] of arrays) {
+    const at = a === null ? 0 : heapAddress(a);
+    if (at === null) return null;
+    out.push(at + offset * (a?.BYTES_PER_ELEMENT ?? 0));
+  }
+  return out;
+}
+
+/** Whether the Wasm loops take these arrays: Wasm kernels on, a heap, one element type. */
+function wasmApplies(w: Weights, arrays: readonly (FloatArray | null)[]): boolean {
+  if (getCpuKernels() !== 'wasm' || heap() === null) return false;
+  const size = w.u.BYTES_PER_ELEMENT;
+  return [w.a, ...arrays].every((x) => x === null || x.BYTES_PER_ELEMENT === size);
 }
 
 /**
@@ -74,11 +149,18 @@ function cached<L extends PowersLoop | ChainLoop>(kind: string, w: Weights, buil
  */
 export function weightPowers(w: Weights, out: FloatArray, colsum: Float64Array): void {
   colsum.fill(0);
-  cached('powers', w, (all) => {
-    const body = w.terms.map((t, n) => `out[${n} * size + idx] = ${local(...t.powers)};`);
-    if (w.summed) body.push(`colsum[i] += ${local(...w.summed.powers)};`);
-    return generatedFunction<PowersLoop>('weight_powers', ['u', 'uOff', 'a', 'aOff', 'out', 'colsum', 'k', 'd'], loop(all, body));
-  })(w.u, w.uOff, w.a, w.aOff, out, colsum, w.k, w.d);
+  const b = describe(w.terms.map(indexOf), w.summed ? indexOf(w.summed) : -1, false, false);
+  const at = wasmApplies(w, [out]) ? addresses([[w.u, w.uOff], [w.a, w.aOff], [out, 0], [colsum, 0]]) : null;
+  if (!at) {
+    b.powers ??= powersLoop(b.loops);
+    b.powers(w.u, w.uOff, w.a, w.aOff, out, colsum, w.k, w.d);
+    return;
+  }
+  const [u, a, outAt, colsumAt] = at as [number, number, number, number];
+  const dtype = w.u instanceof Float32Array ? 0 : 1;
+  parallelFor(weightsKernel, [], [0, dtype, w.summed ? indexOf(w.summed) : -1, 0, w.terms.length, ...w.terms.map(indexOf), w.d, w.k * w.d, u, a, outAt],
+    w.k, 1, w.k * w.d * WEIGHT_WORK);
+  if (w.summed) weightsModule(heap()!, b.id, b.loops, dtype === 0 ? 'float32' : 'float64').colsum(w.k, w.d, u, a, colsumAt);
 }
 
 /**
@@ -88,20 +170,14 @@ export function weightPowers(w: Weights, out: FloatArray, colsum: Float64Array):
  */
 export function chainRule(w: Weights, h: FloatArray, hs: Float64Array, gwMu: FloatArray | null, gwA: FloatArray | null): void {
   // One loop per set of targets: a test of each target per element cost time.
-  cached(`chain ${gwMu ? 'mu' : ''} ${gwA ? 'a' : ''}`, w, (all) => {
-    const read = (n: number): string => (n < w.terms.length ? `h[${n} * size + idx]` : 'hs[i]');
-    const sum = (target: string, lower: (p: number, q: number) => Powers | null, factor: (p: number, q: number) => number): string => {
-      const parts = all.flatMap((t, n) => {
-        const [p, q] = t.powers, f = factor(p, q), l = lower(p, q);
-        if (f === 0) return [];
-        return [l ? `${f} * ${local(...l)} * ${read(n)}` : `${f} * ${read(n)}`];
-      });
-      return `{ let g = 0; ${parts.map((part) => `g += ${part};`).join(' ')} ${target}[idx] = g; }`;
-    };
-    const body = [
-      ...(gwMu ? [sum('gwMu', (p, q) => (p - 1 + q > 0 ? [p - 1, q] : null), (p) => p)] : []),
-      ...(gwA ? [sum('gwA', (p, q) => (p + q - 1 > 0 ? [p, q - 1] : null), (_p, q) => q)] : []),
-    ];
-    return generatedFunction<ChainLoop>('weight_chain_rule', ['u', 'uOff', 'a', 'aOff', 'h', 'hs', 'gwMu', 'gwA', 'k', 'd'], loop(all, body));
-  })(w.u, w.uOff, w.a, w.aOff, h, hs, gwMu, gwA, w.k, w.d);
+  const b = describe(w.terms.map(indexOf), w.summed ? indexOf(w.summed) : -1, gwMu !== null, gwA !== null);
+  const at = wasmApplies(w, [h, gwMu, gwA]) ? addresses([[w.u, w.uOff], [w.a, w.aOff], [h, 0], [hs, 0], [gwMu, 0], [gwA, 0]]) : null;
+  if (!at) {
+    b.chain ??= chainLoop(b.loops);
+    b.chain(w.u, w.uOff, w.a, w.aOff, h, hs, gwMu, gwA, w.k, w.d);
+    return;
+  }
+  const targets = (gwMu ? 1 : 0) | (gwA ? 2 : 0);
+  parallelFor(weightsKernel, [], [1, w.u instanceof Float32Array ? 0 : 1, w.summed ? indexOf(w.summed) : -1, targets, w.terms.length,
+    ...w.terms.map(indexOf), w.d, w.k * w.d, ...at], w.k, 1, w.k * w.d * WEIGHT_WORK);
 }

@@ -20,23 +20,31 @@ export type GemmJobs = typeof runGemmJobs;
 
 type DataOf = (s: Storage) => FloatArray;
 
-const scratch: Record<DType, FloatArray> = { float32: new Float32Array(0), float64: new Float64Array(0) };
+/** Scratch regions: one per element type, and float64 column vectors for either. */
+type Region = DType | 'columns';
+const scratch: Record<Region, FloatArray> = { float32: new Float32Array(0), float64: new Float64Array(0), columns: new Float64Array(0) };
 /**
  * One growing scratch region per element type, carved into pieces per call (no allocation per
  * step); in the heap (heap.ts), so the workers address it and the GEMMs pack from it in place
  * (else shared memory). The contractions' operands and results take the inputs' type: float32
  * products run the float32 Wasm GEMM, and float64 ones (the gradient-check reference) stay
- * float64 throughout.
+ * float64 throughout. The summed term's column vectors are float64 whatever the type.
  */
-function scratchPieces(dtype: DType, sizes: readonly number[]): FloatArray[] {
+function scratchPieces(region: Region, sizes: readonly number[]): FloatArray[] {
   const total = sizes.reduce((a, b) => a + b, 0);
-  if (scratch[dtype].length < total) {
-    const old = scratch[dtype], at = heapAddress(old);
+  if (scratch[region].length < total) {
+    const old = scratch[region], at = heapAddress(old), dtype = region === 'columns' ? 'float64' : region;
     if (at !== null && heapOwner()) heapRelease(at, old.byteLength);
-    scratch[dtype] = heapArray(dtype, total) ?? allocShared(dtype, total);
+    scratch[region] = heapArray(dtype, total) ?? allocShared(dtype, total);
   }
   let offset = 0;
-  return sizes.map((n) => scratch[dtype].subarray(offset, (offset += n)));
+  return sizes.map((n) => scratch[region].subarray(offset, (offset += n)));
+}
+
+/** Two float64 vectors of d zeros: the summed term's column sums and their gradient. */
+function columnVectors(d: number): [Float64Array, Float64Array] {
+  const [colsum, hs] = scratchPieces('columns', [d, d]) as [Float64Array, Float64Array];
+  return [colsum.fill(0), hs.fill(0)];
 }
 
 interface Context extends Weights {
@@ -83,7 +91,7 @@ export function silentElboForward(o: SilentElboOperands, out: Storage, partialsS
   const plane = B * k;
   const result = data(out);
   const [sums, powers] = scratchPieces(c.dtype, [terms.length * plane, terms.length * k * d]);
-  const colsum = new Float64Array(d);
+  const [colsum] = columnVectors(d);
   weightPowers(c, powers!, colsum);
   // sums[n][b][j] = sum_i power_n[j, i] moment_n[b, i].
   gemms(terms.map((t, n) => {
@@ -111,7 +119,7 @@ export function silentElboBackward(o: SilentElboOperands, partialsStorage: Stora
   const { B, d, k, terms } = c;
   const plane = B * k;
   const [scaled, powers, h] = scratchPieces(c.dtype, [terms.length * plane, terms.length * k * d, terms.length * k * d]);
-  const colsum = new Float64Array(d), hs = new Float64Array(d);
+  const [colsum, hs] = columnVectors(d);
   weightPowers(c, powers!, colsum);
   const partials = data(partialsStorage);
   const g = data(gradOut.storage), gOff = gradOut.offset;

@@ -10,7 +10,8 @@ import type { DType } from '../../../engine/dtype.js';
 import { silentElboTerms } from '../../../engine/ops/silent-elbo.js';
 import { letsFor, parsePixelExpression, pixelForms, type PixelNode } from '../../../engine/ops/silent-elbo-pixel.js';
 import { HEAP_MAX_PAGES } from '../heap.js';
-import { ModuleBuilder, type FunctionBuilder, type Local } from './module.js';
+import { forEachPairInRows, lanes, type Lanes } from './f64-lanes.js';
+import { ModuleBuilder, type Local } from './module.js';
 import { Op, SimdOp, ValType } from './opcodes.js';
 
 /**
@@ -21,38 +22,6 @@ import { Op, SimdOp, ValType } from './opcodes.js';
  */
 export type EpilogueRows = (rowStart: number, rowEnd: number, k: number, plane: number, sigma2: number,
   sums: number, x: number, bMu: number, bA: number, partials: number, result: number) => void;
-
-/** How one lane width loads, stores and computes: 'vector' is f64x2 (two pixels), 'scalar' f64. */
-interface Lanes {
-  readonly type: ValType;
-  load(f: FunctionBuilder): void;
-  store(f: FunctionBuilder): void;
-  constant(f: FunctionBuilder, value: number): void;
-  /** Appends the instruction of an arithmetic operator. */
-  readonly ops: Readonly<Record<'+' | '-' | '*' | '/' | 'negate', (f: FunctionBuilder) => void>>;
-}
-
-const plain = (op: number) => (f: FunctionBuilder): void => void f.op(op);
-const simd = (sub: number) => (f: FunctionBuilder): void => void f.simd(sub);
-
-function lanes(vector: boolean, dtype: DType): Lanes {
-  const f32 = dtype === 'float32';
-  if (!vector) return {
-    type: ValType.f64,
-    load: (f) => (f32 ? f.memory(Op.f32_load, 2, 0).op(Op.f64_promote_f32) : f.memory(Op.f64_load, 3, 0)),
-    store: (f) => (f32 ? f.op(Op.f32_demote_f64).memory(Op.f32_store, 2, 0) : f.memory(Op.f64_store, 3, 0)),
-    constant: (f, value) => f.f64(value),
-    ops: { '+': plain(Op.f64_add), '-': plain(Op.f64_sub), '*': plain(Op.f64_mul), '/': plain(Op.f64_div), negate: plain(Op.f64_neg) },
-  };
-  return {
-    type: ValType.v128,
-    // Two float32s widen exactly to two float64s, and narrow back as a Float32Array store rounds.
-    load: (f) => (f32 ? f.simdMemory(SimdOp.v128_load64_zero, 2, 0).simd(SimdOp.f64x2_promote_low_f32x4) : f.simdMemory(SimdOp.v128_load, 3, 0)),
-    store: (f) => (f32 ? f.simd(SimdOp.f32x4_demote_f64x2_zero).laneMemory(SimdOp.v128_store64_lane, 2, 0, 0) : f.simdMemory(SimdOp.v128_store, 3, 0)),
-    constant: (f, value) => f.f64x2Const(value),
-    ops: { '+': simd(SimdOp.f64x2_add), '-': simd(SimdOp.f64x2_sub), '*': simd(SimdOp.f64x2_mul), '/': simd(SimdOp.f64x2_div), negate: simd(SimdOp.f64x2_neg) },
-  };
-}
 
 /** The names a tree reads. */
 function namesIn(node: PixelNode, into: Set<string>): Set<string> {
@@ -71,8 +40,8 @@ export function emitEpilogueModule(formName: 'fixed' | 'learnable', termNames: r
   m.importMemory('env', 'memory', 1, HEAP_MAX_PAGES, true);
   const f = m.addFunction('rows', [ValType.i32, ValType.i32, ValType.i32, ValType.i32, ValType.f64, ...new Array<ValType>(6).fill(ValType.i32)], []);
   const [rowStart, rowEnd, k, plane, sigma2, sums, x, bMu, bA, partials, result] = f.paramTuple(11);
-  const [b, j, pairs, pixel, column] = f.locals(ValType.i32, 5);
   const total = f.local(ValType.f64);
+  const scalar = lanes(false, dtype);
   // Term n's contractions and partials start at sums + n·plane·size and partials + n·plane·size.
   const planeBase = (base: Local, n: number): Local => {
     const l = f.local(ValType.i32);
@@ -91,7 +60,7 @@ export function emitEpilogueModule(formName: 'fixed' | 'learnable', termNames: r
   for (const tree of [value, ...lets.map(([, t]) => t), ...partialTrees]) if (tree) namesIn(tree, read);
 
   /** One pixel (or two) at byte offset `pixel` of its row plane and `column` of the bias rows. */
-  const emitPixels = (lane: Lanes): void => {
+  const emitPixels = (lane: Lanes, pixel: Local, column: Local): void => {
     const locals = new Map<string, Local>();
     const scratch = f.local(lane.type);
     const emit = (node: PixelNode): void => {
@@ -107,7 +76,7 @@ export function emitEpilogueModule(formName: 'fixed' | 'learnable', termNames: r
         case 'binary': emit(node.left); emit(node.right); lane.ops[node.op](f); return;
         case 'log':
           emit(node.operand);
-          if (lane.type === ValType.f64) { f.call(log); return; }
+          if (!lane.vector) { f.call(log); return; }
           f.set(scratch).get(scratch).simdLane(SimdOp.f64x2_extract_lane, 0).call(log).simd(SimdOp.f64x2_splat)
             .get(scratch).simdLane(SimdOp.f64x2_extract_lane, 1).call(log).simdLane(SimdOp.f64x2_replace_lane, 1);
       }
@@ -118,7 +87,7 @@ export function emitEpilogueModule(formName: 'fixed' | 'learnable', termNames: r
       f.set(l);
       locals.set(name, l);
     };
-    if (read.has('sigma2')) define('sigma2', () => (lane.type === ValType.f64 ? f.get(sigma2) : f.get(sigma2).simd(SimdOp.f64x2_splat)));
+    if (read.has('sigma2')) define('sigma2', () => (!lane.vector ? f.get(sigma2) : f.get(sigma2).simd(SimdOp.f64x2_splat)));
     if (read.has('x')) define('x', () => { f.get(x).get(pixel).op(Op.i32_add); lane.load(f); });
     const bias: Record<string, Local> = { Ubar: bMu, Abar: bA };
     for (const { name } of silentElboTerms) {
@@ -138,7 +107,7 @@ export function emitEpilogueModule(formName: 'fixed' | 'learnable', termNames: r
     for (const [name, tree] of lets) define(name, () => emit(tree));
     // total += each pixel's value, in pixel order.
     emit(value);
-    if (lane.type === ValType.f64) f.get(total).op(Op.f64_add).set(total);
+    if (!lane.vector) f.get(total).op(Op.f64_add).set(total);
     else f.set(scratch)
       .get(total).get(scratch).simdLane(SimdOp.f64x2_extract_lane, 0).op(Op.f64_add)
       .get(scratch).simdLane(SimdOp.f64x2_extract_lane, 1).op(Op.f64_add).set(total);
@@ -150,37 +119,15 @@ export function emitEpilogueModule(formName: 'fixed' | 'learnable', termNames: r
     });
   };
 
-  // pairs = k rounded down to even; pixel = (b·k + j)·size, column = j·size.
-  f.get(k).i32(-2).op(Op.i32_and).set(pairs);
-  f.get(rowStart).set(b);
-  f.block(() => f.loop(() => {
-    f.get(b).get(rowEnd).op(Op.i32_ge_u).brIf(1);
-    f.f64(0).set(total);
-    f.i32(0).set(j);
-    f.block(() => f.loop(() => {
-      f.get(j).get(pairs).op(Op.i32_ge_u).brIf(1);
-      setAddresses(f, b, j, k, size, pixel, column);
-      emitPixels(lanes(true, dtype));
-      f.get(j).i32(2).op(Op.i32_add).set(j);
-      f.br(0);
-    }));
-    f.block(() => {
-      f.get(j).get(k).op(Op.i32_ge_u).brIf(0);
-      setAddresses(f, b, j, k, size, pixel, column);
-      emitPixels(lanes(false, dtype));
-    });
-    f.get(result).get(b).i32(size).op(Op.i32_mul).op(Op.i32_add).get(total);
-    lanes(false, dtype).store(f);
-    f.get(b).i32(1).op(Op.i32_add).set(b);
-    f.br(0);
-  }));
+  forEachPairInRows(f, rowStart, rowEnd, k, size, (lane, at) => emitPixels(lane, at.element, at.columnBytes), dtype, {
+    beforeRow: () => f.f64(0).set(total),
+    // result[row] = total, narrowed as the JavaScript loop's store narrows it.
+    afterRow: ({ row }) => {
+      f.get(result).get(row).i32(size).op(Op.i32_mul).op(Op.i32_add).get(total);
+      scalar.store(f);
+    },
+  });
   return m.encode();
-}
-
-/** pixel = (b·k + j)·size and column = j·size, in bytes. */
-function setAddresses(f: FunctionBuilder, b: Local, j: Local, k: Local, size: number, pixel: Local, column: Local): void {
-  f.get(j).i32(size).op(Op.i32_mul).set(column);
-  f.get(b).get(k).op(Op.i32_mul).i32(size).op(Op.i32_mul).get(column).op(Op.i32_add).set(pixel);
 }
 
 const instances = new Map<string, EpilogueRows>();
