@@ -11,6 +11,7 @@ import type { DType, FloatArray } from '../../engine/dtype.js';
 import { pixelForms } from '../../engine/ops/silent-elbo-pixel.js';
 import type { Product, runGemmJobs } from './gemm-jobs.js';
 import { heapAddress, heapArray, heapOwner, heapRelease } from './heap.js';
+import { runBinary } from './elementwise.js';
 import { allocShared } from './parallel.js';
 import { constantCoefficient, pixels } from './silent-elbo-epilogue.js';
 import { chainRule, weightPowers, type Weights } from './silent-elbo-powers.js';
@@ -77,12 +78,13 @@ function context(o: SilentElboOperands, data: DataOf): Context {
   };
 }
 
-/** dL/d(sum) = gradOut[b] x partial, over the planes [term][b][j]. */
+/**
+ * dL/d(sum) = gradOut[b] x partial, over the planes [term][b][j]: the backend's elementwise
+ * multiply with gradOut broadcast along terms and pixels (Wasm SIMD and the pool where they apply).
+ */
 function scale(scaled: FloatArray, partials: FloatArray, g: FloatArray, gOff: number, terms: number, B: number, k: number): void {
-  for (let row = 0; row < terms * B; row++) {
-    const gb = g[gOff + (row % B)]!, at = row * k;
-    for (let j = 0; j < k; j++) scaled[at + j] = gb * partials[at + j]!;
-  }
+  const shape = [terms, B, k], planes = { strides: [B * k, k, 1], offset: 0 };
+  runBinary('mul', shape, { data: scaled, ...planes }, { data: partials, ...planes }, { data: g, offset: gOff, strides: [0, 1, 0] });
 }
 
 export function silentElboForward(o: SilentElboOperands, out: Storage, partialsStorage: Storage | null, data: DataOf, gemms: GemmJobs): void {
