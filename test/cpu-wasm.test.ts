@@ -5,14 +5,14 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { adamw } from '../backends/cpu/adamw.js';
-import { heapAddress, heapArray } from '../backends/cpu/heap.js';
+import { heap, heapAddress, heapArray } from '../backends/cpu/heap.js';
 import { direct3x3BackwardFilter, direct3x3Forward } from '../backends/cpu/direct3x3.js';
 import { runBinary, runUnary, wasmLoop, type Operand } from '../backends/cpu/elementwise.js';
-import type { BinaryOp, UnaryOp } from '../engine/backend.js';
+import type { BinaryOp, SilentElboTerm, UnaryOp } from '../engine/backend.js';
 import { conv2dBackwardFilter, conv2dBackwardInput, conv2dForward } from '../backends/cpu/conv.js';
 import type { FloatArray } from '../engine/dtype.js';
 import { gemmStrided, getCpuKernels, setCpuKernels } from '../backends/cpu/gemm.js';
-import { allocShared, warmUp, workerPieces } from '../backends/cpu/parallel.js';
+import { allocShared, threadCount, warmUp, workerPieces } from '../backends/cpu/parallel.js';
 import { parallelGemm } from '../backends/cpu/parallel-gemm.js';
 import {
   readSignedLeb128, readUnsignedLeb128, signedLeb128, unsignedLeb128,
@@ -26,8 +26,7 @@ import { wasmWinogradAvailable } from '../backends/cpu/wasm/winograd-f32.js';
 import { winogradApplies } from '../backends/cpu/winograd.js';
 import { pixels } from '../backends/cpu/silent-elbo-epilogue.js';
 import { chainRule, weightPowers } from '../backends/cpu/silent-elbo-powers.js';
-import { epilogueWasmAvailable } from '../backends/cpu/wasm/silent-elbo-epilogue.js';
-import { heap } from '../backends/cpu/heap.js';
+import { f64LanesAvailable } from '../backends/cpu/wasm/f64-lanes.js';
 import { silentElboTerms } from '../engine/ops/silent-elbo.js';
 import { pixelForms } from '../engine/ops/silent-elbo-pixel.js';
 import { ModuleBuilder } from '../backends/cpu/wasm/module.js';
@@ -468,70 +467,99 @@ test('GEMM operands in the heap are packed where they lie, with the bits of stag
   }
 });
 
-test('the silent ELBO epilogue in Wasm gives the JavaScript loop\'s bits: both forms, term subsets, odd rows, float32 and float64, with and without partials, the pool', async () => {
-  if (heap() === null) return;
-  assert.ok(epilogueWasmAvailable(), 'an engine with shared memories and SIMD validates the epilogue');
-  warmUp();
+/** Element-by-element identity, NaN payloads included (Object.is). */
+function assertSameBits(what: string, expected: ArrayLike<number>, actual: ArrayLike<number>): void {
+  assert.is(actual.length, expected.length, `${what}: length`);
+  for (let i = 0; i < expected.length; i++)
+    if (!Object.is(actual[i], expected[i])) assert.unreachable(`${what}: element ${i}: ${actual[i]} vs ${expected[i]}`);
+}
+
+/** Runs `check` until a pool worker has run a piece of it (a busy or unscheduled worker leaves its share to the caller). */
+function assertReachesWorkers(what: string, check: () => void): void {
+  if (threadCount() < 2) return;
   const before = workerPieces();
-  const fill = (a: FloatArray, lo: number, hi: number): FloatArray => { for (let i = 0; i < a.length; i++) a[i] = lo + (hi - lo) * (rand() + 1) / 2; return a; };
+  for (let i = 0; i < 50 && workerPieces() === before; i++) check();
+  assert.ok(workerPieces() > before, `${what} ran partly on the pool's workers`);
+}
+
+/** The silent ELBO's Wasm loops apply here: Wasm kernels, a heap, and an engine that validates f64x2. */
+function silentElboWasmApplies(): boolean {
+  if (heap() === null) return false;
+  assert.is(getCpuKernels(), 'wasm');
+  assert.ok(f64LanesAvailable(), 'an engine with shared memories and SIMD validates the f64x2 helpers');
+  return true;
+}
+
+const heapFilled = (dtype: 'float32' | 'float64', n: number, value: () => number): FloatArray => {
+  const a = heapArray(dtype, n);
+  assert.ok(a, 'the heap gives arrays where shared memories exist');
+  for (let i = 0; i < n; i++) a[i] = value();
+  return a;
+};
+
+test('the silent ELBO epilogue in Wasm gives the JavaScript loop\'s bits: both forms, term subsets, odd rows, float32 and float64, with and without partials, the pool', () => {
+  if (!silentElboWasmApplies()) return;
+  warmUp();
+  const uniform = (lo: number, hi: number) => (): number => lo + (hi - lo) * (rand() + 1) / 2;
+  const check = (form: 'fixed' | 'learnable', dtype: 'float32' | 'float64', terms: readonly SilentElboTerm[], B: number, k: number, writes: boolean): void => {
+    const plane = B * k;
+    // Variances positive and E[A^2] away from 0, as the op's inputs are; offsets into x and the biases.
+    const sums = heapFilled(dtype, terms.length * plane, () => 0);
+    terms.forEach((t, n) => sums.subarray(n * plane, (n + 1) * plane).forEach((_, i, a) => { a[i] = t.moment === 'mean' ? uniform(-1, 1)() : uniform(0.01, 0.2)(); }));
+    const x = heapFilled(dtype, plane + 3, uniform(0, 1)), bMu = heapFilled(dtype, k + 1, uniform(-0.5, 0.5)), bA = heapFilled(dtype, k + 2, uniform(2, 3));
+    const run = (wasm: boolean): { result: FloatArray; partials: FloatArray | null } => {
+      const result = heapFilled(dtype, B, () => 0), partials = writes ? heapFilled(dtype, terms.length * plane, () => 0) : null;
+      const go = (): void => pixels(form, terms, sums, { x, xOff: 3, bMu, bMuOff: 1, bA: form === 'fixed' ? null : bA, bAOff: 2, partials, result, B, k, sigma2: 0.37 });
+      if (wasm) go(); else reference(go);
+      return { result, partials };
+    };
+    const js = run(false), wasm = run(true);
+    const what = `${form} ${dtype} ${terms.map((t) => t.name)} ${B}x${k} partials=${writes}`;
+    assertSameBits(`${what}: results`, js.result, wasm.result);
+    if (js.partials) assertSameBits(`${what}: partials`, js.partials, wasm.partials!);
+    assert.ok(js.result.every(Number.isFinite), `${what}: finite values`);
+  };
+  const gemmTerms = (form: 'fixed' | 'learnable'): SilentElboTerm[] =>
+    silentElboTerms.filter((t) => t.name !== pixelForms[form].constant && (form === 'learnable' || t.name === 'Ubar'));
   for (const form of ['fixed', 'learnable'] as const) for (const dtype of ['float32', 'float64'] as const) {
-    const all = silentElboTerms.filter((t) => t.name !== pixelForms[form].constant && (form === 'learnable' || ['Ubar', 'Suu'].includes(t.name)));
-    // Every GEMM term; a subset without third and fourth moments; one without the mean's terms.
-    const subsets = [all, all.filter((t) => t.moment === 'mean' || t.moment === 'c2'), all.filter((t) => t.moment !== 'mean')];
-    for (const terms of subsets) for (const [B, k] of [[3, 7], [64, 784], [1, 1], [2, 2]] as const) for (const writes of [true, false]) {
-      const plane = B * k;
-      const onHeap = (n: number): FloatArray => heapArray(dtype, n)!;
-      // Variances positive and E[A^2] away from 0, as the op's inputs are; offsets into x and the biases.
-      const sums = onHeap(terms.length * plane);
-      terms.forEach((t, n) => fill(sums.subarray(n * plane, (n + 1) * plane), t.moment === 'mean' ? -1 : 0.01, t.moment === 'mean' ? 1 : 0.2));
-      const x = fill(onHeap(plane + 3), 0, 1), bMu = fill(onHeap(k + 1), -0.5, 0.5), bA = fill(onHeap(k + 2), 2, 3);
-      const run = (wasm: boolean): { result: FloatArray; partials: FloatArray | null } => {
-        const result = onHeap(B), partials = writes ? onHeap(terms.length * plane) : null;
-        const go = (): void => pixels(form, terms, sums, { x, xOff: 3, bMu, bMuOff: 1, bA: form === 'fixed' ? null : bA, bAOff: 2, partials, result, B, k, sigma2: 0.37 });
-        if (wasm) go(); else reference(go);
-        return { result, partials };
-      };
-      const js = run(false), wasm = run(true);
-      const what = `${form} ${dtype} ${terms.map((t) => t.name)} ${B}x${k} partials=${writes}`;
-      wasm.result.forEach((v, i) => { if (!Object.is(v, js.result[i])) assert.unreachable(`${what}: result ${i}: ${v} vs ${js.result[i]}`); });
-      wasm.partials?.forEach((v, i) => { if (!Object.is(v, js.partials![i])) assert.unreachable(`${what}: partial ${i}: ${v} vs ${js.partials![i]}`); });
-      assert.ok(js.result.every(Number.isFinite), `${what}: finite values`);
-    }
+    const all = gemmTerms(form);
+    // Every GEMM term; without third and fourth moments; without the mean's terms (the fixed
+    // form's only term is the mean's, so it has the empty set too).
+    const subsets = [all, all.filter((t) => t.moment === 'mean' || t.moment === 'c2'), all.filter((t) => t.moment !== 'mean')]
+      .filter((subset, n, list) => list.findIndex((other) => other.length === subset.length) === n);
+    for (const terms of subsets) for (const [B, k] of [[3, 7], [64, 784], [1, 1], [2, 2]] as const) for (const writes of [true, false])
+      check(form, dtype, terms, B, k, writes);
   }
-  assert.ok(workerPieces() > before, 'the 64x784 rows ran partly on the pool\'s workers');
+  assertReachesWorkers('the 64x784 epilogue', () => check('learnable', 'float32', gemmTerms('learnable'), 64, 784, true));
 });
 
-test('the silent ELBO\'s weight loops in Wasm give the JavaScript loops\' bits: powers, column sums, chain rule to either target, odd widths, both types, the pool', async () => {
-  if (heap() === null) return;
+test('the silent ELBO\'s weight loops in Wasm give the JavaScript loops\' bits: powers, column sums, chain rule to either target, odd widths, both types, the pool', () => {
+  if (!silentElboWasmApplies()) return;
   warmUp();
-  const before = workerPieces();
   const learnable = silentElboTerms.filter((t) => t.name !== 'Kuuaa'), kuuaa = silentElboTerms.find((t) => t.name === 'Kuuaa')!;
   const ubar = silentElboTerms.filter((t) => t.name === 'Ubar'), suu = silentElboTerms.find((t) => t.name === 'Suu')!;
-  const sets = [
-    { terms: learnable, summed: kuuaa }, { terms: ubar, summed: suu },
-    { terms: learnable.filter((t) => t.moment !== 'c3'), summed: null },
-  ];
-  for (const { terms, summed } of sets) for (const dtype of ['float32', 'float64'] as const) for (const [k, d] of [[784, 200], [5, 7], [3, 1]] as const) {
-    const onHeap = (n: number): FloatArray => { const a = heapArray(dtype, n)!; for (let i = 0; i < n; i++) a[i] = rand(); return a; };
+  const check = (terms: readonly SilentElboTerm[], summed: SilentElboTerm | null, dtype: 'float32' | 'float64', k: number, d: number, mu: boolean, aTarget: boolean): void => {
     const usesA = [...terms, ...(summed ? [summed] : [])].some((t) => t.powers[1] > 0);
-    const u = onHeap(k * d + 2), a = usesA ? onHeap(k * d + 1) : null;
+    const u = heapFilled(dtype, k * d + 2, rand), a = usesA ? heapFilled(dtype, k * d + 1, rand) : null;
     const weights = { u, uOff: 2, a, aOff: 1, k, d, terms, summed };
-    const h = onHeap(terms.length * k * d), hsValues = Float64Array.from({ length: d }, () => rand());
-    const run = (wasm: boolean, mu: boolean, aTarget: boolean): FloatArray[] => {
-      const out = heapArray(dtype, terms.length * k * d)!, colsum = heapArray('float64', d) as Float64Array, hs = heapArray('float64', d) as Float64Array;
+    const h = heapFilled(dtype, terms.length * k * d, rand), hsValues = Float64Array.from({ length: d }, rand);
+    const run = (wasm: boolean): FloatArray[] => {
+      const out = heapFilled(dtype, terms.length * k * d, () => 0), colsum = heapFilled('float64', d, () => 0) as Float64Array;
+      const hs = heapFilled('float64', d, () => 0) as Float64Array;
       hs.set(hsValues);
-      const gwMu = mu ? heapArray(dtype, k * d)! : null, gwA = aTarget && usesA ? heapArray(dtype, k * d)! : null;
+      const gwMu = mu ? heapFilled(dtype, k * d, () => 0) : null, gwA = aTarget && usesA ? heapFilled(dtype, k * d, () => 0) : null;
       const go = (): void => { weightPowers(weights, out, colsum); chainRule(weights, h, hs, gwMu, gwA); };
       if (wasm) go(); else reference(go);
       return [out, colsum, ...(gwMu ? [gwMu] : []), ...(gwA ? [gwA] : [])];
     };
-    for (const [mu, aTarget] of [[true, true], [true, false], [false, true]] as const) {
-      const js = run(false, mu, aTarget), wasm = run(true, mu, aTarget);
-      const what = `${terms.map((t) => t.name)}+${summed?.name ?? '-'} ${dtype} ${k}x${d} mu=${mu} a=${aTarget}`;
-      js.forEach((x, n) => x.forEach((v, i) => { if (!Object.is(v, wasm[n]![i])) assert.unreachable(`${what}: output ${n} element ${i}: ${wasm[n]![i]} vs ${v}`); }));
-    }
-  }
-  assert.ok(workerPieces() > before, 'the 784-row loops ran partly on the pool\'s workers');
+    const js = run(false), wasm = run(true);
+    const what = `${terms.map((t) => t.name)}+${summed?.name ?? '-'} ${dtype} ${k}x${d} mu=${mu} a=${aTarget}`;
+    js.forEach((expected, n) => assertSameBits(`${what}: output ${n}`, expected, wasm[n]!));
+  };
+  const sets = [{ terms: learnable, summed: kuuaa }, { terms: ubar, summed: suu }, { terms: learnable.filter((t) => t.moment !== 'c3'), summed: null }];
+  for (const { terms, summed } of sets) for (const dtype of ['float32', 'float64'] as const) for (const [k, d] of [[784, 200], [5, 7], [3, 1]] as const)
+    for (const [mu, aTarget] of [[true, true], [true, false], [false, true]] as const) check(terms, summed, dtype, k, d, mu, aTarget);
+  assertReachesWorkers('the 784-row weight loops', () => check(learnable, kuuaa, 'float32', 784, 200, true, true));
 });
 
 test.run();

@@ -505,8 +505,11 @@ test('per-pixel table: the parsed trees (for backends that emit instructions) gi
         assert.ok(Object.is(tree, js), `${name}: ${e}: ${tree} vs ${js}`);
       }
     }
-  // Precedence as in JavaScript: unary minus binds tighter than / and *, and - is left-associative.
-  assert.is(evaluateTree(parsePixelExpression('-(x + 1.0) / 2.0 - 3.0 - 4.0 * -x'), { x: 0.5 }), -(0.5 + 1) / 2 - 3 - 4 * -0.5);
+  // Precedence as in JavaScript: unary minus binds tighter than * (negation commutes with * and
+  // /, so only the tree shows it), * and / tighter than + and -, and - is left-associative.
+  const name = (n: string): PixelNode => ({ kind: 'name', name: n });
+  assert.equal(parsePixelExpression('-x * y'), { kind: 'binary', op: '*', left: { kind: 'negate', operand: name('x') }, right: name('y') });
+  assert.is(evaluateTree(parsePixelExpression('x - 1.0 - 2.0 * x + 3.0 / x'), { x: 0.5 }), 0.5 - 1 - 2 * 0.5 + 3 / 0.5);
   assert.throws(() => parsePixelExpression('x % 2.0'), /unexpected characters/);
   assert.throws(() => parsePixelExpression('(x + 1.0'), /expected \)/);
 });

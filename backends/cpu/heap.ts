@@ -9,6 +9,7 @@
 // reuse. Where shared memories are unavailable (a page without cross-origin isolation), under
 // SILENTGRAD_CPU_KERNELS=js, or when the heap is full, there is no heap block and callers
 // allocate as before.
+import type { FloatArray } from '../../engine/dtype.js';
 import { sharedMemories } from './wasm/memory.js';
 
 /** The heap's limit: a shared memory reserves its maximum up front, so 1 GiB, not 4. */
@@ -65,6 +66,12 @@ export function heapBytes(): number {
 /** The byte address of `a` in the heap, or null if `a` does not lie in it. */
 export function heapAddress(a: { buffer: ArrayBufferLike; byteOffset: number }): number | null {
   return buffers.has(a.buffer) ? a.byteOffset : null;
+}
+
+/** The byte address of element `offset` of `a` in the heap, or null if `a` does not lie in it. */
+export function heapElementAddress(a: FloatArray, offset: number): number | null {
+  const at = heapAddress(a);
+  return at === null ? null : at + offset * a.BYTES_PER_ELEMENT;
 }
 
 /** `bytes` bytes of the heap, aligned, from the atomic top; null if the heap is full or absent. */

@@ -7,13 +7,14 @@
 // profile, docs/performance-log.md).
 import type { SilentElboTerm } from '../../engine/backend.js';
 import type { FloatArray } from '../../engine/dtype.js';
-import { silentElboTerms } from '../../engine/ops/silent-elbo.js';
-import { pixelExpression, pixelForms, type PixelForm } from '../../engine/ops/silent-elbo-pixel.js';
+import { silentElboTermIndex, silentElboTerms } from '../../engine/ops/silent-elbo.js';
+import { pixelExpression, pixelForms } from '../../engine/ops/silent-elbo-pixel.js';
 import { getCpuKernels } from './gemm.js';
 import { generatedFunction } from './generated.js';
-import { heap, heapAddress } from './heap.js';
+import { heap, heapElementAddress } from './heap.js';
 import { defineKernel, parallelFor } from './parallel.js';
-import { epilogueRows, epilogueWasmAvailable } from './wasm/silent-elbo-epilogue.js';
+import { f64LanesAvailable } from './wasm/f64-lanes.js';
+import { epilogueRows } from './wasm/silent-elbo-epilogue.js';
 
 /**
  * result[b] = sum_j of the pixel's value, and (when given) partials[n][b][j] = d(value)/d(term
@@ -32,9 +33,11 @@ type PixelLoop = (sums: FloatArray, xs: FloatArray, xOff: number, bMu: FloatArra
 export function constantCoefficient(form: 'fixed' | 'learnable', sigma2: number): number {
   return coefficients[form](sigma2);
 }
-const coefficient = (f: PixelForm): ((sigma2: number) => number) =>
-  new Function('sigma2', `return ${pixelExpression(f.partials[f.constant]!, 'js')};`) as (sigma2: number) => number;
-const coefficients = { fixed: coefficient(pixelForms.fixed), learnable: coefficient(pixelForms.learnable) };
+const coefficient = (name: 'fixed' | 'learnable'): ((sigma2: number) => number) => {
+  const f = pixelForms[name];
+  return generatedFunction<(sigma2: number) => number>(`constant_${name}`, ['sigma2'], `return ${pixelExpression(f.partials[f.constant]!, 'js')};`);
+};
+const coefficients = { fixed: coefficient('fixed'), learnable: coefficient('learnable') };
 
 const loops = new Map<string, PixelLoop>();
 
@@ -65,12 +68,13 @@ const PIXEL_WORK = 40;
  * are on; returns false (nothing done) otherwise.
  */
 function wasmPixels(form: 'fixed' | 'learnable', terms: readonly SilentElboTerm[], sums: FloatArray, o: PixelOperands): boolean {
-  if (getCpuKernels() !== 'wasm' || heap() === null || !epilogueWasmAvailable()) return false;
+  if (getCpuKernels() !== 'wasm' || heap() === null || !f64LanesAvailable()) return false;
   const size = sums.BYTES_PER_ELEMENT;
-  const at = (a: FloatArray | null, offset: number): number | null => (a === null ? 0 : heapAddress(a) === null ? null : heapAddress(a)! + offset * size);
+  if ([o.x, o.bMu, o.bA, o.partials, o.result].some((a) => a !== null && a.BYTES_PER_ELEMENT !== size)) return false;
+  const at = (a: FloatArray | null, offset: number): number | null => (a === null ? 0 : heapElementAddress(a, offset));
   const addresses = [at(sums, 0), at(o.x, o.xOff), at(o.bMu, o.bMuOff), at(o.bA, o.bAOff), at(o.partials, 0), at(o.result, 0)];
-  if (addresses.some((a) => a === null) || [o.x, o.bMu, o.bA, o.partials, o.result].some((a) => a !== null && a.BYTES_PER_ELEMENT !== size)) return false;
-  const indices = terms.map((t) => silentElboTerms.findIndex((s) => s.name === t.name));
+  if (addresses.some((a) => a === null)) return false;
+  const indices = terms.map((t) => silentElboTermIndex(t.name));
   const args = [form === 'fixed' ? 0 : 1, size === 8 ? 1 : 0, o.partials ? 1 : 0, terms.length, ...indices,
     o.k, o.B * o.k, o.sigma2, ...(addresses as number[])];
   parallelFor(epilogueKernel, [], args, o.B, 1, o.B * o.k * PIXEL_WORK);

@@ -9,11 +9,12 @@
 // bits, rows dealt over the pool), which runs where every operand is in the heap.
 import type { SilentElboTerm } from '../../engine/backend.js';
 import type { FloatArray } from '../../engine/dtype.js';
-import { silentElboTerms } from '../../engine/ops/silent-elbo.js';
+import { silentElboTermIndex, silentElboTerms } from '../../engine/ops/silent-elbo.js';
 import { getCpuKernels } from './gemm.js';
 import { generatedFunction } from './generated.js';
-import { heap, heapAddress } from './heap.js';
+import { heap, heapElementAddress } from './heap.js';
 import { defineKernel, parallelFor } from './parallel.js';
+import { f64LanesAvailable } from './wasm/f64-lanes.js';
 import { weightsModule, type ChainPart, type Powers, type WeightLoops } from './wasm/silent-elbo-weights.js';
 
 /**
@@ -107,7 +108,7 @@ function describe(termIndices: readonly number[], summedIndex: number, mu: boole
   return found;
 }
 
-const indexOf = (t: SilentElboTerm): number => silentElboTerms.findIndex((s) => s.name === t.name);
+const indexOf = (t: SilentElboTerm): number => silentElboTermIndex(t.name);
 
 /**
  * Rows [start, end) of the weights in WebAssembly, on any thread. Args: powers (0) or chain
@@ -129,16 +130,16 @@ const WEIGHT_WORK = 16;
 function addresses(arrays: readonly [FloatArray | null, number][]): number[] | null {
   const out: number[] = [];
   for (const [a, offset] of arrays) {
-    const at = a === null ? 0 : heapAddress(a);
+    const at = a === null ? 0 : heapElementAddress(a, offset);
     if (at === null) return null;
-    out.push(at + offset * (a?.BYTES_PER_ELEMENT ?? 0));
+    out.push(at);
   }
   return out;
 }
 
 /** Whether the Wasm loops take these arrays: Wasm kernels on, a heap, one element type. */
 function wasmApplies(w: Weights, arrays: readonly (FloatArray | null)[]): boolean {
-  if (getCpuKernels() !== 'wasm' || heap() === null) return false;
+  if (getCpuKernels() !== 'wasm' || heap() === null || !f64LanesAvailable()) return false;
   const size = w.u.BYTES_PER_ELEMENT;
   return [w.a, ...arrays].every((x) => x === null || x.BYTES_PER_ELEMENT === size);
 }
@@ -157,10 +158,10 @@ export function weightPowers(w: Weights, out: FloatArray, colsum: Float64Array):
     return;
   }
   const [u, a, outAt, colsumAt] = at as [number, number, number, number];
-  const dtype = w.u instanceof Float32Array ? 0 : 1;
-  parallelFor(weightsKernel, [], [0, dtype, w.summed ? indexOf(w.summed) : -1, 0, w.terms.length, ...w.terms.map(indexOf), w.d, w.k * w.d, u, a, outAt],
+  const float64 = w.u instanceof Float64Array;
+  parallelFor(weightsKernel, [], [0, float64 ? 1 : 0, w.summed ? indexOf(w.summed) : -1, 0, w.terms.length, ...w.terms.map(indexOf), w.d, w.k * w.d, u, a, outAt],
     w.k, 1, w.k * w.d * WEIGHT_WORK);
-  if (w.summed) weightsModule(heap()!, b.id, b.loops, dtype === 0 ? 'float32' : 'float64').colsum(w.k, w.d, u, a, colsumAt);
+  if (w.summed) weightsModule(heap()!, b.id, b.loops, float64 ? 'float64' : 'float32').colsum(w.k, w.d, u, a, colsumAt);
 }
 
 /**

@@ -17,10 +17,10 @@ type Sandwich = (x: FloatArray, xo: number, xs: number, xc: number, out: FloatAr
  * The straight-line body of ../winograd-f4x3.ts (shared with the WebGPU backend) as a
  * JavaScript function: each element of X loaded once, every intermediate in a local.
  */
-function sandwich(name: string, L: Matrix): Sandwich {
+function sandwich(transform: string, L: Matrix): Sandwich {
   const lines = sandwichLines(L, (k, c) => `x[xo+${k}*xs+${c}*xc]`, (r, s, e) => `out[oo+${r}*os+${s}*oc]=${e};`,
     { declare: (name, expr) => `const ${name}=${expr};` });
-  return generatedFunction<Sandwich>(`winograd_${name}`, ['x', 'xo', 'xs', 'xc', 'out', 'oo', 'os', 'oc'], lines.join('\n'));
+  return generatedFunction<Sandwich>(`winograd_${transform}`, ['x', 'xo', 'xs', 'xc', 'out', 'oo', 'os', 'oc'], lines.join('\n'));
 }
 
 export const inputTransform = sandwich('input', transforms.input); // d (6x6) -> Bᵀ d B

@@ -104,8 +104,9 @@ export type PixelNode =
  * bits. LOG_2PI becomes its literal.
  */
 export function parsePixelExpression(expression: string): PixelNode {
-  const tokens = pixelExpression(expression, 'wgsl').match(/\d+\.\d+(?:e[+-]?\d+)?|[A-Za-z_]\w*|[-+*/()]/g) ?? [];
-  if (tokens.join('') !== expression.replace(/\bLOG_2PI\b/g, String(LOG_2PI)).replace(/\s+/g, ''))
+  const source = pixelExpression(expression, 'wgsl');
+  const tokens = source.match(/\d+\.\d+(?:e[+-]?\d+)?|[A-Za-z_]\w*|[-+*/()]/g) ?? [];
+  if (tokens.join('') !== source.replace(/\s+/g, ''))
     throw new Error(`parsePixelExpression: unexpected characters in ${expression}`);
   let at = 0;
   const peek = (): string | undefined => tokens[at];

@@ -27,6 +27,9 @@ export const silentElboTerms: readonly SilentElboTerm[] = [
   { name: 'Kaaaa', moment: 'k4', powers: [0, 4] },
 ];
 
+/** A term's position in silentElboTerms (-1 for a name that is none of them). */
+export const silentElboTermIndex = (name: string): number => silentElboTerms.findIndex((t) => t.name === name);
+
 /**
  * Per latent component (B x d each): the mean and the central moments c2, c3 and the fourth
  * cumulant k4 = c4 - 3 c2^2. c3/k4 omitted means zero (Gaussian), which skips their terms.

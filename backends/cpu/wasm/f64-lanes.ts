@@ -4,7 +4,7 @@
 // helpers do the same arithmetic in the same order, so they give those loops' bits (used by
 // the silent ELBO's epilogue and weight loops).
 import type { DType } from '../../../engine/dtype.js';
-import type { FunctionBuilder, Local } from './module.js';
+import { ModuleBuilder, type FunctionBuilder, type Local } from './module.js';
 import { Op, SimdOp, ValType } from './opcodes.js';
 
 /** How one width loads, stores and computes: f64x2 (two elements) or f64 (one). */
@@ -88,4 +88,36 @@ export function forEachPairInRows(f: FunctionBuilder, rowStart: Local, rowEnd: L
     f.get(row).i32(1).op(Op.i32_add).set(row);
     f.br(0);
   }));
+}
+
+let available: boolean | undefined;
+
+/**
+ * Whether this engine validates what the helpers emit (f64x2 arithmetic, 64-bit lane loads and
+ * stores, float32 widening and narrowing): kernels built on them fall back to JavaScript if not.
+ */
+export function f64LanesAvailable(): boolean {
+  if (available === undefined) {
+    try {
+      const m = new ModuleBuilder().importMemory('env', 'memory', 1);
+      for (const dtype of ['float32', 'float64'] as const) {
+        const f = m.addFunction(`copy_${dtype}`, [ValType.i32, ValType.i32, ValType.i32, ValType.i32, ValType.i32], []);
+        const [rowStart, rowEnd, width, from, to] = f.paramTuple(5);
+        forEachPairInRows(f, rowStart, rowEnd, width, dtype === 'float32' ? 4 : 8, (lane, { element, columnBytes }) => {
+          f.get(to).get(element).op(Op.i32_add).get(from).get(element).op(Op.i32_add);
+          lane.load(f);
+          lane.ops.negate(f);
+          lane.store(f);
+          f.get(to).get(columnBytes).op(Op.i32_add).get(from).get(columnBytes).op(Op.i32_add);
+          lane.loadF64(f);
+          for (const op of ['+', '-', '*', '/'] as const) { lane.constant(f, 2); lane.ops[op](f); }
+          lane.storeF64(f);
+        }, dtype);
+      }
+      available = typeof WebAssembly === 'object' && WebAssembly.validate(m.encode());
+    } catch {
+      available = false;
+    }
+  }
+  return available;
 }

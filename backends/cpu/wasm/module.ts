@@ -1,6 +1,6 @@
 // A minimal WebAssembly module builder: function types, an imported memory and imported
-// functions, functions built instruction by instruction, and exports. Enough for generated numeric kernels; no tables,
-// globals or data segments. Layout of the result (spec 5.5): magic "\0asm", version 1, then the
+// functions, functions built instruction by instruction, and exports. Enough for generated
+// numeric kernels; no tables, globals or data segments. Layout of the result (spec 5.5): magic "\0asm", version 1, then the
 // sections in id order, each as id, byte size, contents.
 import { encodeName, encodeVector, float32Bytes, float64Bytes, signedLeb128, unsignedLeb128 } from './encoding.js';
 import { BLOCK_EMPTY, BULK_PREFIX, BulkOp, ExternalKind, FUNC_TYPE, Op, SIMD_PREFIX, Section, SimdOp, ValType } from './opcodes.js';
@@ -156,7 +156,6 @@ export class FunctionBuilder {
     return [...unsignedLeb128(body.length), ...body];
   }
 
-
   private structured(opcode: number, body: () => void): this {
     this.code.push(opcode, BLOCK_EMPTY);
     this.depth++;
@@ -210,9 +209,7 @@ export class ModuleBuilder {
     // One type per function, imports first (duplicates are allowed; deduplicating would save a
     // few bytes). Function i of the module's own is type and function index imports + i.
     const imported = this.functionImports.length;
-    section(Section.type, encodeVector([
-      ...[...this.functionImports, ...this.functions].map((f) => encodeType(f.params, f.results)),
-    ]));
+    section(Section.type, encodeVector([...this.functionImports, ...this.functions].map((f) => encodeType(f.params, f.results))));
     const imports = this.functionImports.map((f, i) => [...encodeName(f.module), ...encodeName(f.field), ExternalKind.func, ...unsignedLeb128(i)]);
     if (this.memoryImport) {
       const m = this.memoryImport;

@@ -105,12 +105,17 @@ export function emitEpilogueModule(formName: 'fixed' | 'learnable', termNames: r
       });
     }
     for (const [name, tree] of lets) define(name, () => emit(tree));
-    // total += each pixel's value, in pixel order.
-    emit(value);
-    if (!lane.vector) f.get(total).op(Op.f64_add).set(total);
-    else f.set(scratch)
-      .get(total).get(scratch).simdLane(SimdOp.f64x2_extract_lane, 0).op(Op.f64_add)
-      .get(scratch).simdLane(SimdOp.f64x2_extract_lane, 1).op(Op.f64_add).set(total);
+    // total = total + each pixel's value, in pixel order.
+    if (!lane.vector) {
+      f.get(total);
+      emit(value);
+      f.op(Op.f64_add).set(total);
+    } else {
+      emit(value);
+      f.set(scratch)
+        .get(total).get(scratch).simdLane(SimdOp.f64x2_extract_lane, 0).op(Op.f64_add)
+        .get(scratch).simdLane(SimdOp.f64x2_extract_lane, 1).op(Op.f64_add).set(total);
+    }
     partialTrees.forEach((tree, n) => {
       f.get(partialBase[n]!).get(pixel).op(Op.i32_add);
       if (tree) emit(tree);
@@ -131,19 +136,6 @@ export function emitEpilogueModule(formName: 'fixed' | 'learnable', termNames: r
 }
 
 const instances = new Map<string, EpilogueRows>();
-let available: boolean | undefined;
-
-/** Whether this engine validates the epilogue's instructions (f64x2, lane stores, float32 widening). */
-export function epilogueWasmAvailable(): boolean {
-  if (available === undefined) {
-    try {
-      available = typeof WebAssembly === 'object' && WebAssembly.validate(emitEpilogueModule('learnable', ['Ubar', 'Abar'], 'float32', true));
-    } catch {
-      available = false;
-    }
-  }
-  return available;
-}
 
 /** This thread's epilogue for these terms (names, in plane order), built on first use. */
 export function epilogueRows(memory: WebAssembly.Memory, form: 'fixed' | 'learnable', termNames: readonly string[], dtype: DType, writesPartials: boolean): EpilogueRows {

@@ -29,9 +29,9 @@ export interface WeightLoops {
 }
 
 /**
- * Exports `powers(rowStart, rowEnd, d, size, u, a, out)` (rows of the weights; slot n of out at
- * n·size elements), `colsum(k, d, u, a, colsum)` (float64 sums over all rows, where there is a
- * summed term) and `chain(rowStart, rowEnd, d, size, u, a, h, hs, gwMu, gwA)`.
+ * Exports `powers(rowStart, rowEnd, d, plane, u, a, out)` (rows of the weights; slot n of out at
+ * n·plane elements, plane = k·d), `colsum(k, d, u, a, colsum)` (float64 sums over all rows, where
+ * there is a summed term) and `chain(rowStart, rowEnd, d, plane, u, a, h, hs, gwMu, gwA)`.
  */
 export function emitWeightsModule(loops: WeightLoops, dtype: DType): Uint8Array<ArrayBuffer> {
   const size = dtype === 'float32' ? 4 : 8;
