@@ -10,7 +10,7 @@
 // SILENTGRAD_CPU_KERNELS=js, or when the heap is full, there is no heap block and callers
 // allocate as before.
 import type { FloatArray } from '../../engine/dtype.js';
-import { sharedMemories } from './wasm/memory.js';
+import { kernelMemory, sharedMemories } from './wasm/memory.js';
 
 /** The heap's limit: a shared memory reserves its maximum up front, so 1 GiB, not 4. */
 export const HEAP_MAX_PAGES = 16384;
@@ -117,4 +117,29 @@ export function heapArray(dtype: 'float32' | 'float64', length: number): Float32
   if (at === null) return null;
   const b = heapBuffer(memory!);
   return dtype === 'float32' ? new Float32Array(b, at, length) : new Float64Array(b, at, length);
+}
+
+/** Where a kernel module's memory and its scratch are: the heap, or a memory of its own. */
+export interface KernelPlace {
+  memory: WebAssembly.Memory;
+  /** The byte address of the scratch in it. */
+  scratch: number;
+  /** What the module's memory import must say (ModuleBuilder.importMemory). */
+  shared: boolean; pages: number; maxPages: number;
+  /** The memory's buffer when placed (it holds the scratch; heap arrays are views of it). */
+  buffer: ArrayBufferLike;
+}
+
+/**
+ * `scratchBytes` of scratch for this thread's instance of a kernel module: a block of the heap,
+ * never given back, where there is one (the module then reads heap tensors in place); else a
+ * memory of its own just that big, into which operands are staged.
+ */
+export function kernelPlace(scratchBytes: number): KernelPlace {
+  const m = heap();
+  const at = m ? heapAllocate(scratchBytes) : null;
+  if (m && at !== null) return { memory: m, scratch: at, shared: true, pages: 1, maxPages: HEAP_MAX_PAGES, buffer: heapBuffer(m) };
+  const pages = Math.ceil(scratchBytes / 65536);
+  const memory = kernelMemory(pages, pages);
+  return { memory, scratch: 0, shared: sharedMemories(), pages, maxPages: pages, buffer: memory.buffer };
 }

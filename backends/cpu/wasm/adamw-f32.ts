@@ -4,14 +4,12 @@
 // them to stay in L2 between the copy in, the update and the copy out. The arithmetic is
 // float32, as PyTorch's float32 AdamW is; adamw.ts's TypeScript loop (float64 arithmetic,
 // float32 stores) is the reference test/cpu-wasm.test.ts checks it against.
-import { heap, heapAddress, heapAllocate, heapBuffer, HEAP_MAX_PAGES } from '../heap.js';
-import { kernelMemory, sharedMemories } from './memory.js';
+import { heapAddress, kernelPlace } from '../heap.js';
 import { ModuleBuilder, type Local } from './module.js';
 import { Op, SimdOp, ValType } from './opcodes.js';
 
 /** Elements per array per staged block: p, g, m, v sit at 0, 1, 2, 3 times BLOCK·4 bytes from the area's start. */
 const BLOCK = 4096;
-const PAGES = Math.ceil((4 * BLOCK * 4) / 65536);
 
 /** The scalars of one step, as adamw.ts derives them. */
 export interface AdamwScalars {
@@ -69,17 +67,10 @@ let compiled: { update: Update; f32: Float32Array; scratch: number } | undefined
 
 function instance(): { update: Update; f32: Float32Array; scratch: number } {
   if (!compiled) {
-    const shared = heap();
-    const at = shared ? heapAllocate(4 * BLOCK * 4) : null;
-    if (shared && at !== null) {
-      const module = new WebAssembly.Module(emitAdamwModule(true, 1, HEAP_MAX_PAGES));
-      const update = new WebAssembly.Instance(module, { env: { memory: shared } }).exports.update as Update;
-      compiled = { update, f32: new Float32Array(heapBuffer(shared)), scratch: at / 4 };
-    } else {
-      const memory = kernelMemory(PAGES, PAGES);
-      const module = new WebAssembly.Module(emitAdamwModule(sharedMemories(), PAGES, PAGES));
-      compiled = { update: new WebAssembly.Instance(module, { env: { memory } }).exports.update as Update, f32: new Float32Array(memory.buffer), scratch: 0 };
-    }
+    const place = kernelPlace(4 * BLOCK * 4);
+    const module = new WebAssembly.Module(emitAdamwModule(place.shared, place.pages, place.maxPages));
+    const update = new WebAssembly.Instance(module, { env: { memory: place.memory } }).exports.update as Update;
+    compiled = { update, f32: new Float32Array(place.buffer), scratch: place.scratch / 4 };
   }
   return compiled;
 }

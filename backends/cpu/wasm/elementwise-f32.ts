@@ -10,14 +10,12 @@
 // cheaper than a scalar JavaScript loop over the same elements: docs/performance-log.md, "CPU
 // elementwise ops in WebAssembly SIMD").
 import type { BinaryOp, UnaryOp } from '../../../engine/backend.js';
-import { heap, heapAddress, heapAllocate, heapBuffer, HEAP_MAX_PAGES } from '../heap.js';
-import { kernelMemory, sharedMemories } from './memory.js';
+import { heapAddress, kernelPlace } from '../heap.js';
 import { ModuleBuilder, type FunctionBuilder, type Local } from './module.js';
 import { Op, SimdOp, ValType } from './opcodes.js';
 
 /** Elements per operand per block: a, b and the output sit at 0, 1 and 2 times BLOCK·4 bytes. */
 const BLOCK = 4096;
-const PAGES = Math.ceil((3 * BLOCK * 4) / 65536);
 
 /** Pushes one f32x4 result from the operand vectors a and b and the splat parameter p. */
 type Body = (f: FunctionBuilder, a: Local, b: Local, p: Local) => void;
@@ -97,17 +95,10 @@ let compiled: { exports: WebAssembly.Exports; f32: Float32Array; scratch: number
 
 function instance(): { exports: WebAssembly.Exports; f32: Float32Array; scratch: number } {
   if (!compiled) {
-    const shared = heap();
-    const at = shared ? heapAllocate(3 * BLOCK * 4) : null;
-    if (shared && at !== null) {
-      const module = new WebAssembly.Module(emitElementwiseModule(true, 1, HEAP_MAX_PAGES));
-      const exports = new WebAssembly.Instance(module, { env: { memory: shared } }).exports;
-      compiled = { exports, f32: new Float32Array(heapBuffer(shared)), scratch: at / 4 };
-    } else {
-      const memory = kernelMemory(PAGES, PAGES);
-      const module = new WebAssembly.Module(emitElementwiseModule(sharedMemories(), PAGES, PAGES));
-      compiled = { exports: new WebAssembly.Instance(module, { env: { memory } }).exports, f32: new Float32Array(memory.buffer), scratch: 0 };
-    }
+    const place = kernelPlace(3 * BLOCK * 4);
+    const module = new WebAssembly.Module(emitElementwiseModule(place.shared, place.pages, place.maxPages));
+    const exports = new WebAssembly.Instance(module, { env: { memory: place.memory } }).exports;
+    compiled = { exports, f32: new Float32Array(place.buffer), scratch: place.scratch / 4 };
   }
   return compiled;
 }

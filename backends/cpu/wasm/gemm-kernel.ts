@@ -6,8 +6,7 @@
 // thread's instance has a memory of its own and operands are staged into it.
 import type { FloatArray } from '../../../engine/dtype.js';
 import { addMacro, relaxedMaddChosen, type Macro, type Precision, type TileShape } from './macro.js';
-import { heap, heapAllocate, heapBuffer, HEAP_MAX_PAGES } from '../heap.js';
-import { kernelMemory, sharedMemories } from './memory.js';
+import { kernelPlace } from '../heap.js';
 import { ModuleBuilder } from './module.js';
 import { addPackers, packersOf, type Packers } from './packing.js';
 
@@ -55,23 +54,11 @@ export function gemmKernel(tile: TileShape, precision: Precision, cRows: number)
   const mc = tile.mr * Math.max(1, Math.floor(MC_TARGET / tile.mr));
   const elements = 2 * mc * KC + 2 * KC * NC + cRows * NC;
   const fused = precision.name === 'f32' && relaxedMaddChosen();
-  // In the heap where there is one: the scratch is a block of it, never given back.
-  const shared = heap();
-  const base = shared ? heapAllocate(elements * precision.bytes) : null;
-  let memory: WebAssembly.Memory, bytes: Uint8Array<ArrayBuffer>, first = 0;
-  if (shared && base !== null) {
-    memory = shared;
-    bytes = emitGemmModule(tile, 1, precision, fused, true, HEAP_MAX_PAGES);
-    first = base / precision.bytes;
-  } else {
-    const pages = Math.ceil((elements * precision.bytes) / 65536);
-    memory = kernelMemory(pages, pages);
-    bytes = emitGemmModule(tile, pages, precision, fused, sharedMemories());
-  }
-  const aRaw = first, aAt = aRaw + mc * KC, bRaw = aAt + mc * KC, bAt = bRaw + KC * NC, cAt = bAt + KC * NC;
-  const instance = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { memory } });
-  const buffer = memory === shared ? heapBuffer(memory) : memory.buffer;
-  const mem = precision.name === 'f32' ? new Float32Array(buffer) : new Float64Array(buffer);
+  const place = kernelPlace(elements * precision.bytes);
+  const bytes = emitGemmModule(tile, place.pages, precision, fused, place.shared, place.maxPages);
+  const aRaw = place.scratch / precision.bytes, aAt = aRaw + mc * KC, bRaw = aAt + mc * KC, bAt = bRaw + KC * NC, cAt = bAt + KC * NC;
+  const instance = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { memory: place.memory } });
+  const mem = precision.name === 'f32' ? new Float32Array(place.buffer) : new Float64Array(place.buffer);
   const kernel: GemmKernel = {
     tile, mc, macro: instance.exports.macro as Macro, packers: packersOf(instance.exports, [tile.mr, tile.nr]),
     mem, aRaw, aAt, bRaw, bAt, cAt,
