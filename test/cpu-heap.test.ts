@@ -1,6 +1,8 @@
 // The CPU backend's heap (backends/cpu/heap.ts): one shared WebAssembly.Memory holding tensors
 // and kernel scratch. Blocks are aligned and reused by size, the memory grows without moving
 // what it holds, a full heap says so (callers fall back), and the backend's tensors live in it.
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { CpuStorage } from '../backends/cpu/index.js';
@@ -55,6 +57,16 @@ if (present) {
     const t = sg.zeros([16, 16]);
     assert.ok(t.storage instanceof CpuStorage && heapAddress(t.storage.data) !== null, 'a tensor lies in the heap');
     t.dispose();
+  });
+
+  test('with the heap full, a float32 Winograd convolution falls back to the TypeScript path instead of failing', () => {
+    // A process of its own: filling this one's heap would starve every later test.
+    const fixture = fileURLToPath(new URL('./fixtures/full-heap-winograd.js', import.meta.url));
+    const run = spawnSync(process.execPath, [fixture], { encoding: 'utf8', env: { ...process.env, SILENTGRAD_THREADS: '1' } });
+    assert.is(run.status, 0, `the fixture failed: ${run.stderr}`);
+    const { worst, scale, length } = JSON.parse(run.stdout) as { worst: number; scale: number; length: number };
+    assert.is(length, 2 * 8 * 12 * 12 * 2 + 8 * 8 * 9);
+    assert.ok(worst <= 1e-5 * scale, `value and gradients within float32 rounding of the TypeScript kernels: ${worst} of ${scale}`);
   });
 }
 

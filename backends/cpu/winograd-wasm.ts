@@ -78,17 +78,19 @@ function padIn(k: WinogradWasm, f32: Float32Array, src: Float32Array, off: numbe
     planes.cols * 4, planeBytes(planes), imageBytes(planes));
 }
 
-/** Scratch for problem g in this thread's memory, and the layout of its regions there. */
-function scratchFor(k: WinogradWasm, g: Problem): { f32: Float32Array; i32: Int32Array; lay: Layout } {
-  const { f32, i32, base } = k.views(layoutOf(g).end);
-  return { f32, i32, lay: layoutOf(g, base) };
+/** Scratch for problem g in this thread's memory and the layout of its regions there; null if the heap is full. */
+function scratchFor(k: WinogradWasm, g: Problem): { f32: Float32Array; i32: Int32Array; lay: Layout } | null {
+  const views = k.views(layoutOf(g).end);
+  return views && { f32: views.f32, i32: views.i32, lay: layoutOf(g, views.base) };
 }
 
 /** y for images [n0, n1): the forward of winograd.ts, float32 in WebAssembly. */
 export function forwardRangeWasm(x: Float32Array, xOff: number, w: Float32Array, wOff: number, y: Float32Array, yOff: number,
-  g: Problem, n0: number, n1: number): void {
+  g: Problem, n0: number, n1: number): boolean {
   const { Cin, Cout, Hin, Win, Hout, Wout } = g;
-  const k = winogradWasm(), { f32, i32, lay } = scratchFor(k, g);
+  const k = winogradWasm(), scratch = scratchFor(k, g);
+  if (!scratch) return false;
+  const { f32, i32, lay } = scratch;
   const { input, output } = lay, chunk = chunkImages(g), tiles = tilesY(g) * tilesX(g);
   const Cout8 = up(Cout, NR), US = Cin * Cout8 * 4;
   // Columns past Cout only feed outputs nobody reads, but stale bits there could be slow denormals.
@@ -118,6 +120,7 @@ export function forwardRangeWasm(x: Float32Array, xOff: number, w: Float32Array,
     }
     y.set(f32.subarray(from / 4, from / 4 + b * Cout * Hout * Wout), first);
   }
+  return true;
 }
 
 /**
@@ -125,9 +128,11 @@ export function forwardRangeWasm(x: Float32Array, xOff: number, w: Float32Array,
  * as winograd.ts's filterGradRange writes them.
  */
 export function filterGradRangeWasm(x: Float32Array, xOff: number, dy: Float32Array, dyOff: number, slots: FloatArray,
-  g: Problem, n0: number, n1: number): void {
+  g: Problem, n0: number, n1: number): boolean {
   const { Cin, Cout, Hin, Win, Hout, Wout } = g;
-  const k = winogradWasm(), { f32, i32, lay } = scratchFor(k, g);
+  const k = winogradWasm(), scratch = scratchFor(k, g);
+  if (!scratch) return false;
+  const { f32, i32, lay } = scratch;
   const { input, output } = lay, chunk = chunkImages(g), tiles = tilesY(g) * tilesX(g);
   const Cin4 = input.channels, Cout8 = up(Cout, NR), US = Cin4 * Cout8 * 4;
   for (let n = n0; n < n1; n += chunk) {
@@ -151,4 +156,5 @@ export function filterGradRangeWasm(x: Float32Array, xOff: number, dy: Float32Ar
       }
     }
   }
+  return true;
 }

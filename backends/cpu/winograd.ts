@@ -158,19 +158,22 @@ const problemFrom = (a: ArrayLike<number>): Problem => ({
   N: a[0]!, Cin: a[1]!, Hin: a[2]!, Win: a[3]!, Cout: a[4]!, Hout: a[5]!, Wout: a[6]!, pad: a[7]!, flip: a[8] === 1,
 });
 
-/** Float32 operands go to the WebAssembly kernels when float32 products do (gemm.ts). */
+/**
+ * Float32 operands go to the WebAssembly kernels when float32 products do (gemm.ts), unless the
+ * heap has no room for their scratch; then the TypeScript path runs.
+ */
 const onWasm = (arrays: readonly FloatArray[]): boolean =>
   arrays[0] instanceof Float32Array && getCpuKernels() === 'wasm' && wasmWinogradAvailable();
 
 const forwardKernel = defineKernel('silentgrad.winograd.forward', import.meta.url, (arrays, a, n0, n1) => {
   const [x, w, y] = arrays as [FloatArray, FloatArray, FloatArray];
-  if (onWasm(arrays)) forwardRangeWasm(x as Float32Array, a[9]!, w as Float32Array, a[10]!, y as Float32Array, a[11]!, problemFrom(a), n0, n1);
-  else forwardRange(x, a[9]!, w, a[10]!, y, a[11]!, problemFrom(a), n0, n1);
+  if (!onWasm(arrays) || !forwardRangeWasm(x as Float32Array, a[9]!, w as Float32Array, a[10]!, y as Float32Array, a[11]!, problemFrom(a), n0, n1))
+    forwardRange(x, a[9]!, w, a[10]!, y, a[11]!, problemFrom(a), n0, n1);
 });
 const filterGradKernel = defineKernel('silentgrad.winograd.filterGrad', import.meta.url, (arrays, a, n0, n1) => {
   const [x, dy, slots] = arrays as [FloatArray, FloatArray, FloatArray];
-  if (onWasm(arrays)) filterGradRangeWasm(x as Float32Array, a[9]!, dy as Float32Array, a[10]!, slots, problemFrom(a), n0, n1);
-  else filterGradRange(x, a[9]!, dy, a[10]!, slots, problemFrom(a), n0, n1);
+  if (!onWasm(arrays) || !filterGradRangeWasm(x as Float32Array, a[9]!, dy as Float32Array, a[10]!, slots, problemFrom(a), n0, n1))
+    filterGradRange(x, a[9]!, dy, a[10]!, slots, problemFrom(a), n0, n1);
 });
 
 function run(kernel: typeof forwardKernel, arrays: FloatArray[], g: Problem, offsets: number[]): void {

@@ -203,9 +203,10 @@ export interface WinogradWasm {
   readonly copy: Copy;
   /**
    * Views of the memory and the byte address of this thread's scratch of at least `bytes` (in
-   * the heap where the module imports it; views taken before a growth go stale).
+   * the heap where the module imports it; views taken before a growth go stale), or null when
+   * the heap has no room for it (the caller then runs the TypeScript path).
    */
-  views(bytes: number): { f32: Float32Array; i32: Int32Array; base: number };
+  views(bytes: number): { f32: Float32Array; i32: Int32Array; base: number } | null;
   /** Whether the module's memory is the heap (../heap.ts), so heap arrays can be read in place. */
   readonly inHeap: boolean;
 }
@@ -249,7 +250,7 @@ export function winogradWasm(): WinogradWasm {
         if (!scratch || scratch.bytes < bytes) {
           const size = Math.max(bytes, 2 * (scratch?.bytes ?? 0));
           const at = heapAllocate(size);
-          if (at === null) throw new Error(`the CPU backend's heap has no room for ${size} bytes of Winograd scratch`);
+          if (at === null) return null;
           if (scratch && heapOwner()) heapRelease(scratch.at, scratch.bytes);
           scratch = { at, bytes: size };
         }
